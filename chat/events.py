@@ -1,0 +1,137 @@
+"""The one vocabulary of a run: plain, frozen event types.
+
+The chat, the side panel, the metrics recorder (and later the trace store and
+the HTTP API) all read these same events. Nothing here knows about LangGraph or
+Gradio; `chat.stream` is the only module that turns LangGraph output into them.
+
+Every run is a sequence that starts with `RunStarted` and ends with exactly one
+`RunEnded`, whose `status` is "completed", "failed" or "cancelled". A failure is
+announced by an `ErrorOccurred` and a stop by a `Cancelled` just before it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from rag.types import Hit
+
+RunStatus = Literal["completed", "failed", "cancelled"]
+# Bounded on purpose: these become the `kind` label of agent_errors_total.
+ErrorKind = Literal["model", "timeout", "recursion_limit", "input", "internal"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """Fields every event carries."""
+
+    type: ClassVar[str] = "event"
+    run_id: str
+    thread_id: str
+    at: float  # time.monotonic() seconds when the event happened
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict with a `type` field."""
+        return {"type": self.type, **dataclasses.asdict(self)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunStarted(Event):
+    type: ClassVar[str] = "run_start"
+    message: str
+    model: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeStarted(Event):
+    type: ClassVar[str] = "node_start"
+    node: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeEnded(Event):
+    type: ClassVar[str] = "node_end"
+    node: str
+    duration_s: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolStarted(Event):
+    type: ClassVar[str] = "tool_start"
+    call_id: str
+    tool: str
+    input: dict[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolEnded(Event):
+    type: ClassVar[str] = "tool_end"
+    call_id: str
+    tool: str
+    output: str
+    duration_s: float
+    error: str | None = None  # set when the tool failed or its input was invalid
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetrievalHits(Event):
+    type: ClassVar[str] = "retrieval"
+    call_id: str
+    query: str
+    hits: tuple[Hit, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReasoningChunk(Event):
+    type: ClassVar[str] = "reasoning"
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Token(Event):
+    type: ClassVar[str] = "token"
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ErrorOccurred(Event):
+    type: ClassVar[str] = "error"
+    kind: ErrorKind
+    message: str  # shown to the user: a sentence, not a stack trace
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cancelled(Event):
+    type: ClassVar[str] = "cancelled"
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunEnded(Event):
+    type: ClassVar[str] = "run_end"
+    status: RunStatus
+    answer: str
+    latency_s: float
+    ttft_s: float | None  # None when no answer token arrived
+    input_tokens: int = 0
+    output_tokens: int = 0
+    tool_calls: int = 0
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls
+    for cls in (
+        RunStarted,
+        NodeStarted,
+        NodeEnded,
+        ToolStarted,
+        ToolEnded,
+        RetrievalHits,
+        ReasoningChunk,
+        Token,
+        ErrorOccurred,
+        Cancelled,
+        RunEnded,
+    )
+}

@@ -1,0 +1,114 @@
+"""The agent graph: retrieve first, always; answer with tools bound; loop on tool calls."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any, Literal
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import BaseTool
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.config import get_stream_writer
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+
+from chat.prompts import SYSTEM_PROMPT, TOOL_GUIDANCE
+from chat.state import AgentState
+from chat.tools import SEARCH_TOOL
+
+THINK_BLOCK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL)
+
+
+def route_after_agent(state: AgentState) -> Literal["tools", "__end__"]:
+    """Go to the tools when the model asked for any, else finish."""
+    last = state["messages"][-1]
+    if isinstance(last, AIMessage) and last.tool_calls:
+        return "tools"
+    return END
+
+
+def last_user_text(messages: list[AnyMessage]) -> str:
+    """Return the text of the newest human message."""
+    for message in reversed(messages):
+        if isinstance(message, HumanMessage):
+            return message.text
+    return ""
+
+
+async def run_tool_call(tool: BaseTool | None, call: dict[str, Any], config: RunnableConfig) -> ToolMessage:
+    """Run one tool call, announcing it on the custom stream; failures become error results."""
+    write = get_stream_writer()
+    name, call_id, args = call["name"], call["id"], call.get("args", {})
+    write({"kind": "tool_start", "call_id": call_id, "tool": name, "input": args, "at": time.monotonic()})
+    started = time.perf_counter()
+    error = None
+    try:
+        if tool is None:
+            raise LookupError(f"there is no tool named {name!r}")
+        result = await tool.ainvoke({**call, "type": "tool_call"}, config)
+        content, artifact = result.text, result.artifact
+    except Exception as exc:  # a tool's failure is shown to the user and the model, not raised
+        error = f"{type(exc).__name__}: {exc}"
+        content, artifact = f"Tool error: {error}", None
+    duration = time.perf_counter() - started
+    if name == SEARCH_TOOL and artifact is not None:
+        write({"kind": "retrieval", "call_id": call_id, "query": args.get("query", ""), "hits": artifact, "at": time.monotonic()})
+    write({"kind": "tool_end", "call_id": call_id, "tool": name, "output": content, "duration_s": duration, "error": error, "at": time.monotonic()})
+    return ToolMessage(content=content, tool_call_id=call_id, name=name, status="error" if error else "success", artifact=artifact)
+
+
+def build_graph(
+    model: BaseChatModel,
+    tools: list[BaseTool],
+    *,
+    checkpointer: BaseCheckpointSaver | None = None,
+    history_messages: int = 6,
+) -> CompiledStateGraph:
+    """Compile the agent graph for `model`; tools are bound when the model can call them."""
+    by_name = {tool.name: tool for tool in tools}
+    try:
+        answering = model.bind_tools(tools)
+        guidance = TOOL_GUIDANCE
+    except NotImplementedError:  # e.g. the small local model: it answers from retrieval alone
+        answering, guidance = model, ""
+
+    async def retrieve(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
+        call = {"name": SEARCH_TOOL, "id": f"retrieve-{uuid.uuid4().hex[:12]}", "args": {"query": last_user_text(state["messages"])}}
+        result = await run_tool_call(by_name.get(SEARCH_TOOL), call, config)
+        return {"context": result.text}
+
+    async def agent(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
+        system = SystemMessage(SYSTEM_PROMPT.format(context=state.get("context", "")) + guidance)
+        conversation = _recent_turns(state["messages"], history_messages)
+        response = await answering.ainvoke([system, *conversation], config)
+        if isinstance(response.content, str) and "<think>" in response.content:
+            # Keep reasoning out of the stored conversation: the next turn should see answers only.
+            response = response.model_copy(update={"content": THINK_BLOCK.sub("", response.content).strip()})
+        return {"messages": [response]}
+
+    async def run_tools(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
+        last = state["messages"][-1]
+        results = [await run_tool_call(by_name.get(c["name"]), c, config) for c in last.tool_calls]
+        return {"messages": results}
+
+    builder = StateGraph(AgentState)
+    builder.add_node("retrieve", retrieve)
+    builder.add_node("agent", agent)
+    builder.add_node("tools", run_tools)
+    builder.add_edge(START, "retrieve")
+    builder.add_edge("retrieve", "agent")
+    builder.add_conditional_edges("agent", route_after_agent, ["tools", END])
+    builder.add_edge("tools", "agent")
+    return builder.compile(checkpointer=checkpointer)
+
+
+def _recent_turns(messages: list[AnyMessage], limit: int) -> list[AnyMessage]:
+    """Return the last `limit` messages, never starting on an orphaned tool result."""
+    recent = messages[-limit:]
+    while recent and isinstance(recent[0], ToolMessage):
+        recent = recent[1:]
+    return recent

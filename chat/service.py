@@ -1,0 +1,147 @@
+"""The agent as a service: warm up once, run messages as event streams, stop runs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import suppress
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
+from chat.components import Components
+from chat.events import Event, RunEnded
+from chat.graph import build_graph
+from chat.stream import RunTranslator, stream_run
+
+log = logging.getLogger("glassbox.service")
+Listener = Callable[[Event], None]
+
+
+class NotReady(RuntimeError):
+    """Warm-up failed; the message says why."""
+
+
+class ThreadBusy(RuntimeError):
+    """A run is already streaming in this conversation."""
+
+
+class AgentService:
+    """Run the agent for any number of sessions; every event goes to every listener."""
+
+    def __init__(
+        self,
+        load: Callable[[], Components],
+        open_checkpointer: Callable[[], Awaitable[BaseCheckpointSaver]] | None = None,
+        *,
+        recursion_limit: int = 12,
+        timeout_s: float = 60.0,
+        listeners: list[Listener] | None = None,
+    ) -> None:
+        self._load = load
+        self._open_checkpointer = open_checkpointer
+        self.recursion_limit = recursion_limit
+        self.timeout_s = timeout_s
+        self.listeners = list(listeners or [])
+        self.components: Components | None = None
+        self.error: str | None = None
+        self.started_at = time.monotonic()
+        self.ready_after_s: float | None = None
+        self._loaded = threading.Event()
+        self._graph = None
+        self._graph_lock: asyncio.Lock | None = None
+        self._active: dict[str, asyncio.Task] = {}
+
+    @property
+    def status(self) -> str:
+        """Return "warming up", "ready" or "failed: <why>"."""
+        if self.error:
+            return f"failed: {self.error}"
+        return "ready" if self._loaded.is_set() else "warming up"
+
+    def start_warm_up(self) -> threading.Thread:
+        """Load the model, embeddings and store in the background."""
+        thread = threading.Thread(target=self.warm_up, name="warm-up", daemon=True)
+        thread.start()
+        return thread
+
+    def warm_up(self) -> None:
+        """Load everything now (blocking); record failure instead of raising."""
+        try:
+            self.components = self._load()
+            self.ready_after_s = time.monotonic() - self.started_at
+            log.info("ready", extra={"seconds": round(self.ready_after_s, 2), "timings": self.components.timings})
+        except Exception as error:  # shown on the page; the server keeps running
+            log.exception("warm-up failed")
+            self.error = f"{type(error).__name__}: {error}"
+        finally:
+            self._loaded.set()
+
+    async def wait_ready(self) -> Components:
+        """Wait for warm-up (a message sent early waits instead of failing)."""
+        if not self._loaded.is_set():
+            await asyncio.to_thread(self._loaded.wait)
+        if self.components is None:
+            raise NotReady(f"The agent could not start: {self.error}")
+        return self.components
+
+    async def stream(self, message: str, thread_id: str) -> AsyncIterator[Event]:
+        """Run one message in a thread and yield its events, ending with `RunEnded`."""
+        components = await self.wait_ready()
+        graph = await self._compiled_graph(components)
+        if thread_id in self._active:
+            raise ThreadBusy("An answer is still streaming in this conversation; stop it or wait.")
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+
+        def emit(event: Event) -> None:
+            self._publish(event)
+            queue.put_nowait(event)
+
+        translator = RunTranslator(uuid.uuid4().hex, thread_id)
+        task = asyncio.create_task(
+            stream_run(
+                graph, message, translator=translator, model_name=components.model_name,
+                recursion_limit=self.recursion_limit, timeout_s=self.timeout_s, emit=emit,
+            )
+        )
+        self._active[thread_id] = task
+        try:
+            while True:
+                event = await queue.get()
+                yield event
+                if isinstance(event, RunEnded):
+                    break
+        finally:
+            self._active.pop(thread_id, None)
+            if not task.done():  # the reader went away (Stop, closed tab): stop the model too
+                task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+
+    def cancel(self, thread_id: str) -> bool:
+        """Stop the run streaming in `thread_id`; return whether there was one."""
+        task = self._active.get(thread_id)
+        if task is None or task.done():
+            return False
+        task.cancel()
+        return True
+
+    async def _compiled_graph(self, components: Components):
+        # Compiled on the serving event loop, because the async SQLite checkpointer binds to it.
+        if self._graph_lock is None:
+            self._graph_lock = asyncio.Lock()
+        async with self._graph_lock:
+            if self._graph is None:
+                checkpointer = await self._open_checkpointer() if self._open_checkpointer else None
+                self._graph = build_graph(components.model, components.tools, checkpointer=checkpointer)
+        return self._graph
+
+    def _publish(self, event: Event) -> None:
+        for listener in self.listeners:
+            try:
+                listener(event)
+            except Exception:  # a broken reader must not break the user's run
+                log.exception("event listener failed", extra={"run_id": event.run_id})

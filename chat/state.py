@@ -1,0 +1,17 @@
+"""The graph's state: the conversation plus what the last retrieval found."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from langchain_core.messages import AnyMessage
+from langgraph.graph.message import add_messages
+from typing_extensions import TypedDict
+
+
+class AgentState(TypedDict, total=False):
+    """State carried between nodes and checkpointed per thread."""
+
+    messages: Annotated[list[AnyMessage], add_messages]
+    # Formatted facts from the retrieval that opens every run; replaced each run.
+    context: str

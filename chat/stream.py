@@ -1,0 +1,218 @@
+"""Turn LangGraph's stream into Glassbox events: the only module that knows its chunk shapes.
+
+We drive `graph.astream` with three stream modes rather than `astream_events`:
+"messages" gives each model token with the node that produced it, "tasks" gives node
+start and finish (so node durations come from LangGraph itself), and "custom" carries
+what our own tool runner writes (tool start/end, retrieval hits, with their timings).
+`astream_events` would report the same things, but it routes every runnable's start
+and end through callbacks and we would filter most of them away; three documented,
+small chunk shapes are cheaper on the token path and easier to test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.errors import GraphRecursionError
+from langgraph.graph.state import CompiledStateGraph
+
+from chat.events import (
+    Cancelled,
+    ErrorKind,
+    ErrorOccurred,
+    Event,
+    NodeEnded,
+    NodeStarted,
+    ReasoningChunk,
+    RetrievalHits,
+    RunEnded,
+    RunStarted,
+    RunStatus,
+    Token,
+    ToolEnded,
+    ToolStarted,
+)
+from chat.prompts import RECURSION_LIMIT_MESSAGE
+from chat.reasoning import ThinkTagSplitter
+
+STREAM_MODES = ["messages", "tasks", "custom"]
+ANSWER_NODE = "agent"
+Clock = Callable[[], float]
+
+
+class RunTranslator:
+    """Translate one run's (mode, chunk) pairs into events and keep its running totals."""
+
+    def __init__(self, run_id: str, thread_id: str, clock: Clock = time.monotonic) -> None:
+        self.ids = {"run_id": run_id, "thread_id": thread_id}
+        self.clock = clock
+        self.started_at = clock()
+        self.first_output_at: float | None = None
+        self.answer: list[str] = []
+        self.output_tokens = self.input_tokens = self.tool_calls = 0
+        self.current_node: str | None = None
+        self._splitter = ThinkTagSplitter()
+        self._task_started: dict[str, float] = {}
+
+    def start(self, message: str, model: str) -> RunStarted:
+        """Return the run's first event."""
+        return RunStarted(**self.ids, at=self.started_at, message=message, model=model)
+
+    def translate(self, mode: str, chunk: Any) -> list[Event]:
+        """Return the events one stream item stands for (often none)."""
+        if mode == "messages":
+            message, metadata = chunk
+            return self._from_message(message, metadata.get("langgraph_node"))
+        if mode == "tasks":
+            return self._from_task(chunk)
+        if mode == "custom":
+            return self._from_custom(chunk)
+        return []
+
+    def finish(self, status: RunStatus) -> list[Event]:
+        """Return the held-back text, then the run's `RunEnded`."""
+        events = self._text_events(self._splitter.flush(), self.clock())
+        now = self.clock()
+        ttft = None if self.first_output_at is None else self.first_output_at - self.started_at
+        output = self.output_tokens or sum(1 for e in events if isinstance(e, Token))
+        return events + [
+            RunEnded(
+                **self.ids, at=now, status=status, answer="".join(self.answer).strip(),
+                latency_s=now - self.started_at, ttft_s=ttft, input_tokens=self.input_tokens,
+                output_tokens=output, tool_calls=self.tool_calls,
+            )
+        ]
+
+    def _from_message(self, message: Any, node: str | None) -> list[Event]:
+        if node != ANSWER_NODE or not isinstance(message, AIMessage):
+            return []
+        now = self.clock()
+        usage = message.usage_metadata or {}
+        self.input_tokens += usage.get("input_tokens", 0)
+        self.output_tokens += usage.get("output_tokens", 0)
+        events: list[Event] = []
+        reasoning = _reasoning_text(message)
+        if reasoning:
+            events.append(ReasoningChunk(**self.ids, at=now, text=reasoning))
+        events += self._text_events(self._splitter.feed(_answer_text(message)), now)
+        if events and self.first_output_at is None:
+            self.first_output_at = now
+        return events
+
+    def _text_events(self, parts: list[tuple[str, str]], now: float) -> list[Event]:
+        events: list[Event] = []
+        for kind, text in parts:
+            if kind == "reasoning":
+                events.append(ReasoningChunk(**self.ids, at=now, text=text))
+            else:
+                self.answer.append(text)
+                events.append(Token(**self.ids, at=now, text=text))
+        return events
+
+    def _from_task(self, task: dict[str, Any]) -> list[Event]:
+        now = self.clock()
+        name = task["name"]
+        if "triggers" in task:  # a task starts: {id, name, input, triggers}
+            self._task_started[task["id"]] = now
+            self.current_node = name
+            return [NodeStarted(**self.ids, at=now, node=name)]
+        started = self._task_started.pop(task["id"], now)  # a task ends: {id, name, result, error}
+        return [NodeEnded(**self.ids, at=now, node=name, duration_s=now - started)]
+
+    def _from_custom(self, data: dict[str, Any]) -> list[Event]:
+        kind, at = data.get("kind"), data.get("at", self.clock())
+        fields = {k: v for k, v in data.items() if k not in ("kind", "at")}
+        if kind == "tool_start":
+            self.tool_calls += 1
+            return [ToolStarted(**self.ids, at=at, **fields)]
+        if kind == "tool_end":
+            return [ToolEnded(**self.ids, at=at, **fields)]
+        if kind == "retrieval":
+            return [RetrievalHits(**self.ids, at=at, call_id=fields["call_id"], query=fields["query"], hits=tuple(fields["hits"]))]
+        return []
+
+
+def _answer_text(message: AIMessage) -> str:
+    if isinstance(message.content, str):
+        return message.content
+    return "".join(
+        block.get("text", "") for block in message.content
+        if isinstance(block, dict) and block.get("type") == "text"
+    )
+
+
+def _reasoning_text(message: AIMessage) -> str:
+    """Reasoning sent beside the answer: OpenAI-compatible `reasoning_content` or content blocks."""
+    text = message.additional_kwargs.get("reasoning_content") or ""
+    if isinstance(message.content, list):
+        text += "".join(
+            block.get("reasoning", "") or block.get("thinking", "") for block in message.content
+            if isinstance(block, dict) and block.get("type") in ("reasoning", "thinking")
+        )
+    return text
+
+
+async def stream_run(
+    graph: CompiledStateGraph,
+    message: str,
+    *,
+    translator: RunTranslator,
+    model_name: str,
+    recursion_limit: int,
+    timeout_s: float,
+    emit: Callable[[Event], None],
+) -> None:
+    """Run the graph on one message, emitting every event; always ends with `RunEnded`."""
+    ids = translator.ids
+    config = {"configurable": {"thread_id": ids["thread_id"]}, "recursion_limit": recursion_limit}
+    emit(translator.start(message, model_name))
+    stream = graph.astream({"messages": [HumanMessage(message)]}, config, stream_mode=STREAM_MODES)
+    try:
+        async for mode, chunk in _with_stall_timeout(stream, timeout_s):
+            for event in translator.translate(mode, chunk):
+                emit(event)
+    except asyncio.CancelledError:
+        _finish(translator, emit, "cancelled", Cancelled(**ids, at=translator.clock(), reason="stopped"))
+        raise
+    except Exception as error:
+        kind, text = describe_failure(error, translator.current_node, recursion_limit, timeout_s)
+        _finish(translator, emit, "failed", ErrorOccurred(**ids, at=translator.clock(), kind=kind, message=text))
+    else:
+        _finish(translator, emit, "completed", None)
+    finally:
+        await stream.aclose()
+
+
+def _finish(translator: RunTranslator, emit: Callable[[Event], None], status: RunStatus, reason: Event | None) -> None:
+    events = translator.finish(status)
+    if reason is not None:
+        events.insert(len(events) - 1, reason)
+    for event in events:
+        emit(event)
+
+
+async def _with_stall_timeout(stream: AsyncIterator[Any], timeout_s: float) -> AsyncIterator[Any]:
+    """Yield from `stream`, raising TimeoutError if nothing arrives for `timeout_s`."""
+    while True:
+        try:
+            async with asyncio.timeout(timeout_s):
+                item = await anext(stream)
+        except StopAsyncIteration:
+            return
+        yield item
+
+
+def describe_failure(error: Exception, node: str | None, recursion_limit: int, timeout_s: float) -> tuple[ErrorKind, str]:
+    """Return the error kind and a sentence for the user."""
+    if isinstance(error, GraphRecursionError):
+        return "recursion_limit", RECURSION_LIMIT_MESSAGE.format(limit=recursion_limit)
+    if isinstance(error, TimeoutError) or "timeout" in type(error).__name__.lower():
+        return "timeout", f"The model sent nothing for {timeout_s:g} s and was stopped (MODEL_TIMEOUT_S)."
+    detail = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+    if node == ANSWER_NODE:
+        return "model", f"The model failed mid-answer: {detail}"
+    return "internal", f"The agent failed in step '{node}': {detail}"

@@ -1,0 +1,72 @@
+"""The agent's tools: knowledge-base search and support-ticket escalation."""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import BaseTool, StructuredTool
+from pydantic import BaseModel, Field
+
+from chat.prompts import NO_FACTS
+from chat.tickets import TicketStore
+from rag.types import Hit
+
+SEARCH_TOOL = "search_knowledge_base"
+TICKET_TOOL = "create_support_ticket"
+
+
+class Searchable(Protocol):
+    """What the search tool needs from a knowledge base."""
+
+    def search(self, query: str, k: int) -> list[Hit]: ...
+
+
+class SearchInput(BaseModel):
+    query: str = Field(min_length=1, max_length=1000, description="What to look up.")
+
+
+class TicketInput(BaseModel):
+    summary: str = Field(
+        min_length=5, max_length=500, description="One or two sentences: what the customer needs."
+    )
+    severity: Literal["low", "normal", "high", "urgent"] = Field(
+        description="How urgent the problem is for the customer."
+    )
+
+
+def format_hits(hits: list[Hit]) -> str:
+    """Render hits as the facts block the model reads."""
+    if not hits:
+        return NO_FACTS
+    return "\n".join(f"- {hit.text}" for hit in hits)
+
+
+def build_tools(knowledge_base: Searchable, tickets: TicketStore, top_k: int) -> list[BaseTool]:
+    """Return the agent's tools bound to this knowledge base and ticket store."""
+
+    def search_knowledge_base(query: str) -> tuple[str, list[Hit]]:
+        hits = knowledge_base.search(query, top_k)
+        return format_hits(hits), hits
+
+    def create_support_ticket(summary: str, severity: str, config: RunnableConfig) -> str:
+        thread_id = config.get("configurable", {}).get("thread_id")
+        ticket_id = tickets.create(summary, severity, thread_id)
+        return f"Created support ticket {ticket_id} ({severity}). A person will follow up."
+
+    return [
+        StructuredTool.from_function(
+            search_knowledge_base,
+            name=SEARCH_TOOL,
+            description="Search the support knowledge base for facts about orders, "
+            "returns, shipping, warranty, payments and products.",
+            args_schema=SearchInput,
+            response_format="content_and_artifact",
+        ),
+        StructuredTool.from_function(
+            create_support_ticket,
+            name=TICKET_TOOL,
+            description="Escalate to a human: open a support ticket and return its id.",
+            args_schema=TicketInput,
+        ),
+    ]

@@ -1,0 +1,181 @@
+"""Shared fakes: a scripted chat model, a small knowledge base, and a warm service."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import ConfigDict, Field
+
+from chat.components import Components
+from chat.service import AgentService
+from chat.tickets import TicketStore
+from chat.tools import build_tools
+from rag.types import Hit
+
+
+@dataclass
+class Reply:
+    """One scripted model answer: reasoning, then tokens or tool calls."""
+
+    tokens: list[str] = field(default_factory=list)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # {"name", "args"}
+    reasoning: list[str] = field(default_factory=list)
+    delay_s: float = 0.0  # before every chunk
+    fail_after: int | None = None  # raise after this many tokens
+    hang_after: int | None = None  # stall forever after this many tokens
+
+
+class ScriptedChatModel(BaseChatModel):
+    """A chat model that streams scripted replies, one per call, and records its prompts."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    replies: list[Reply] = Field(default_factory=list)
+    default: Reply = Field(default_factory=lambda: Reply(tokens=["OK."]))
+    supports_tools: bool = True
+    prompts: list[list[BaseMessage]] = Field(default_factory=list)
+    bound_tools: list[str] = Field(default_factory=list)
+    chunks_sent: int = 0
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted"
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> ScriptedChatModel:
+        if not self.supports_tools:
+            raise NotImplementedError
+        self.bound_tools = [t.name for t in tools]
+        return self
+
+    def _next_reply(self, messages: list[BaseMessage]) -> Reply:
+        self.prompts.append(list(messages))
+        return self.replies.pop(0) if self.replies else self.default
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+        reply = self._next_reply(messages)
+        message = AIMessage(content="".join(reply.tokens), tool_calls=_tool_calls(reply))
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    async def _astream(self, messages, stop=None, run_manager=None, **kwargs) -> AsyncIterator[ChatGenerationChunk]:
+        reply = self._next_reply(messages)
+        for text in reply.reasoning:
+            await asyncio.sleep(reply.delay_s)
+            yield self._chunk(AIMessageChunk(content="", additional_kwargs={"reasoning_content": text}))
+        for index, text in enumerate(reply.tokens):
+            if reply.fail_after is not None and index == reply.fail_after:
+                raise ConnectionError("upstream closed the stream")
+            if reply.hang_after is not None and index == reply.hang_after:
+                await asyncio.sleep(3600)
+            await asyncio.sleep(reply.delay_s)
+            chunk = self._chunk(AIMessageChunk(content=text))
+            if run_manager:
+                await run_manager.on_llm_new_token(text, chunk=chunk)
+            yield chunk
+        for index, call in enumerate(_tool_calls(reply)):
+            tool_chunk = {"name": call["name"], "args": json.dumps(call["args"]), "id": call["id"], "index": index}
+            yield self._chunk(AIMessageChunk(content="", tool_call_chunks=[tool_chunk]))
+        usage = {"input_tokens": 10, "output_tokens": len(reply.tokens), "total_tokens": 10 + len(reply.tokens)}
+        yield self._chunk(AIMessageChunk(content="", usage_metadata=usage, chunk_position="last"))
+
+    def _chunk(self, message: AIMessageChunk) -> ChatGenerationChunk:
+        self.chunks_sent += 1
+        return ChatGenerationChunk(message=message)
+
+
+def _tool_calls(reply: Reply) -> list[dict[str, Any]]:
+    return [
+        {"name": c["name"], "args": c["args"], "id": c.get("id", f"call-{i}"), "type": "tool_call"}
+        for i, c in enumerate(reply.tool_calls)
+    ]
+
+
+class FakeKnowledgeBase:
+    """Keyword search over a few fixed facts."""
+
+    FACTS = [
+        Hit("returns.md", "c1", 0.9, "Faulty items can be returned within 45 days for a replacement or refund."),
+        Hit("shipping.md", "c2", 0.8, "Standard shipping takes 3 to 5 working days."),
+    ]
+
+    def __init__(self) -> None:
+        self.queries: list[str] = []
+
+    def search(self, query: str, k: int) -> list[Hit]:
+        self.queries.append(query)
+        words = set(query.lower().split())
+        ranked = sorted(self.FACTS, key=lambda h: -len(words & set(h.text.lower().split())))
+        return ranked[:k]
+
+
+@pytest.fixture
+def scripted_model() -> ScriptedChatModel:
+    return ScriptedChatModel()
+
+
+@pytest.fixture
+def tickets(tmp_path: Path) -> Iterator[TicketStore]:
+    store = TicketStore(tmp_path / "tickets.sqlite3")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def knowledge_base() -> FakeKnowledgeBase:
+    return FakeKnowledgeBase()
+
+
+@pytest.fixture
+def make_service(scripted_model, knowledge_base, tickets):
+    """Build a service around the scripted model; keyword arguments go to AgentService."""
+
+    def make(**kwargs: Any) -> AgentService:
+        tools = build_tools(knowledge_base, tickets, top_k=1)
+        components = Components(model=scripted_model, model_name="scripted", tools=tools)
+        service = AgentService(lambda: components, **kwargs)
+        service.warm_up()
+        return service
+
+    return make
+
+
+@pytest.fixture
+def serve_glassbox(tmp_path, scripted_model, knowledge_base, tickets):
+    """Start the real app (page, /ask, /metrics) around the scripted model; yield its Glassbox."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from app import build_app, build_glassbox
+    from bench.serving import BackgroundServer
+    from chat.config import Settings
+
+    servers = []
+    saver = InMemorySaver()
+
+    async def open_saver():
+        return saver
+
+    def start(load_delay_s: float = 0.0, **settings: Any):
+        def load(_settings: Settings) -> Components:
+            import time
+
+            time.sleep(load_delay_s)
+            tools = build_tools(knowledge_base, tickets, top_k=1)
+            return Components(scripted_model, "scripted", tools, knowledge_chunks=2)
+
+        glassbox = build_glassbox(Settings(state_dir=tmp_path / "state", **settings), load, open_saver)
+        glassbox.service.start_warm_up()
+        server = BackgroundServer(build_app(glassbox), name="glassbox").start()
+        servers.append(server)
+        return glassbox, server.url
+
+    yield start
+    for server in servers:
+        server.stop()

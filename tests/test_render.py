@@ -1,0 +1,104 @@
+"""Events rendered as chat messages and panel rows, from hand-built events."""
+
+from __future__ import annotations
+
+from chat.events import (
+    Cancelled,
+    ErrorOccurred,
+    NodeStarted,
+    ReasoningChunk,
+    RetrievalHits,
+    RunEnded,
+    RunStarted,
+    Token,
+    ToolEnded,
+    ToolStarted,
+)
+from chat.render import TurnView, panel_html, panel_rows
+from rag.types import Hit
+
+IDS = {"run_id": "r1", "thread_id": "t1"}
+HIT = Hit("returns.md", "abc123", 0.71, "Faulty items can be returned within 45 days.")
+
+
+def run_events(end_status: str = "completed") -> list:
+    return [
+        RunStarted(**IDS, at=10.0, message="returns?", model="m"),
+        NodeStarted(**IDS, at=10.001, node="retrieve"),
+        ToolStarted(**IDS, at=10.002, call_id="c1", tool="search_knowledge_base", input={"query": "returns?"}),
+        RetrievalHits(**IDS, at=10.010, call_id="c1", query="returns?", hits=(HIT,)),
+        ToolEnded(**IDS, at=10.011, call_id="c1", tool="search_knowledge_base", output="- Faulty…", duration_s=0.009),
+        ReasoningChunk(**IDS, at=10.2, text="Look at the "),
+        ReasoningChunk(**IDS, at=10.21, text="policy."),
+        Token(**IDS, at=10.3, text="Within "),
+        Token(**IDS, at=10.31, text="45 days."),
+        RunEnded(**IDS, at=10.5, status=end_status, answer="Within 45 days.", latency_s=0.5, ttft_s=0.2,
+                 output_tokens=2, tool_calls=1),
+    ]
+
+
+def render(events: list) -> TurnView:
+    view = TurnView()
+    for event in events:
+        view.add(event)
+    return view
+
+
+def test_tool_reasoning_and_answer_become_ordered_blocks():
+    messages = render(run_events()).messages()
+
+    tool, reasoning, answer = messages
+    assert tool.metadata["title"] == "🔧 search_knowledge_base"
+    assert tool.metadata["status"] == "done" and tool.metadata["duration"] == 0.009
+    assert "returns.md" in tool.content and "0.71" in tool.content and "abc123" in tool.content
+    assert reasoning.metadata["title"] == "💭 Reasoning" and reasoning.content == "Look at the policy."
+    assert reasoning.metadata["status"] == "done"
+    assert answer.content == "Within 45 days." and not answer.metadata
+
+
+def test_steps_are_pending_while_they_run():
+    messages = render(run_events()[:3]).messages()
+    assert messages[0].metadata["status"] == "pending"
+
+
+def test_failed_tool_shows_its_error():
+    view = render([
+        ToolStarted(**IDS, at=1, call_id="c2", tool="create_support_ticket", input={"severity": "x"}),
+        ToolEnded(**IDS, at=2, call_id="c2", tool="create_support_ticket", output="", duration_s=0.1,
+                  error="ValidationError: severity"),
+    ])
+    (tool,) = view.messages()
+    assert "failed" in tool.metadata["title"] and "ValidationError: severity" in tool.content
+
+
+def test_errors_and_stops_are_visible_notes_after_the_partial_answer():
+    events = run_events("failed")
+    events.insert(-1, ErrorOccurred(**IDS, at=10.4, kind="model", message="The model failed mid-answer: reset"))
+    assert render(events).messages()[-1].content == "⚠️ **Error:** The model failed mid-answer: reset"
+    assert render(events).answer == "Within 45 days."
+
+    stopped = run_events("cancelled")
+    stopped.insert(-1, Cancelled(**IDS, at=10.4, reason="stopped"))
+    assert "Stopped" in render(stopped).messages()[-1].content
+
+
+def test_panel_merges_streamed_text_and_times_from_run_start():
+    rows = panel_rows(run_events(), "full trace")
+
+    assert [kind for _, kind, _ in rows] == [
+        "run_start", "node_start", "tool_start", "retrieval", "tool_end", "reasoning ×2", "token ×2", "run_end"
+    ]
+    assert rows[3][2].startswith("1 hit(s)") and "returns.md 0.71" in rows[3][2]
+    assert rows[6] == (rows[6][0], "token ×2", "Within 45 days.")
+    assert abs(rows[-1][0] - 0.5) < 1e-9 and "TTFT 0.20 s" in rows[-1][2]
+
+
+def test_answer_only_level_shows_the_answer_and_the_outcome():
+    kinds = [kind for _, kind, _ in panel_rows(run_events(), "answer only")]
+    assert kinds == ["run_start", "token ×2", "run_end"]
+
+
+def test_panel_html_escapes_what_the_model_wrote():
+    events = [RunStarted(**IDS, at=0, message="hi", model="m"), Token(**IDS, at=1, text="<script>x</script>")]
+    html = panel_html(events, "full trace")
+    assert "<script>" not in html and "&lt;script&gt;" in html
