@@ -1,0 +1,102 @@
+"""The run table keeps the last runs; the summary checks them against the targets."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+import pytest
+
+from metrics.summary import summary, targets
+from metrics.table import COLUMNS, RunRow, RunTable
+
+
+def row(latency_s: float = 1.0, ttft_s: float | None = 0.5, tokens: int = 10) -> RunRow:
+    return RunRow(
+        time=datetime(2025, 1, 1, 12, 0),
+        ttft_s=ttft_s,
+        latency_s=latency_s,
+        tokens=tokens,
+        tool_calls=0,
+        status="completed",
+    )
+
+
+def test_empty_table_gives_a_typed_empty_frame() -> None:
+    frame = RunTable(maxlen=5).frame()
+    assert frame.empty
+    assert {name: str(dtype) for name, dtype in frame.dtypes.items()} == COLUMNS
+
+
+def test_table_keeps_only_the_last_maxlen_runs() -> None:
+    table = RunTable(maxlen=3)
+    for latency in (1.0, 2.0, 3.0, 4.0, 5.0):
+        table.add(row(latency_s=latency))
+    assert table.frame()["latency_s"].tolist() == [3.0, 4.0, 5.0]
+
+
+def test_table_refuses_a_window_of_no_runs() -> None:
+    with pytest.raises(ValueError, match="maxlen"):
+        RunTable(maxlen=0)
+
+
+def test_tokens_per_second_counts_time_after_the_first_token() -> None:
+    table = RunTable(maxlen=5)
+    table.add(row(latency_s=2.5, ttft_s=0.5, tokens=10))
+    table.add(row(latency_s=2.0, ttft_s=None, tokens=0))  # no token ever arrived
+    table.add(row(latency_s=0.5, ttft_s=0.5, tokens=1))  # no time after the first token
+    frame = table.frame()
+    assert frame["tokens_per_s"].iloc[0] == 5.0
+    assert frame["tokens_per_s"].iloc[1:].isna().all()
+    assert frame["ttft_s"].isna().tolist() == [False, True, False]
+    assert {name: str(dtype) for name, dtype in frame.dtypes.items()} == COLUMNS
+
+
+def test_summary_gives_percentiles_and_skips_missing_ttft() -> None:
+    table = RunTable(maxlen=20)
+    for latency in range(1, 11):
+        table.add(
+            row(latency_s=float(latency), ttft_s=None if latency > 5 else latency / 10)
+        )
+    figures = summary(table.frame())
+    assert figures["latency_p50"] == pytest.approx(5.5)
+    assert figures["latency_p95"] == pytest.approx(9.55)
+    assert figures["ttft_p50"] == pytest.approx(0.3)
+    assert figures["ttft_p90"] == pytest.approx(0.46)
+
+
+def test_summary_of_no_runs_is_none_everywhere() -> None:
+    figures = summary(RunTable(maxlen=5).frame())
+    assert figures and all(value is None for value in figures.values())
+
+
+def status_of(report: pd.DataFrame, figure: str) -> tuple[str, str, str]:
+    found = report.loc[report["figure"] == figure, ["value", "target", "status"]]
+    return tuple(found.iloc[0])
+
+
+def test_targets_met_and_missed() -> None:
+    report = targets(
+        {"ttft_p50": 0.42, "ttft_p90": 0.8, "latency_p50": 1.2, "latency_p95": 2.5}
+    )
+    assert report["figure"].tolist() == [
+        "TTFT p50",
+        "TTFT p90",
+        "latency p50",
+        "latency p95",
+    ]
+    assert status_of(report, "TTFT p50") == ("0.42 s", "", "")
+    assert status_of(report, "TTFT p90") == ("0.8 s", "< 1 s", "met")
+    assert status_of(report, "latency p95") == ("2.5 s", "< 2 s", "missed")
+
+
+def test_a_figure_on_the_bound_misses_it() -> None:
+    report = targets({"ttft_p90": 0.999, "latency_p95": 2.0})
+    assert status_of(report, "TTFT p90") == ("0.999 s", "< 1 s", "met")
+    assert status_of(report, "latency p95") == ("2 s", "< 2 s", "missed")
+
+
+def test_targets_without_runs_say_no_data() -> None:
+    report = targets(summary(RunTable(maxlen=5).frame()))
+    assert status_of(report, "TTFT p90") == ("—", "< 1 s", "no data")
+    assert status_of(report, "latency p95") == ("—", "< 2 s", "no data")
