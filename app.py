@@ -1,0 +1,228 @@
+"""Glassbox: watch an AI agent think. `python app.py` serves the page, /ask and /metrics."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import gradio as gr
+from fastapi import FastAPI
+from fastapi.responses import Response
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from chat.components import Components, load_components, sqlite_checkpointer
+from chat.config import Settings
+from chat.logs import configure_logging, log_event
+from chat.render import LEVELS, TurnView, panel_html
+from chat.service import AgentService, NotReady, ThreadBusy
+from chat.tools import SEARCH_TOOL, TICKET_TOOL
+from metrics.counters import counters_markdown
+from metrics.recorder import RunRecorder
+from metrics.registry import AgentMetrics
+from metrics.summary import summary, targets
+from metrics.table import RunTable
+
+log = logging.getLogger("glassbox.app")
+UI_FRAME_S = 0.05  # while tokens stream, redraw the page at most this often
+CSS = """
+.gb-panel { max-height: 540px; overflow-y: auto; font-size: 0.85em; }
+.gb-panel table { width: 100%; border-collapse: collapse; }
+.gb-panel td, .gb-panel th { padding: 2px 6px; border-bottom: 1px solid var(--border-color-primary); vertical-align: top; }
+.gb-panel td:first-child { white-space: nowrap; color: var(--body-text-color-subdued); font-variant-numeric: tabular-nums; }
+.gb-error td, .gb-cancelled td { color: var(--error-text-color); }
+.gb-run_end td { font-weight: 600; }
+.gb-empty { color: var(--body-text-color-subdued); padding: 1em; }
+"""
+
+
+@dataclass
+class Glassbox:
+    """Everything with a lifetime, built once and shared by all sessions."""
+
+    settings: Settings
+    service: AgentService
+    registry: CollectorRegistry
+    table: RunTable
+
+
+def build_glassbox(
+    settings: Settings,
+    load: Callable[[Settings], Components] = load_components,
+    checkpointer: Callable[[], Awaitable[BaseCheckpointSaver]] | None = None,
+) -> Glassbox:
+    """Wire the agent service to the metrics; nothing slow happens until warm-up starts."""
+    registry = CollectorRegistry()
+    table = RunTable(settings.metrics_window)
+    recorder = RunRecorder(AgentMetrics(registry, tools=(SEARCH_TOOL, TICKET_TOOL)), table)
+    service = AgentService(
+        lambda: load(settings),
+        checkpointer or sqlite_checkpointer(settings),
+        recursion_limit=settings.recursion_limit,
+        timeout_s=settings.model_timeout_s,
+        listeners=[recorder.record, log_event],
+    )
+    return Glassbox(settings, service, registry, table)
+
+
+def status_markdown(service: AgentService) -> str:
+    """Return the warm-up badge: warming up, ready (with model and store size), or failed."""
+    if service.status == "ready" and service.components:
+        c = service.components
+        return f"**● ready** · {c.model_name} · {c.knowledge_chunks} chunks · ready in {service.ready_after_s:.1f} s"
+    if service.status == "warming up":
+        return "**◌ warming up…** loading the model, embeddings and knowledge base"
+    return f"**✖ {service.status}**"
+
+
+def refusal(message: str, limit: int) -> str | None:
+    """Return why a message cannot be sent, or None if it can."""
+    if not message.strip():
+        return "Type a question first: the message is empty."
+    if len(message) > limit:
+        return (f"That message is {len(message):,} characters; the limit is {limit:,} "
+                "(MAX_MESSAGE_CHARS). Shorten it and send again: your text is still in the box.")
+    return None
+
+
+async def run_turn(service: AgentService, message: str, thread_id: str) -> AsyncIterator[TurnView]:
+    """Yield the turn's view after each event; a service fault becomes a note in it."""
+    view = TurnView()
+    try:
+        async for event in service.stream(message, thread_id):
+            view.add(event)
+            yield view
+    except (NotReady, ThreadBusy) as error:
+        view.note(f"⚠️ {error}")
+        yield view
+
+
+def build_demo(glassbox: Glassbox) -> gr.Blocks:
+    """Build the page: chat, live event panel, observability panel, and the /ask API."""
+    settings, service = glassbox.settings, glassbox.service
+
+    async def respond(message: str, history: list, thread_id: str, level: str):
+        """Stream one turn into the chat and the panel; refuse bad input without losing it."""
+        if why := refusal(message or "", settings.max_message_chars):
+            gr.Warning(why)
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return
+        history = [*history, gr.ChatMessage(role="user", content=message)]
+        waiting = [gr.ChatMessage(role="assistant", content="⏳ Warming up: your question will be answered as soon as the model is ready.")]
+        yield "", history + (waiting if service.status == "warming up" else []), panel_html([], level), []
+        last_frame = 0.0
+        async for view in run_turn(service, message, thread_id):
+            now = time.monotonic()
+            final = view.events and view.events[-1].type == "run_end"
+            if final or now - last_frame >= UI_FRAME_S or view.events[-1].type != "token":
+                last_frame = now
+                yield gr.skip(), history + view.messages(), panel_html(view.events, level), view.events
+        yield gr.skip(), history + view.messages(), panel_html(view.events, level), view.events
+
+    async def ask(message: str, thread_id: str) -> AsyncIterator[str]:
+        """Answer `message` in conversation `thread_id`, yielding the answer so far."""
+        if why := refusal(message or "", settings.max_message_chars):
+            raise gr.Error(why)
+        view = TurnView()
+        async for view in run_turn(service, message, thread_id or uuid.uuid4().hex):
+            if view.events and view.events[-1].type == "token":
+                yield view.answer
+        notes = [s.text for s in view.segments if s.kind == "note"]
+        if notes and not view.answer:
+            raise gr.Error(" ".join(notes))
+        yield view.answer + ("\n\n" + "\n".join(notes) if notes else "")
+
+    def stop(thread_id: str) -> None:
+        service.cancel(thread_id)
+
+    def new_conversation(thread_id: str, level: str):
+        service.cancel(thread_id)
+        return uuid.uuid4().hex, [], panel_html([], level), []
+
+    def observe():
+        frame = glassbox.table.frame()
+        return (status_markdown(service), frame, frame, counters_markdown(glassbox.registry),
+                targets(summary(frame[frame["status"] == "completed"])))
+
+    with gr.Blocks(title="Glassbox") as demo:
+        thread_id = gr.State(lambda: uuid.uuid4().hex)
+        run_events = gr.State([])
+        with gr.Row(equal_height=False):
+            gr.Markdown("## Glassbox · watch the agent think")
+            status = gr.Markdown(status_markdown(service), elem_id="gb-status")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                chatbot = gr.Chatbot(label="Chat", height=520, elem_id="gb-chat", layout="bubble",
+                                     placeholder="Ask about returns, shipping, warranty, payments…")
+                with gr.Row():
+                    box = gr.Textbox(placeholder="Ask a question and press Enter", show_label=False,
+                                     scale=5, max_length=settings.max_message_chars, elem_id="gb-input")
+                    send = gr.Button("Send", variant="primary", scale=1, elem_id="gb-send")
+                with gr.Row():
+                    stop_button = gr.Button("Stop", variant="stop", elem_id="gb-stop")
+                    new_button = gr.Button("New conversation", elem_id="gb-new")
+            with gr.Column(scale=2):
+                level = gr.Radio(list(LEVELS), value="full trace", label="Event level", elem_id="gb-level")
+                panel = gr.HTML(panel_html([], "full trace"), elem_id="gb-panel")
+        with gr.Accordion("Observability", open=True, elem_id="gb-observability"):
+            with gr.Row():
+                ttft_plot = gr.LinePlot(x="time", y="ttft_s", title="Time to first token (s)",
+                                        color="status", height=220, elem_id="gb-ttft-plot")
+                latency_plot = gr.LinePlot(x="time", y="latency_s", title="Latency, end to end (s)",
+                                           color="status", height=220, elem_id="gb-latency-plot")
+            with gr.Row():
+                counters = gr.Markdown(counters_markdown(glassbox.registry), elem_id="gb-counters")
+                target_table = gr.Dataframe(label="Percentiles of completed runs vs targets",
+                                            interactive=False, elem_id="gb-targets")
+        timer = gr.Timer(1.0)
+
+        turn = [box, chatbot, thread_id, level]
+        outputs = [box, chatbot, panel, run_events]
+        box.submit(respond, turn, outputs, concurrency_limit=None, api_visibility="private")
+        send.click(respond, turn, outputs, concurrency_limit=None, api_visibility="private")
+        stop_button.click(stop, [thread_id], None, queue=False, api_visibility="private")
+        new_button.click(new_conversation, [thread_id, level], [thread_id, chatbot, panel, run_events],
+                         api_visibility="private")
+        level.change(lambda events, lvl: panel_html(events, lvl), [run_events, level], panel,
+                     api_visibility="private")
+        timer.tick(observe, None, [status, ttft_plot, latency_plot, counters, target_table],
+                   api_visibility="private", show_progress="hidden")
+        demo.load(observe, None, [status, ttft_plot, latency_plot, counters, target_table],
+                  api_visibility="private")
+        gr.api(ask, api_name="ask", concurrency_limit=None)
+    return demo
+
+
+def build_app(glassbox: Glassbox) -> FastAPI:
+    """Serve the page at / and Prometheus metrics at /metrics on one server."""
+    api = FastAPI(title="Glassbox")
+
+    @api.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(glassbox.registry), media_type=CONTENT_TYPE_LATEST)
+
+    demo = build_demo(glassbox)
+    return gr.mount_gradio_app(api, demo, path="/", footer_links=["api"], css=CSS)
+
+
+def main() -> None:
+    """Start warm-up, then serve on GRADIO_SERVER_NAME:GRADIO_SERVER_PORT."""
+    import uvicorn
+
+    configure_logging()
+    settings = Settings.from_env()
+    glassbox = build_glassbox(settings)
+    glassbox.service.start_warm_up()
+    host = os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
+    port = int(os.environ.get("GRADIO_SERVER_PORT", "7860"))
+    log.info("serving", extra={"url": f"http://{host}:{port}", "provider": settings.llm_provider})
+    # Open event streams (gradio_client heartbeats) must not hold a restart hostage.
+    uvicorn.run(build_app(glassbox), host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Ingest files and folders into the knowledge base: `python -m rag.ingest PATH [PATH ...]`."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chromadb.api.types import Documents, EmbeddingFunction
+from tqdm import tqdm
+
+from chat.config import Settings, SettingsError
+from rag.embeddings import embedding_function_for
+from rag.loading import UnreadableDocument, collect_files, iter_documents
+from rag.splitting import split_into_chunks
+from rag.store import KnowledgeBase, open_knowledge_base
+
+USAGE = "usage: python -m rag.ingest PATH [PATH ...]  (files or folders of .md, .txt, .pdf)"
+
+
+@dataclass
+class IngestReport:
+    """What one ingest did, file by file."""
+
+    files_ok: int = 0
+    chunks_added: int = 0
+    chunks_unchanged: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+    def summary(self) -> str:
+        """Return the one-line summary the CLI prints."""
+        return (
+            f"Ingested {self.files_ok} files: {self.chunks_added} chunks added, "
+            f"{self.chunks_unchanged} unchanged, {len(self.failures)} failed."
+        )
+
+
+def ingest_paths(kb: KnowledgeBase, paths: Iterable[Path], progress: bool = False) -> IngestReport:
+    """Add every readable document under `paths` to `kb`; unchanged files add nothing."""
+    files = collect_files(paths)
+    report = IngestReport()
+    # Chunks are keyed by file name, so a second file of the same name would replace the first.
+    seen: dict[str, Path] = {}
+    documents = iter_documents(files)
+    for path, text in tqdm(documents, total=len(files), unit="file", disable=not progress):
+        if isinstance(text, UnreadableDocument):
+            report.failures.append((str(path), text.reason))
+            continue
+        if path.name in seen:
+            report.failures.append((str(path), f"another file named {path.name} was ingested"))
+            continue
+        seen[path.name] = path
+        chunks = split_into_chunks(text, source=path.name)
+        added = kb.add_chunks(chunks)
+        report.files_ok += 1
+        report.chunks_added += added
+        report.chunks_unchanged += len(chunks) - added
+    return report
+
+
+def main(
+    argv: list[str] | None = None,
+    embedding_function: EmbeddingFunction[Documents] | None = None,
+) -> int:
+    """Run the CLI; return 0 on success, 1 if any file failed, 2 on a usage error."""
+    args = sys.argv[1:] if argv is None else argv
+    if args in (["-h"], ["--help"]):
+        print(USAGE)
+        return 0
+    if not args:
+        print(f"error: give at least one file or folder\n{USAGE}", file=sys.stderr)
+        return 2
+    missing = [arg for arg in args if not Path(arg).exists()]
+    if missing:
+        print(f"error: no such file or folder: {', '.join(missing)}\n{USAGE}", file=sys.stderr)
+        return 2
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    kb = open_knowledge_base(settings.state_dir, embedding_function or embedding_function_for(settings))
+    report = ingest_paths(kb, [Path(arg) for arg in args], progress=True)
+    for path, reason in report.failures:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    print(report.summary())
+    return 1 if report.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""The page in a real headless Chromium: a message streams, the panel fills, a chart draws."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from tests.conftest import Reply
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+REQUIRED = os.environ.get("GLASSBOX_REQUIRE_BROWSER") == "1"  # set by .ci/run: never skip in CI
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+@pytest.fixture
+def browser_page():
+    sync_api = pytest.importorskip("playwright.sync_api") if not REQUIRED else __import__("playwright.sync_api").sync_api
+    if not os.path.exists(CHROMIUM):
+        if REQUIRED:
+            pytest.fail("Chromium is not installed: apt-get install chromium")
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        yield page
+        browser.close()
+
+
+def test_a_message_streams_into_the_chat_with_its_trace_and_charts(serve_glassbox, scripted_model, browser_page):
+    words = "You may send it back within 45 days for a new one or your money back.".split()
+    scripted_model.replies = [Reply(tokens=[w + " " for w in words], reasoning=["Check the returns policy."], delay_s=0.15)]
+    _, url = serve_glassbox()
+    page = browser_page
+    page.goto(url)
+    page.wait_for_selector("#gb-status:has-text('ready')", timeout=20_000)
+
+    page.fill("#gb-input textarea", "How long can I return a faulty item?")
+    page.click("#gb-send")
+
+    # Tokens arrive one by one: part of the answer is on the page before the rest.
+    page.wait_for_selector("#gb-chat :text('You may send')", timeout=15_000)
+    assert "money back." not in page.inner_text("#gb-chat")
+    page.wait_for_selector("#gb-chat :text('your money back.')", timeout=15_000)
+    chat = page.inner_text("#gb-chat")
+    assert "search_knowledge_base" in chat and "Reasoning" in chat
+
+    panel = page.inner_text("#gb-panel")
+    assert "retrieval" in panel and "returns.md" in panel and "run_end" in panel
+
+    # The observability timer redraws the charts and counters from the new run.
+    page.wait_for_selector("#gb-counters :text('Requests 1')", timeout=10_000)
+    page.wait_for_function(
+        "[...document.querySelectorAll('#gb-ttft-plot svg .mark-line path')].some(p => p.getAttribute('d'))",
+        timeout=10_000,
+    )
+
+    page.check("#gb-level input[value='answer only']")
+    page.wait_for_function("!document.querySelector('#gb-panel').innerText.includes('retrieval')")
+    assert "token" in page.inner_text("#gb-panel")
+    os.makedirs("tests/artifacts", exist_ok=True)
+    page.screenshot(path="tests/artifacts/browser.png", full_page=True)

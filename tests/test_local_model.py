@@ -1,0 +1,47 @@
+"""The real embedded stack: SmolLM2 via llama.cpp, real embeddings, a real Chroma store on disk."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from langchain_core.messages import HumanMessage
+
+from chat.components import load_components, sqlite_checkpointer
+from chat.config import Settings
+from chat.service import AgentService
+
+
+@pytest.fixture(scope="module")
+def local_components(tmp_path_factory):
+    settings = Settings(state_dir=tmp_path_factory.mktemp("state"), llm_provider="local")
+    return settings, load_components(settings)
+
+
+async def test_the_local_model_answers_a_real_question_from_the_knowledge_base(local_components):
+    settings, components = local_components
+    service = AgentService(lambda: components, sqlite_checkpointer(settings))
+    service.warm_up()
+
+    events = [e async for e in service.stream("How long can I return a faulty item?", "real")]
+
+    hits = next(e for e in events if e.type == "retrieval").hits
+    assert hits and hits[0].source == "returns.md"
+    end = events[-1]
+    assert end.status == "completed" and "45" in end.answer
+    assert end.output_tokens > 0 and end.input_tokens > 0
+    assert components.knowledge_chunks >= 20
+
+
+async def test_cancelling_the_local_model_stops_generation(local_components):
+    _, components = local_components
+    model = components.model
+    stream = model.astream([HumanMessage("Write a long story about a dragon who collects teapots.")])
+    await anext(stream)
+    await stream.aclose()  # what Stop and a closed tab do to the run
+
+    deadline = time.monotonic() + 2
+    while model._lock.locked() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert not model._lock.locked(), "llama.cpp kept generating after the stream was cancelled"

@@ -1,0 +1,303 @@
+"""The knowledge base: loading, splitting, idempotent ingest, the CLI and real retrieval."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+from pypdf import PdfWriter
+
+from chat.config import Settings
+from rag.embeddings import LocalEmbeddings, OpenAIEmbeddings, embedding_function_for
+from rag.ingest import ingest_paths, main
+from rag.loading import UnreadableDocument, iter_documents, load_text
+from rag.splitting import MIN_CHUNK_CHARS, split_into_chunks
+from rag.store import KnowledgeBase, collection_name_for, open_knowledge_base
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class BagOfWordsEmbeddings(EmbeddingFunction[Documents]):
+    """Hashed bag of words: deterministic, instant, and good enough to rank by shared words."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, input: Documents) -> Embeddings:  # noqa: A002
+        self.calls += 1
+        return [self._vector(text) for text in input]
+
+    @staticmethod
+    def _vector(text: str) -> np.ndarray:
+        vector = np.zeros(64, dtype=np.float32)
+        for word in re.findall(r"[a-z0-9]+", text.lower()):
+            vector[int(hashlib.md5(word.encode()).hexdigest(), 16) % 64] += 1.0
+        return vector / max(float(np.linalg.norm(vector)), 1e-9)
+
+    @staticmethod
+    def name() -> str:
+        return "test-bag-of-words"
+
+    def get_config(self) -> dict:
+        return {}
+
+    @staticmethod
+    def build_from_config(config: dict) -> BagOfWordsEmbeddings:
+        return BagOfWordsEmbeddings()
+
+
+def text_pdf(text: str) -> bytes:
+    """Return a minimal one-page PDF showing `text` in Helvetica."""
+    stream = f"BT /F1 18 Tf 72 720 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+        b" /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    pdf, offsets = bytearray(b"%PDF-1.4\n"), []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(pdf))
+        pdf += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(pdf)
+    pdf += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    pdf += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    pdf += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(pdf)
+
+
+@pytest.fixture
+def kb(tmp_path: Path) -> KnowledgeBase:
+    return open_knowledge_base(tmp_path / "state", BagOfWordsEmbeddings())
+
+
+# Splitting
+
+
+def test_split_gives_one_chunk_per_sentence_prefixed_with_its_heading() -> None:
+    text = (
+        "# Returns\n\n## Faulty items\n\n"
+        "Faulty items can be returned within 45 days of delivery for a full refund. "
+        "We pay the return shipping for every faulty item.\n\n"
+        "## Refunds\n\nRefunds reach your card within 5 business days of receipt.\n"
+    )
+    chunks = split_into_chunks(text, "returns.md")
+    assert [c.text for c in chunks] == [
+        "Faulty items: Faulty items can be returned within 45 days of delivery for a full refund.",
+        "Faulty items: We pay the return shipping for every faulty item.",
+        "Refunds: Refunds reach your card within 5 business days of receipt.",
+    ]
+    assert {c.source for c in chunks} == {"returns.md"}
+
+
+def test_split_strips_markdown_and_merges_short_fragments() -> None:
+    text = "- **Note:** see [the portal](https://example.com).\n- Passwords must have *at least* 12 characters.\n"
+    chunks = split_into_chunks(text, "accounts.md")
+    assert [c.text for c in chunks] == [
+        "Note: see the portal.",
+        "Passwords must have at least 12 characters.",
+    ]
+    merged = split_into_chunks("Short one. Tiny. This sentence is long enough to stand on its own.", "x.txt")
+    assert [c.text for c in merged] == ["Short one. Tiny. This sentence is long enough to stand on its own."]
+    assert all(len(c.text) >= MIN_CHUNK_CHARS for c in merged)
+
+
+def test_chunk_ids_are_stable_and_differ_by_source() -> None:
+    text = "Express shipping costs $14.99 and arrives the next business day."
+    first, again = split_into_chunks(text, "shipping.md"), split_into_chunks(text, "shipping.md")
+    other = split_into_chunks(text, "faq.md")
+    assert first[0].chunk_id == again[0].chunk_id
+    assert first[0].chunk_id != other[0].chunk_id
+    assert re.fullmatch(r"[0-9a-f]{16}", first[0].chunk_id)
+
+
+def test_split_cuts_unpunctuated_text_into_bounded_chunks() -> None:
+    chunks = split_into_chunks("word " * 1000, "scan.txt")
+    assert len(chunks) > 1 and all(len(c.text) <= 600 for c in chunks)
+
+
+def test_sample_knowledge_base_is_sentence_sized() -> None:
+    chunks = [c for _, text in iter_documents([REPO / "data" / "kb"]) for c in split_into_chunks(text, "kb")]
+    assert 30 <= len(chunks) <= 50
+    assert max(len(c.text) for c in chunks) < 200
+
+
+# Loading
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("empty.md", b"", "file is empty"),
+        ("blank.txt", b"  \n\t\n", "file is empty"),
+        ("notes.docx", b"hello", "unsupported file type '.docx'"),
+        ("latin1.txt", "caf\xe9".encode("latin-1"), "not UTF-8 text"),
+        ("broken.pdf", b"%PDF-1.4 garbage \x00\xff" * 10, "not a readable PDF"),
+    ],
+)
+def test_unreadable_documents_say_why(tmp_path: Path, name: str, content: bytes, reason: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(UnreadableDocument) as caught:
+        load_text(path)
+    assert reason in caught.value.reason
+    assert name in str(caught.value)
+
+
+def test_pdf_without_text_is_unreadable(tmp_path: Path) -> None:
+    writer = PdfWriter()
+    writer.add_blank_page(width=612, height=792)
+    path = tmp_path / "scan.pdf"
+    with path.open("wb") as file:
+        writer.write(file)
+    with pytest.raises(UnreadableDocument, match="no extractable text"):
+        load_text(path)
+
+
+def test_pdf_text_is_extracted(tmp_path: Path) -> None:
+    path = tmp_path / "manual.pdf"
+    path.write_bytes(text_pdf("Hold the pairing button for 5 seconds."))
+    assert "pairing button for 5 seconds" in load_text(path)
+
+
+def test_folders_expand_to_supported_files_but_explicit_files_are_checked(tmp_path: Path) -> None:
+    (tmp_path / "kb" / "nested").mkdir(parents=True)
+    (tmp_path / "kb" / "a.md").write_text("Alpha.")
+    (tmp_path / "kb" / "nested" / "b.txt").write_text("Beta.")
+    (tmp_path / "kb" / "photo.png").write_bytes(b"\x89PNG")
+    (tmp_path / "c.csv").write_text("x,y")
+    results = dict(iter_documents([tmp_path / "kb", tmp_path / "c.csv"]))
+    assert {p.name for p in results} == {"a.md", "b.txt", "c.csv"}
+    assert results[tmp_path / "kb" / "nested" / "b.txt"] == "Beta."
+    assert isinstance(results[tmp_path / "c.csv"], UnreadableDocument)
+
+
+# Store and ingest
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(text)
+    return folder / name
+
+
+def test_ingest_twice_adds_nothing_the_second_time(tmp_path: Path, kb: KnowledgeBase) -> None:
+    write(tmp_path / "docs", "returns.md", "Faulty items can be returned within 45 days of delivery.")
+    write(tmp_path / "docs", "shipping.md", "Standard shipping takes 3 to 5 business days.")
+    first = ingest_paths(kb, [tmp_path / "docs"])
+    second = ingest_paths(kb, [tmp_path / "docs"])
+    assert (first.files_ok, first.chunks_added, first.chunks_unchanged) == (2, 2, 0)
+    assert (second.files_ok, second.chunks_added, second.chunks_unchanged) == (2, 0, 2)
+    assert kb.count() == 2
+
+
+def test_editing_a_file_removes_its_old_sentences(tmp_path: Path, kb: KnowledgeBase) -> None:
+    path = write(tmp_path, "returns.md", "Faulty items can be returned within 30 days of delivery.")
+    write(tmp_path, "shipping.md", "Standard shipping takes 3 to 5 business days.")
+    ingest_paths(kb, [tmp_path])
+    path.write_text("Faulty items can be returned within 45 days of delivery.")
+    report = ingest_paths(kb, [path])
+    texts = [hit.text for hit in kb.search("faulty items returned days", k=5)]
+    assert report.chunks_added == 1
+    assert "Faulty items can be returned within 45 days of delivery." in texts
+    assert not any("30 days" in text for text in texts)
+    assert kb.count() == 2  # the other file's chunk is untouched
+
+
+def test_search_ranks_the_closest_chunk_first(tmp_path: Path, kb: KnowledgeBase) -> None:
+    write(tmp_path, "returns.md", "Faulty items can be returned within 45 days of delivery.")
+    write(tmp_path, "payments.md", "We accept Visa, Mastercard and PayPal for every order.")
+    ingest_paths(kb, [tmp_path])
+    hits = kb.search("Which cards like Visa do you accept?", k=5)
+    assert [hit.source for hit in hits] == ["payments.md", "returns.md"]
+    assert 1 >= hits[0].score > hits[1].score >= 0
+
+
+def test_two_files_with_one_name_are_not_mixed(tmp_path: Path, kb: KnowledgeBase) -> None:
+    write(tmp_path / "a", "faq.md", "The first FAQ says the shop opens at 9 am every day.")
+    write(tmp_path / "b", "faq.md", "The second FAQ says the shop closes at 6 pm every day.")
+    report = ingest_paths(kb, [tmp_path / "a", tmp_path / "b"])
+    assert report.files_ok == 1
+    assert report.failures == [(str(tmp_path / "b" / "faq.md"), "another file named faq.md was ingested")]
+
+
+def test_collection_is_named_after_the_embedding_model() -> None:
+    local = collection_name_for(LocalEmbeddings(model_path="/nowhere"))
+    remote = embedding_function_for(
+        Settings(
+            embeddings_provider="openai",
+            openai_api_key="sk-test",
+            openai_embeddings_model="text-embedding-3-small",
+        )
+    )
+    assert isinstance(remote, OpenAIEmbeddings)
+    assert local == "knowledge_base-all-minilm-l6-v2"
+    assert collection_name_for(remote) == "knowledge_base-text-embedding-3-small"
+
+
+# The CLI
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in ("EMBEDDINGS_PROVIDER", "LLM_PROVIDER", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("APP_STATE_DIR", str(tmp_path / "state"))
+    return tmp_path / "state"
+
+
+def test_cli_ingests_good_files_and_fails_on_a_broken_one(
+    tmp_path: Path, state_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = write(tmp_path / "docs", "returns.md", "Faulty items can be returned within 45 days of delivery.")
+    (tmp_path / "docs" / "broken.pdf").write_bytes(b"not a pdf at all")
+    write(tmp_path / "docs", "shipping.md", "Standard shipping takes 3 to 5 business days.")
+    code = main([str(tmp_path / "docs")], embedding_function=BagOfWordsEmbeddings())
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert f"skipped {tmp_path / 'docs' / 'broken.pdf'}: not a readable PDF" in err
+    assert "Ingested 2 files: 2 chunks added, 0 unchanged, 1 failed." in out
+    assert main([str(good)], embedding_function=BagOfWordsEmbeddings()) == 0
+    assert "0 chunks added, 1 unchanged, 0 failed." in capsys.readouterr().out
+    assert open_knowledge_base(state_dir, BagOfWordsEmbeddings()).count() == 2
+
+
+def test_cli_usage_errors_exit_2(tmp_path: Path, state_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([], embedding_function=BagOfWordsEmbeddings()) == 2
+    assert "usage: python -m rag.ingest" in capsys.readouterr().err
+    missing = str(tmp_path / "nope.md")
+    assert main([missing], embedding_function=BagOfWordsEmbeddings()) == 2
+    assert f"no such file or folder: {missing}" in capsys.readouterr().err
+    assert not state_dir.exists()
+
+
+# Real retrieval over the shipped knowledge base
+
+
+@pytest.fixture(scope="session")
+def real_kb(tmp_path_factory: pytest.TempPathFactory) -> KnowledgeBase:
+    kb = open_knowledge_base(tmp_path_factory.mktemp("real"), LocalEmbeddings())
+    ingest_paths(kb, [REPO / "data" / "kb"])
+    return kb
+
+
+def test_every_eval_question_retrieves_its_answer_first(real_kb: KnowledgeBase) -> None:
+    rows = [json.loads(line) for line in (REPO / "data" / "eval.jsonl").read_text().splitlines()]
+    assert len(rows) == 16
+    assert any(
+        r["question"] == "How long can I return a faulty item?" and "45" in r["must_contain"] for r in rows
+    )
+    misses = []
+    for row in rows:
+        top = real_kb.search(row["question"], k=1)[0]
+        has_answer = any(s.lower() in top.text.lower() for s in row["must_contain"])
+        if top.source != row["source"] or not has_answer:
+            misses.append(f"{row['question']} -> {top.source}: {top.text}")
+    assert not misses, "\n".join(misses)
