@@ -171,9 +171,11 @@ def build_demo(glassbox: Glassbox) -> gr.Blocks:
         with gr.Accordion("Observability", open=True, elem_id="gb-observability"):
             with gr.Row():
                 ttft_plot = gr.LinePlot(x="time", y="ttft_s", title="Time to first token (s)",
-                                        color="status", height=220, elem_id="gb-ttft-plot")
+                                        color="status", height=220, y_lim=[0, None], y_axis_format=".2f",
+                                        elem_id="gb-ttft-plot")
                 latency_plot = gr.LinePlot(x="time", y="latency_s", title="Latency, end to end (s)",
-                                           color="status", height=220, elem_id="gb-latency-plot")
+                                           color="status", height=220, y_lim=[0, None],
+                                           y_axis_format=".2f", elem_id="gb-latency-plot")
             with gr.Row():
                 counters = gr.Markdown(counters_markdown(glassbox.registry), elem_id="gb-counters")
                 target_table = gr.Dataframe(label="Percentiles of completed runs vs targets",
