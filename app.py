@@ -116,12 +116,12 @@ def build_demo(glassbox: Glassbox) -> gr.Blocks:
         yield "", history + (waiting if service.status == "warming up" else []), panel_html([], level), []
         last_frame = 0.0
         async for view in run_turn(service, message, thread_id):
-            now = time.monotonic()
-            final = view.events and view.events[-1].type == "run_end"
-            if final or now - last_frame >= UI_FRAME_S or view.events[-1].type != "token":
-                last_frame = now
+            latest = view.events[-1] if view.events else None
+            # Every step is drawn; tokens at most once a frame. The run always ends on run_end,
+            # which is drawn, so no token is left undrawn.
+            if latest is None or latest.type != "token" or time.monotonic() - last_frame >= UI_FRAME_S:
+                last_frame = time.monotonic()
                 yield gr.skip(), history + view.messages(), panel_html(view.events, level), view.events
-        yield gr.skip(), history + view.messages(), panel_html(view.events, level), view.events
 
     async def ask(message: str, thread_id: str) -> AsyncIterator[str]:
         """Answer `message` in conversation `thread_id`, yielding the answer so far."""
@@ -134,7 +134,7 @@ def build_demo(glassbox: Glassbox) -> gr.Blocks:
         notes = [s.text for s in view.segments if s.kind == "note"]
         if notes and not view.answer:
             raise gr.Error(" ".join(notes))
-        yield view.answer + ("\n\n" + "\n".join(notes) if notes else "")
+        yield view.answer.strip() + ("\n\n" + "\n".join(notes) if notes else "")
 
     def stop(thread_id: str) -> None:
         service.cancel(thread_id)

@@ -15,6 +15,27 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import ConfigDict, PrivateAttr
 
 ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "user"}
+TEMPLATE_TOKENS = 8  # what the chat template adds around each message
+
+
+class ContextTooSmall(ValueError):
+    """The newest message alone does not fit the local model's context window."""
+
+    kind = "input"  # chat.stream reports errors that name their kind as that kind, verbatim
+
+
+def fit_to_context(payload: list[dict], sizes: list[int], budget: int) -> tuple[list[dict], int]:
+    """Drop the oldest turns (never the system prompt or the newest message) until all fit `budget` tokens."""
+    keep = list(range(len(payload)))
+    while sum(sizes[i] for i in keep) > budget and len(keep) > 2:
+        keep.pop(1)  # the oldest turn after the system prompt; the checkpointer still has it
+    total = sum(sizes[i] for i in keep)
+    if total > budget:
+        raise ContextTooSmall(
+            f"The message needs about {total} tokens but the local model has room for {budget} "
+            "(LOCAL_N_CTX minus MAX_ANSWER_TOKENS); send a shorter message or raise LOCAL_N_CTX"
+        )
+    return [payload[i] for i in keep], total
 
 
 def default_model_path() -> Path:
@@ -137,7 +158,8 @@ class LlamaCppChatModel(BaseChatModel):
         payload = [{"role": ROLES.get(m.type, "user"), "content": m.text} for m in messages]
         output_tokens = 0
         with self._lock:
-            input_tokens = sum(len(self.llama.tokenize(m["content"].encode())) for m in payload)
+            sizes = [len(self.llama.tokenize(m["content"].encode())) + TEMPLATE_TOKENS for m in payload]
+            payload, input_tokens = fit_to_context(payload, sizes, self.llama.n_ctx() - self.max_tokens)
             stream = self.llama.create_chat_completion(
                 messages=payload,
                 stream=True,

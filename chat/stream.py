@@ -212,6 +212,8 @@ def describe_failure(error: Exception, node: str | None, recursion_limit: int, t
         return "recursion_limit", RECURSION_LIMIT_MESSAGE.format(limit=recursion_limit)
     if isinstance(error, TimeoutError) or "timeout" in type(error).__name__.lower():
         return "timeout", f"The model sent nothing for {timeout_s:g} s and was stopped (MODEL_TIMEOUT_S)."
+    if getattr(error, "kind", None) in ("input", "model"):  # an error that explains itself
+        return error.kind, str(error)
     detail = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
     if node == ANSWER_NODE:
         return "model", f"The model failed mid-answer: {detail}"

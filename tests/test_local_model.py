@@ -45,3 +45,17 @@ async def test_cancelling_the_local_model_stops_generation(local_components):
     while model._lock.locked() and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
     assert not model._lock.locked(), "llama.cpp kept generating after the stream was cancelled"
+
+
+async def test_a_message_too_long_for_the_local_context_fails_with_a_clear_message(local_components):
+    _, components = local_components
+    service = AgentService(lambda: components)
+    service.warm_up()
+    words = " ".join(f"zq{i}x" for i in range(1400))  # under MAX_MESSAGE_CHARS in spirit, over the context
+
+    events = [e async for e in service.stream(words, "long")]
+
+    assert events[-2].type == "error" and events[-2].kind == "input"
+    assert "LOCAL_N_CTX" in events[-2].message and events[-1].status == "failed"
+    after = [e async for e in service.stream("How long can I return a faulty item?", "long")]
+    assert after[-1].status == "completed"  # the too-long message did not break the thread
