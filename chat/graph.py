@@ -16,7 +16,7 @@ from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from chat.prompts import SYSTEM_PROMPT, TOOL_GUIDANCE
+from chat.prompts import TOOL_GUIDANCE, system_prompt
 from chat.state import AgentState
 from chat.tools import SEARCH_TOOL
 
@@ -79,10 +79,10 @@ def build_graph(
     async def retrieve(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
         call = {"name": SEARCH_TOOL, "id": f"retrieve-{uuid.uuid4().hex[:12]}", "args": {"query": last_user_text(state["messages"])}}
         result = await run_tool_call(by_name.get(SEARCH_TOOL), call, config)
-        return {"context": result.text}
+        return {"facts": [hit.text for hit in result.artifact or []]}
 
     async def agent(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
-        system = SystemMessage(SYSTEM_PROMPT.format(context=state.get("context", "")) + guidance)
+        system = SystemMessage(system_prompt(state.get("facts", []), guidance))
         conversation = _recent_turns(state["messages"], history_messages)
         response = await answering.ainvoke([system, *conversation], config)
         if isinstance(response.content, str) and "<think>" in response.content:

@@ -1,20 +1,34 @@
 """Every prompt the agent uses, as named templates with {placeholders}."""
 
-SYSTEM_PROMPT = """You are the support assistant of Voltline.
-Answer the customer's question using only the facts below. Be brief: one or two sentences.
-If the facts do not answer it, say you don't know and offer to open a support ticket.
+# One retrieved sentence, inline. Measured on data/eval.jsonl with SmolLM2-135M: 14/16 correct;
+# the same fact as a bulleted "Facts:" list gave 11/16. Small models are that sensitive.
+ONE_FACT_PROMPT = """You are Voltline's support assistant. Answer in one sentence, quoting the fact below.{guidance}
+
+Fact: {facts}"""
+
+# Several retrieved sentences (RAG_TOP_K > 1, the default for OpenAI-compatible models).
+FACTS_PROMPT = """You are Voltline's support assistant. Answer briefly, quoting the facts below.
+If they do not answer the question, say you don't know.{guidance}
 
 Facts:
-{context}"""
+{facts}"""
 
-# Used by models that can call tools: it tells them what the tools are for.
+NO_FACTS = "(nothing in the knowledge base matches)"
+
+# Appended for models that can call tools.
 TOOL_GUIDANCE = """
-You may call search_knowledge_base to look up more facts, and create_support_ticket
-when the customer asks for a human or reports a problem the facts cannot solve."""
-
-NO_FACTS = "(no matching facts in the knowledge base)"
+You may call search_knowledge_base to look up more facts, and create_support_ticket when the
+customer asks for a person or reports a problem the facts cannot solve."""
 
 RECURSION_LIMIT_MESSAGE = (
     "The agent stopped after {limit} steps without finishing an answer "
     "(AGENT_RECURSION_LIMIT). Try a more specific question."
 )
+
+
+def system_prompt(facts: list[str], guidance: str = "") -> str:
+    """Return the system prompt grounding the answer in the retrieved facts."""
+    if len(facts) == 1:
+        return ONE_FACT_PROMPT.format(facts=facts[0], guidance=guidance)
+    listed = "\n".join(f"- {fact}" for fact in facts) or NO_FACTS
+    return FACTS_PROMPT.format(facts=listed, guidance=guidance)

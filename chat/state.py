@@ -13,5 +13,5 @@ class AgentState(TypedDict, total=False):
     """State carried between nodes and checkpointed per thread."""
 
     messages: Annotated[list[AnyMessage], add_messages]
-    # Formatted facts from the retrieval that opens every run; replaced each run.
-    context: str
+    # What the retrieval that opens every run found; replaced each run.
+    facts: list[str]

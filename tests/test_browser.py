@@ -67,3 +67,19 @@ def test_a_message_streams_into_the_chat_with_its_trace_and_charts(serve_glassbo
     assert "token" in page.inner_text("#gb-panel")
     os.makedirs("tests/artifacts", exist_ok=True)
     page.screenshot(path="tests/artifacts/browser.png", full_page=True)
+
+
+def test_two_browser_sessions_get_separate_conversations(serve_glassbox, scripted_model, browser_page):
+    _, url = serve_glassbox()
+    first = browser_page
+    second = first.context.browser.new_context().new_page()
+    for page, text in ((first, "My order number is 4242."), (second, "What is my order number?")):
+        page.goto(url)
+        page.wait_for_selector("#gb-status:has-text('ready')", timeout=20_000)
+        page.fill("#gb-input textarea", text)
+        page.click("#gb-send")
+        page.wait_for_selector("#gb-panel :text('run_end')", timeout=15_000)
+
+    assert "4242" not in second.inner_text("#gb-chat")
+    second_prompt = " ".join(m.text for m in scripted_model.prompts[-1])
+    assert "What is my order number?" in second_prompt and "4242" not in second_prompt
