@@ -19,7 +19,7 @@ from chat.components import Components, load_components, sqlite_checkpointer
 from chat.config import Settings
 from chat.logs import configure_logging, log_event
 from chat.render import LEVELS, TurnView, panel_html
-from chat.service import AgentService, NotReady, ThreadBusy
+from chat.service import AgentService, MessageRefused, ThreadBusy
 from chat.tools import SEARCH_TOOL, TICKET_TOOL
 from metrics.counters import counters_markdown
 from metrics.recorder import RunRecorder
@@ -64,6 +64,7 @@ def build_glassbox(
         checkpointer or sqlite_checkpointer(settings),
         recursion_limit=settings.recursion_limit,
         timeout_s=settings.model_timeout_s,
+        max_message_chars=settings.max_message_chars,
         listeners=[recorder.record, log_event],
     )
     return Glassbox(settings, service, registry, table)
@@ -79,16 +80,6 @@ def status_markdown(service: AgentService) -> str:
     return f"**✖ {service.status}**"
 
 
-def refusal(message: str, limit: int) -> str | None:
-    """Return why a message cannot be sent, or None if it can."""
-    if not message.strip():
-        return "Type a question first: the message is empty."
-    if len(message) > limit:
-        return (f"That message is {len(message):,} characters; the limit is {limit:,} "
-                "(MAX_MESSAGE_CHARS). Shorten it and send again: your text is still in the box.")
-    return None
-
-
 async def run_turn(service: AgentService, message: str, thread_id: str) -> AsyncIterator[TurnView]:
     """Yield the turn's view after each event; a service fault becomes a note in it."""
     view = TurnView()
@@ -96,7 +87,7 @@ async def run_turn(service: AgentService, message: str, thread_id: str) -> Async
         async for event in service.stream(message, thread_id):
             view.add(event)
             yield view
-    except (NotReady, ThreadBusy) as error:
+    except ThreadBusy as error:
         view.note(f"⚠️ {error}")
         yield view
 
@@ -107,8 +98,10 @@ def build_demo(glassbox: Glassbox) -> gr.Blocks:
 
     async def respond(message: str, history: list, thread_id: str, level: str):
         """Stream one turn into the chat and the panel; refuse bad input without losing it."""
-        if why := refusal(message or "", settings.max_message_chars):
-            gr.Warning(why)
+        try:
+            service.check(message or "")
+        except MessageRefused as refused:  # the text stays in the box: nothing is lost
+            gr.Warning(f"{refused} Your text is still in the box.")
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
         history = [*history, gr.ChatMessage(role="user", content=message)]
@@ -125,8 +118,10 @@ def build_demo(glassbox: Glassbox) -> gr.Blocks:
 
     async def ask(message: str, thread_id: str) -> AsyncIterator[str]:
         """Answer `message` in conversation `thread_id`, yielding the answer so far."""
-        if why := refusal(message or "", settings.max_message_chars):
-            raise gr.Error(why)
+        try:
+            service.check(message or "")
+        except MessageRefused as refused:
+            raise gr.Error(str(refused)) from None
         view = TurnView()
         async for view in run_turn(service, message, thread_id or uuid.uuid4().hex):
             if view.events and view.events[-1].type == "token":

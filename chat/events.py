@@ -4,7 +4,8 @@ The chat, the side panel, the metrics recorder (and later the trace store and
 the HTTP API) all read these same events. Nothing here knows about LangGraph or
 Gradio; `chat.stream` is the only module that turns LangGraph output into them.
 
-Every run is a sequence that starts with `RunStarted` and ends with exactly one
+Every run is a sequence that opens with `RunQueued` (the message was accepted) and
+`RunStarted` (the graph began), and ends with exactly one
 `RunEnded`, whose `status` is "completed", "failed" or "cancelled". A failure is
 announced by an `ErrorOccurred` and a stop by a `Cancelled` just before it.
 """
@@ -34,6 +35,14 @@ class Event:
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict with a `type` field."""
         return {"type": self.type, **dataclasses.asdict(self)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunQueued(Event):
+    """A message was accepted; the run waits for warm-up or for its turn at the model."""
+
+    type: ClassVar[str] = "run_queued"
+    message: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,6 +131,7 @@ class RunEnded(Event):
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
+        RunQueued,
         RunStarted,
         NodeStarted,
         NodeEnded,
@@ -135,3 +145,12 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RunEnded,
     )
 }
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """Rebuild an event from `Event.to_dict()` output (e.g. read back from the trace store)."""
+    cls = EVENT_TYPES[data["type"]]
+    fields = {k: v for k, v in data.items() if k != "type"}
+    if cls is RetrievalHits:
+        fields["hits"] = tuple(Hit(**hit) for hit in fields["hits"])
+    return cls(**fields)

@@ -21,6 +21,7 @@ from chat.events import (
     ReasoningChunk,
     RetrievalHits,
     RunEnded,
+    RunQueued,
     RunStarted,
     Token,
     ToolEnded,
@@ -31,7 +32,7 @@ Level = Literal["answer only", "full trace"]
 LEVELS: tuple[Level, ...] = ("answer only", "full trace")
 # Events the "answer only" level shows: the reference designs' token-only level plus the
 # run's outcome, so a demo still sees how long the answer took and whether it failed.
-ANSWER_ONLY = (RunStarted, Token, ErrorOccurred, Cancelled, RunEnded)
+ANSWER_ONLY = (RunQueued, Token, ErrorOccurred, Cancelled, RunEnded)
 
 
 @dataclass
@@ -159,8 +160,10 @@ def panel_rows(events: list[Event], level: Level) -> list[tuple[float, str, str]
 def _detail(event: Event) -> str:
     if isinstance(event, (Token, ReasoningChunk)):
         return event.text
+    if isinstance(event, RunQueued):
+        return f"“{event.message[:80]}”"
     if isinstance(event, RunStarted):
-        return f"{event.model} · “{event.message[:80]}”"
+        return event.model
     if isinstance(event, (NodeStarted, NodeEnded)):
         took = f" · {event.duration_s * 1000:.0f} ms" if isinstance(event, NodeEnded) else ""
         return event.node + took

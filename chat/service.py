@@ -29,6 +29,14 @@ class ThreadBusy(RuntimeError):
     """A run is already streaming in this conversation."""
 
 
+class MessageRefused(ValueError):
+    """The message is empty or too long; the message says so and how to fix it."""
+
+    def __init__(self, text: str, reason: str) -> None:
+        super().__init__(text)
+        self.reason = reason  # "empty" or "too_long"
+
+
 class AgentService:
     """Run the agent for any number of sessions; every event goes to every listener."""
 
@@ -39,14 +47,20 @@ class AgentService:
         *,
         recursion_limit: int = 12,
         timeout_s: float = 60.0,
+        max_message_chars: int = 4000,
         listeners: list[Listener] | None = None,
+        persisted: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._load = load
         self._open_checkpointer = open_checkpointer
         self.recursion_limit = recursion_limit
         self.timeout_s = timeout_s
+        self.max_message_chars = max_message_chars
         self.listeners = list(listeners or [])
+        # Awaited before a run's end reaches its reader: what a reader was told is stored.
+        self.persisted = persisted
         self.components: Components | None = None
+        self.checkpointer: BaseCheckpointSaver | None = None
         self.error: str | None = None
         self.started_at = time.monotonic()
         self.ready_after_s: float | None = None
@@ -88,11 +102,25 @@ class AgentService:
             raise NotReady(f"The agent could not start: {self.error}")
         return self.components
 
+    def check(self, message: str) -> None:
+        """Raise MessageRefused for a message the agent will not take."""
+        if not message.strip():
+            raise MessageRefused("Type a question first: the message is empty.", "empty")
+        if len(message) > self.max_message_chars:
+            raise MessageRefused(
+                f"That message is {len(message):,} characters; the limit is {self.max_message_chars:,} "
+                "(MAX_MESSAGE_CHARS). Shorten it and send again.",
+                "too_long",
+            )
+
+    def is_busy(self, thread_id: str) -> bool:
+        """Return whether a run is streaming in `thread_id`."""
+        return thread_id in self._active
+
     async def stream(self, message: str, thread_id: str) -> AsyncIterator[Event]:
-        """Run one message in a thread and yield its events, ending with `RunEnded`."""
-        components = await self.wait_ready()
-        graph = await self._compiled_graph(components)
-        if thread_id in self._active:
+        """Run one message in a thread and yield its events, from `RunQueued` to `RunEnded`."""
+        self.check(message)
+        if self.is_busy(thread_id):
             raise ThreadBusy("An answer is still streaming in this conversation; stop it or wait.")
         queue: asyncio.Queue[Event] = asyncio.Queue()
 
@@ -101,16 +129,13 @@ class AgentService:
             queue.put_nowait(event)
 
         translator = RunTranslator(uuid.uuid4().hex, thread_id)
-        task = asyncio.create_task(
-            stream_run(
-                graph, message, translator=translator, model_name=components.model_name,
-                recursion_limit=self.recursion_limit, timeout_s=self.timeout_s, emit=emit,
-            )
-        )
+        task = asyncio.create_task(self._run(message, translator, emit))
         self._active[thread_id] = task
         try:
             while True:
                 event = await queue.get()
+                if isinstance(event, RunEnded) and self.persisted:
+                    await self.persisted()
                 yield event
                 if isinstance(event, RunEnded):
                     break
@@ -129,14 +154,41 @@ class AgentService:
         task.cancel()
         return True
 
+    async def aclose(self) -> None:
+        """Stop running answers and close the conversation memory's database."""
+        for task in list(self._active.values()):
+            task.cancel()
+        connection = getattr(self.checkpointer, "conn", None)
+        if connection is not None:
+            await connection.close()
+
+    async def _run(self, message: str, translator: RunTranslator, emit: Listener) -> None:
+        emit(translator.queued(message))
+        try:
+            components = await self.wait_ready()
+            graph = await self._compiled_graph(components)
+        except asyncio.CancelledError:  # stopped while queued
+            for event in translator.finish("cancelled", stopped="stopped while queued"):
+                emit(event)
+            raise
+        except NotReady as error:
+            for event in translator.finish("failed", error=("internal", str(error))):
+                emit(event)
+            return
+        await stream_run(
+            graph, message, translator=translator, model_name=components.model_name,
+            recursion_limit=self.recursion_limit, timeout_s=self.timeout_s, emit=emit,
+        )
+
     async def _compiled_graph(self, components: Components):
         # Compiled on the serving event loop, because the async SQLite checkpointer binds to it.
         if self._graph_lock is None:
             self._graph_lock = asyncio.Lock()
         async with self._graph_lock:
             if self._graph is None:
-                checkpointer = await self._open_checkpointer() if self._open_checkpointer else None
-                self._graph = build_graph(components.model, components.tools, checkpointer=checkpointer)
+                if self._open_checkpointer:
+                    self.checkpointer = await self._open_checkpointer()
+                self._graph = build_graph(components.model, components.tools, checkpointer=self.checkpointer)
         return self._graph
 
     def _publish(self, event: Event) -> None:

@@ -30,6 +30,7 @@ from chat.events import (
     ReasoningChunk,
     RetrievalHits,
     RunEnded,
+    RunQueued,
     RunStarted,
     RunStatus,
     Token,
@@ -53,14 +54,18 @@ class RunTranslator:
         self.started_at = clock()
         self.first_output_at: float | None = None
         self.answer: list[str] = []
-        self.output_tokens = self.input_tokens = self.tool_calls = 0
+        self.output_tokens = self.input_tokens = self.tool_calls = self.token_events = 0
         self.current_node: str | None = None
         self._splitter = ThinkTagSplitter()
         self._task_started: dict[str, float] = {}
 
+    def queued(self, message: str) -> RunQueued:
+        """Return the run's first event: the message was accepted."""
+        return RunQueued(**self.ids, at=self.started_at, message=message)
+
     def start(self, message: str, model: str) -> RunStarted:
-        """Return the run's first event."""
-        return RunStarted(**self.ids, at=self.started_at, message=message, model=model)
+        """Return the event that says the graph began."""
+        return RunStarted(**self.ids, at=self.clock(), message=message, model=model)
 
     def translate(self, mode: str, chunk: Any) -> list[Event]:
         """Return the events one stream item stands for (often none)."""
@@ -73,17 +78,22 @@ class RunTranslator:
             return self._from_custom(chunk)
         return []
 
-    def finish(self, status: RunStatus) -> list[Event]:
-        """Return the held-back text, then the run's `RunEnded`."""
+    def finish(
+        self, status: RunStatus, *, error: tuple[ErrorKind, str] | None = None, stopped: str | None = None
+    ) -> list[Event]:
+        """Return the held-back text, the error or stop if any, then the run's `RunEnded`."""
         events = self._text_events(self._splitter.flush(), self.clock())
+        if error is not None:
+            events.append(ErrorOccurred(**self.ids, at=self.clock(), kind=error[0], message=error[1]))
+        if stopped is not None:
+            events.append(Cancelled(**self.ids, at=self.clock(), reason=stopped))
         now = self.clock()
         ttft = None if self.first_output_at is None else self.first_output_at - self.started_at
-        output = self.output_tokens or sum(1 for e in events if isinstance(e, Token))
         return events + [
             RunEnded(
                 **self.ids, at=now, status=status, answer="".join(self.answer).strip(),
                 latency_s=now - self.started_at, ttft_s=ttft, input_tokens=self.input_tokens,
-                output_tokens=output, tool_calls=self.tool_calls,
+                output_tokens=self.output_tokens or self.token_events, tool_calls=self.tool_calls,
             )
         ]
 
@@ -110,6 +120,7 @@ class RunTranslator:
                 events.append(ReasoningChunk(**self.ids, at=now, text=text))
             else:
                 self.answer.append(text)
+                self.token_events += 1
                 events.append(Token(**self.ids, at=now, text=text))
         return events
 
@@ -176,21 +187,18 @@ async def stream_run(
             for event in translator.translate(mode, chunk):
                 emit(event)
     except asyncio.CancelledError:
-        _finish(translator, emit, "cancelled", Cancelled(**ids, at=translator.clock(), reason="stopped"))
+        _emit_all(emit, translator.finish("cancelled", stopped="stopped"))
         raise
     except Exception as error:
-        kind, text = describe_failure(error, translator.current_node, recursion_limit, timeout_s)
-        _finish(translator, emit, "failed", ErrorOccurred(**ids, at=translator.clock(), kind=kind, message=text))
+        failure = describe_failure(error, translator.current_node, recursion_limit, timeout_s)
+        _emit_all(emit, translator.finish("failed", error=failure))
     else:
-        _finish(translator, emit, "completed", None)
+        _emit_all(emit, translator.finish("completed"))
     finally:
         await stream.aclose()
 
 
-def _finish(translator: RunTranslator, emit: Callable[[Event], None], status: RunStatus, reason: Event | None) -> None:
-    events = translator.finish(status)
-    if reason is not None:
-        events.insert(len(events) - 1, reason)
+def _emit_all(emit: Callable[[Event], None], events: list[Event]) -> None:
     for event in events:
         emit(event)
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from chat.events import ErrorOccurred, Event, RunEnded, RunStarted, Token, ToolStarted
+from chat.events import ErrorOccurred, Event, RunEnded, RunQueued, Token, ToolStarted
 from metrics.registry import AgentMetrics
 from metrics.table import RunRow, RunTable
 
@@ -29,7 +29,7 @@ class RunRecorder:
         self._table = table
         self._clock = clock
         # run_id -> `at` of the run's last token (None before the first). Holds only
-        # runs between RunStarted and RunEnded, so it stays as small as the load.
+        # runs between RunQueued and RunEnded, so it stays as small as the load.
         self._open: dict[str, float | None] = {}
         self._lock = threading.Lock()
 
@@ -42,7 +42,7 @@ class RunRecorder:
 
     def _record(self, event: Event) -> None:
         """Dispatch `event` to its handler; events that carry no figure are skipped."""
-        if isinstance(event, RunStarted):
+        if isinstance(event, RunQueued):  # a request counts from the moment it is accepted
             self._run_started(event)
         elif isinstance(event, Token):
             self._token(event)
@@ -57,7 +57,7 @@ class RunRecorder:
         elif not isinstance(event, Event):
             logger.warning("Not an event, ignored by the metrics: %r", event)
 
-    def _run_started(self, event: RunStarted) -> None:
+    def _run_started(self, event: RunQueued) -> None:
         """Count the request and the stream it opens."""
         with self._lock:
             if event.run_id in self._open:

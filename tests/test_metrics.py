@@ -15,7 +15,7 @@ from chat.events import (
     ErrorOccurred,
     NodeStarted,
     RunEnded,
-    RunStarted,
+    RunQueued,
     Token,
     ToolStarted,
 )
@@ -52,8 +52,8 @@ def recorder(registry: CollectorRegistry, table: RunTable) -> RunRecorder:
     return RunRecorder(metrics, table, clock=lambda: WALL_CLOCK)
 
 
-def started(at: float, run: str = "r1") -> RunStarted:
-    return RunStarted(run_id=run, thread_id="t1", at=at, message="Hi", model="fake")
+def started(at: float, run: str = "r1") -> RunQueued:
+    return RunQueued(run_id=run, thread_id="t1", at=at, message="Hi")
 
 
 def token(at: float, run: str = "r1") -> Token:

@@ -9,6 +9,7 @@ from chat.events import (
     ReasoningChunk,
     RetrievalHits,
     RunEnded,
+    RunQueued,
     RunStarted,
     Token,
     ToolEnded,
@@ -23,7 +24,8 @@ HIT = Hit("returns.md", "abc123", 0.71, "Faulty items can be returned within 45 
 
 def run_events(end_status: str = "completed") -> list:
     return [
-        RunStarted(**IDS, at=10.0, message="returns?", model="m"),
+        RunQueued(**IDS, at=10.0, message="returns?"),
+        RunStarted(**IDS, at=10.0005, model="m", message="returns?"),
         NodeStarted(**IDS, at=10.001, node="retrieve"),
         ToolStarted(**IDS, at=10.002, call_id="c1", tool="search_knowledge_base", input={"query": "returns?"}),
         RetrievalHits(**IDS, at=10.010, call_id="c1", query="returns?", hits=(HIT,)),
@@ -57,7 +59,7 @@ def test_tool_reasoning_and_answer_become_ordered_blocks():
 
 
 def test_steps_are_pending_while_they_run():
-    messages = render(run_events()[:3]).messages()
+    messages = render(run_events()[:4]).messages()  # up to the tool's start
     assert messages[0].metadata["status"] == "pending"
 
 
@@ -86,16 +88,16 @@ def test_panel_merges_streamed_text_and_times_from_run_start():
     rows = panel_rows(run_events(), "full trace")
 
     assert [kind for _, kind, _ in rows] == [
-        "run_start", "node_start", "tool_start", "retrieval", "tool_end", "reasoning ×2", "token ×2", "run_end"
+        "run_queued", "run_start", "node_start", "tool_start", "retrieval", "tool_end", "reasoning ×2", "token ×2", "run_end"
     ]
-    assert rows[3][2].startswith("1 hit(s)") and "returns.md 0.71" in rows[3][2]
-    assert rows[6] == (rows[6][0], "token ×2", "Within 45 days.")
+    assert rows[4][2].startswith("1 hit(s)") and "returns.md 0.71" in rows[4][2]
+    assert rows[7] == (rows[7][0], "token ×2", "Within 45 days.")
     assert abs(rows[-1][0] - 0.5) < 1e-9 and "TTFT 0.20 s" in rows[-1][2]
 
 
 def test_answer_only_level_shows_the_answer_and_the_outcome():
     kinds = [kind for _, kind, _ in panel_rows(run_events(), "answer only")]
-    assert kinds == ["run_start", "token ×2", "run_end"]
+    assert kinds == ["run_queued", "token ×2", "run_end"]
 
 
 def test_panel_html_escapes_what_the_model_wrote():
