@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import gradio as gr
@@ -15,6 +17,8 @@ from fastapi.responses import Response
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from api.errors import install_error_handlers
+from api.routes import build_api
 from chat.components import Components, load_components, sqlite_checkpointer
 from chat.config import Settings
 from chat.logs import configure_logging, log_event
@@ -26,6 +30,7 @@ from metrics.recorder import RunRecorder
 from metrics.registry import AgentMetrics
 from metrics.summary import summary, targets
 from metrics.table import RunTable
+from traces.store import TraceStore
 
 log = logging.getLogger("glassbox.app")
 UI_FRAME_S = 0.05  # while tokens stream, redraw the page at most this often
@@ -48,6 +53,7 @@ class Glassbox:
     service: AgentService
     registry: CollectorRegistry
     table: RunTable
+    traces: TraceStore
 
 
 def build_glassbox(
@@ -58,6 +64,7 @@ def build_glassbox(
     """Wire the agent service to the metrics; nothing slow happens until warm-up starts."""
     registry = CollectorRegistry()
     table = RunTable(settings.metrics_window)
+    traces = TraceStore(settings.state_dir / "traces.sqlite3")
     recorder = RunRecorder(AgentMetrics(registry, tools=(SEARCH_TOOL, TICKET_TOOL)), table)
     service = AgentService(
         lambda: load(settings),
@@ -65,9 +72,10 @@ def build_glassbox(
         recursion_limit=settings.recursion_limit,
         timeout_s=settings.model_timeout_s,
         max_message_chars=settings.max_message_chars,
-        listeners=[recorder.record, log_event],
+        listeners=[recorder.record, traces.record, log_event],
+        persisted=lambda: asyncio.to_thread(traces.flush),
     )
-    return Glassbox(settings, service, registry, table)
+    return Glassbox(settings, service, registry, table, traces)
 
 
 def status_markdown(service: AgentService) -> str:
@@ -195,15 +203,24 @@ def build_demo(glassbox: Glassbox) -> gr.Blocks:
 
 
 def build_app(glassbox: Glassbox) -> FastAPI:
-    """Serve the page at / and Prometheus metrics at /metrics on one server."""
-    api = FastAPI(title="Glassbox")
+    """Serve the page at /, the HTTP API at /api, its docs at /docs and metrics at /metrics."""
 
-    @api.get("/metrics", include_in_schema=False)
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await glassbox.service.aclose()
+        glassbox.traces.close()
+
+    app = FastAPI(title="Glassbox", version="1", lifespan=lifespan,
+                  description="Watch an AI agent think: chat over SSE, threads, runs and their events.")
+    install_error_handlers(app)
+    app.include_router(build_api(glassbox.service, glassbox.traces, glassbox.settings.heartbeat_s))
+
+    @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
         return Response(generate_latest(glassbox.registry), media_type=CONTENT_TYPE_LATEST)
 
-    demo = build_demo(glassbox)
-    return gr.mount_gradio_app(api, demo, path="/", footer_links=["api"], css=CSS)
+    return gr.mount_gradio_app(app, build_demo(glassbox), path="/", footer_links=["api"], css=CSS)
 
 
 def main() -> None:

@@ -52,6 +52,8 @@ class Settings:
     model_timeout_s: float = 60.0
     # METRICS_WINDOW: how many recent runs the observability charts keep.
     metrics_window: int = 200
+    # HEARTBEAT_S: an SSE stream with nothing else to send sends a heartbeat this often.
+    heartbeat_s: float = 15.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -93,6 +95,7 @@ class Settings:
             recursion_limit=_int(env, "AGENT_RECURSION_LIMIT", cls.recursion_limit),
             model_timeout_s=_float(env, "MODEL_TIMEOUT_S", cls.model_timeout_s),
             metrics_window=_int(env, "METRICS_WINDOW", cls.metrics_window),
+            heartbeat_s=_float(env, "HEARTBEAT_S", cls.heartbeat_s),
         )
 
 

@@ -144,7 +144,10 @@ class AgentService:
             if not task.done():  # the reader went away (Stop, closed tab): stop the model too
                 task.cancel()
             with suppress(asyncio.CancelledError):
-                await task
+                # Shielded: a web server (anyio) cancels its handler again and again; awaiting
+                # the run unshielded would pass each cancel on into LangGraph's own clean-up,
+                # which then never cancels the model node, and the model keeps generating.
+                await asyncio.shield(task)
 
     def cancel(self, thread_id: str) -> bool:
         """Stop the run streaming in `thread_id`; return whether there was one."""

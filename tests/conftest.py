@@ -147,9 +147,21 @@ def make_service(scripted_model, knowledge_base, tickets):
     return make
 
 
+@dataclass
+class Running:
+    """An app started by `serve_glassbox`."""
+
+    glassbox: Any
+    url: str
+    server: Any
+
+
 @pytest.fixture
 def serve_glassbox(tmp_path, scripted_model, knowledge_base, tickets):
-    """Start the real app (page, /ask, /metrics) around the scripted model; yield its Glassbox."""
+    """Start the real app (page, /api, /ask, /metrics) around the scripted model.
+
+    Every app a test starts shares one state dir, so a second start is a restart.
+    """
     from langgraph.checkpoint.memory import InMemorySaver
 
     from app import build_app, build_glassbox
@@ -162,19 +174,19 @@ def serve_glassbox(tmp_path, scripted_model, knowledge_base, tickets):
     async def open_saver():
         return saver
 
-    def start(load_delay_s: float = 0.0, **settings: Any):
+    def start(load_delay_s: float = 0.0, **settings: Any) -> Running:
         def load(_settings: Settings) -> Components:
             import time
 
             time.sleep(load_delay_s)
             tools = build_tools(knowledge_base, tickets, top_k=1)
-            return Components(scripted_model, "scripted", tools, knowledge_chunks=2)
+            return Components(scripted_model, "scripted", tools, knowledge_chunks=2, timings={"model": 0.0})
 
         glassbox = build_glassbox(Settings(state_dir=tmp_path / "state", **settings), load, open_saver)
         glassbox.service.start_warm_up()
         server = BackgroundServer(build_app(glassbox), name="glassbox").start()
         servers.append(server)
-        return glassbox, server.url
+        return Running(glassbox, server.url, server)
 
     yield start
     for server in servers:

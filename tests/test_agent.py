@@ -191,3 +191,26 @@ async def test_a_model_without_tools_still_answers_from_retrieval(make_service, 
 
     assert events[-1].answer == "45 days." and scripted_model.bound_tools == []
     assert isinstance(events[-1], RunEnded)
+
+
+async def test_a_web_server_cancelling_its_handler_stops_the_model(make_service, scripted_model):
+    """Starlette and Gradio cancel a handler through an anyio scope, which re-cancels every await."""
+    import anyio
+
+    scripted_model.replies = [Reply(tokens=[f"w{i} " for i in range(300)], delay_s=0.01)]
+    service = make_service()
+    first_token = anyio.Event()
+
+    async def handler() -> None:
+        async for event in service.stream("tell me everything", "t1"):
+            if event.type == "token":
+                first_token.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(handler)
+        await first_token.wait()
+        group.cancel_scope.cancel()
+    sent = scripted_model.chunks_sent
+    await asyncio.sleep(0.2)
+
+    assert scripted_model.chunks_sent == sent < 10

@@ -29,7 +29,7 @@ def metric(url: str, name: str) -> float:
 
 def test_ask_streams_partial_answers_then_the_final_one(serve_glassbox, scripted_model):
     scripted_model.replies = [Reply(tokens=["Within ", "45 ", "days."], delay_s=0.05)]
-    _, url = serve_glassbox()
+    url = serve_glassbox().url
 
     outputs = ask_streaming(url, QUESTION, "thread-a")
 
@@ -41,7 +41,7 @@ def test_ask_streams_partial_answers_then_the_final_one(serve_glassbox, scripted
 
 
 def test_metrics_count_the_run_in_prometheus_text(serve_glassbox):
-    _, url = serve_glassbox()
+    url = serve_glassbox().url
     ask_streaming(url, QUESTION, "thread-a")
 
     assert metric(url, "agent_requests_total") == 1
@@ -58,7 +58,7 @@ def test_metrics_count_the_run_in_prometheus_text(serve_glassbox):
 
 
 def test_conversations_are_kept_apart(serve_glassbox, scripted_model):
-    _, url = serve_glassbox()
+    url = serve_glassbox().url
     ask_streaming(url, "My order number is 1234.", "alice")
     ask_streaming(url, "What is my order number?", "bob")
     ask_streaming(url, "What is my order number?", "alice")
@@ -69,7 +69,7 @@ def test_conversations_are_kept_apart(serve_glassbox, scripted_model):
 
 
 def test_bad_input_is_refused_with_a_clear_message_and_the_app_keeps_serving(serve_glassbox):
-    _, url = serve_glassbox(max_message_chars=4000)
+    url = serve_glassbox(max_message_chars=4000).url
     client = Client(url, verbose=False)
 
     with pytest.raises(Exception, match="empty"):
@@ -82,7 +82,7 @@ def test_bad_input_is_refused_with_a_clear_message_and_the_app_keeps_serving(ser
 
 def test_a_model_error_mid_stream_keeps_the_partial_answer_and_counts(serve_glassbox, scripted_model):
     scripted_model.replies = [Reply(tokens=["Faulty ", "items ", "can"], fail_after=2)]
-    _, url = serve_glassbox()
+    url = serve_glassbox().url
 
     final = ask_streaming(url, QUESTION, "t")[-1]
 
@@ -92,7 +92,8 @@ def test_a_model_error_mid_stream_keeps_the_partial_answer_and_counts(serve_glas
 
 
 def test_a_message_sent_while_warming_up_waits_instead_of_failing(serve_glassbox):
-    glassbox, url = serve_glassbox(load_delay_s=1.5)
+    running = serve_glassbox(load_delay_s=1.5)
+    glassbox, url = running.glassbox, running.url
     assert glassbox.service.status == "warming up"
 
     assert ask_streaming(url, QUESTION, "t")[-1] == "OK."

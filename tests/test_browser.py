@@ -37,7 +37,7 @@ def browser_page():
 def test_a_message_streams_into_the_chat_with_its_trace_and_charts(serve_glassbox, scripted_model, browser_page):
     words = "You may send it back within 45 days for a new one or your money back.".split()
     scripted_model.replies = [Reply(tokens=[w + " " for w in words], reasoning=["Check the returns policy."], delay_s=0.15)]
-    _, url = serve_glassbox()
+    url = serve_glassbox().url
     page = browser_page
     page.goto(url)
     page.wait_for_selector("#gb-status:has-text('ready')", timeout=20_000)
@@ -70,7 +70,7 @@ def test_a_message_streams_into_the_chat_with_its_trace_and_charts(serve_glassbo
 
 
 def test_two_browser_sessions_get_separate_conversations(serve_glassbox, scripted_model, browser_page):
-    _, url = serve_glassbox()
+    url = serve_glassbox().url
     first = browser_page
     second = first.context.browser.new_context().new_page()
     for page, text in ((first, "My order number is 4242."), (second, "What is my order number?")):

@@ -1,0 +1,39 @@
+"""Errors as readable JSON: 422 says which field is wrong, a bug is a 500 without a stack trace."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+log = logging.getLogger("glassbox.api")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Make validation errors one readable sentence and keep internals out of responses."""
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": describe_validation(error.errors())}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, error: Exception) -> JSONResponse:
+        incident = uuid.uuid4().hex[:12]
+        log.exception("request failed", extra={"incident": incident, "path": request.url.path})
+        return JSONResponse({"detail": f"Internal error; the server logged it as incident {incident}."},
+                            status_code=500)
+
+
+def describe_validation(errors: list[dict]) -> str:
+    """Turn pydantic's error list into one sentence, e.g. "body.message: Field required"."""
+    parts = []
+    for error in errors:
+        if error.get("type") == "json_invalid":
+            parts.append(f"The request body is not valid JSON ({error.get('ctx', {}).get('error', 'decode error')}).")
+            continue
+        where = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "body"
+        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts) or "The request is not valid."

@@ -1,0 +1,73 @@
+"""Server-Sent Events: a run's events as `data:` lines, with heartbeats and a type filter."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Collection
+from contextlib import suppress
+from typing import Any
+
+from chat.events import ErrorOccurred, Event, RunEnded
+
+_END = object()
+
+
+def sse(data: dict[str, Any]) -> str:
+    """Format one JSON object as an SSE `data:` message."""
+    return f"data: {json.dumps(data, default=str, ensure_ascii=False)}\n\n"
+
+
+def done_payload(end: RunEnded) -> dict[str, Any]:
+    """Return the `done` event that closes a run that did not fail."""
+    return {
+        "type": "done", "run_id": end.run_id, "thread_id": end.thread_id, "status": end.status,
+        "answer": end.answer, "ttft_s": end.ttft_s, "latency_s": end.latency_s,
+        "input_tokens": end.input_tokens, "output_tokens": end.output_tokens, "tool_calls": end.tool_calls,
+    }
+
+
+async def event_stream(
+    events: AsyncIterator[Event], wanted: Collection[str] | None, heartbeat_s: float
+) -> AsyncIterator[str]:
+    """Yield SSE messages for a run: the wanted events, heartbeats when idle, then `done` or `error`.
+
+    `error` is always sent and is then the last message; `run_end` becomes `done`.
+    Closing this generator (a client that went away) closes `events`, which stops the run.
+    """
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def pump() -> None:
+        try:
+            async for event in events:
+                queue.put_nowait(event)
+        except Exception as error:  # e.g. the thread became busy between the check and the start
+            queue.put_nowait(error)
+        finally:
+            queue.put_nowait(_END)
+
+    task = asyncio.create_task(pump())
+    try:
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), heartbeat_s)
+            except TimeoutError:
+                yield sse({"type": "heartbeat"})
+                continue
+            if item is _END:
+                return
+            if isinstance(item, Exception):
+                yield sse({"type": "error", "kind": "internal", "message": str(item)})
+                return
+            if isinstance(item, ErrorOccurred):
+                yield sse(item.to_dict())
+            elif isinstance(item, RunEnded):
+                if item.status != "failed":
+                    yield sse(done_payload(item))
+                return
+            elif wanted is None or item.type in wanted:
+                yield sse(item.to_dict())
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await asyncio.shield(task)  # see AgentService.stream: never pass a cancel on twice

@@ -1,0 +1,61 @@
+"""The trace store's schema, created and migrated by the app itself."""
+
+from __future__ import annotations
+
+import sqlite3
+
+# Each entry moves the schema one version up; never edit a released entry, append a new one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE threads (
+        id TEXT PRIMARY KEY,
+        title TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        deleted INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        thread_id TEXT NOT NULL REFERENCES threads(id),
+        status TEXT NOT NULL,
+        message TEXT NOT NULL,
+        answer TEXT NOT NULL DEFAULT '',
+        model TEXT,
+        ttft_s REAL,
+        latency_s REAL,
+        input_tokens INTEGER,
+        output_tokens INTEGER,
+        error TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX runs_by_thread ON runs(thread_id, created_at);
+    CREATE TABLE events (
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        seq INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        at REAL NOT NULL,
+        payload TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(db: sqlite3.Connection) -> int:
+    """Bring the database up to SCHEMA_VERSION; return the version it had before."""
+    db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = db.execute("SELECT version FROM schema_version").fetchone()
+    before = row[0] if row else 0
+    if before > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"The trace store has schema version {before}, newer than this Glassbox ({SCHEMA_VERSION}); "
+            "upgrade Glassbox or point APP_STATE_DIR elsewhere."
+        )
+    for version in range(before, SCHEMA_VERSION):
+        db.executescript(f"BEGIN; {MIGRATIONS[version]} COMMIT;")
+    with db:
+        db.execute("DELETE FROM schema_version")
+        db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+    return before
