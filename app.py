@@ -22,15 +22,16 @@ from api.routes import build_api
 from chat.components import Components, load_components, sqlite_checkpointer
 from chat.config import Settings
 from chat.logs import configure_logging, log_event
-from chat.render import LEVELS, TurnView, panel_html
 from chat.service import AgentService, MessageRefused, ThreadBusy
 from chat.tools import SEARCH_TOOL, TICKET_TOOL
 from metrics.counters import counters_markdown
 from metrics.recorder import RunRecorder
 from metrics.registry import AgentMetrics
-from metrics.summary import summary, targets
 from metrics.table import RunTable
 from traces.store import TraceStore
+from ui.conversations import browser_secret, choices, remember, reopen
+from ui.observability import observe, status_markdown
+from ui.render import LEVELS, TurnView, panel_html
 
 log = logging.getLogger("glassbox.app")
 UI_FRAME_S = 0.05  # while tokens stream, redraw the page at most this often
@@ -76,16 +77,6 @@ def build_glassbox(
         persisted=lambda: asyncio.to_thread(traces.flush),
     )
     return Glassbox(settings, service, registry, table, traces)
-
-
-def status_markdown(service: AgentService) -> str:
-    """Return the warm-up badge: warming up, ready (with model and store size), or failed."""
-    if service.status == "ready" and service.components:
-        c = service.components
-        return f"**● ready** · {c.model_name} · {c.knowledge_chunks} chunks · ready in {service.ready_after_s:.1f} s"
-    if service.status == "warming up":
-        return "**◌ warming up…** loading the model, embeddings and knowledge base"
-    return f"**✖ {service.status}**"
 
 
 async def run_turn(service: AgentService, message: str, thread_id: str) -> AsyncIterator[TurnView]:
@@ -144,16 +135,47 @@ def build_demo(glassbox: Glassbox) -> gr.Blocks:
 
     def new_conversation(thread_id: str, level: str):
         service.cancel(thread_id)
-        return uuid.uuid4().hex, [], panel_html([], level), []
+        return uuid.uuid4().hex, [], panel_html([], level), [], gr.update(value=None)
 
-    def observe():
-        frame = glassbox.table.frame()
-        return (status_markdown(service), frame, frame, counters_markdown(glassbox.registry),
-                targets(summary(frame[frame["status"] == "completed"])))
+    def list_conversations(ids: list[str], current: str, remember_current: bool = False):
+        if remember_current and glassbox.traces.get_thread(current):
+            ids = remember(ids, current)
+        listed = choices(glassbox.traces, ids)
+        value = current if current in {key for _, key in listed} else None
+        return ids, gr.update(choices=listed, value=value)
+
+    def open_conversation(selected: str, current: str, level: str):
+        service.cancel(current)
+        history, events = reopen(glassbox.traces, selected)
+        return selected, history, panel_html(events, level), events
+
+    def rename_conversation(title: str, current: str, ids: list[str]):
+        if not title.strip() or not glassbox.traces.rename_thread(current, title):
+            gr.Warning("Send a message first, then give the conversation a title.")
+            return gr.skip(), gr.skip(), gr.skip()
+        return "", *list_conversations(ids, current)
+
+    def delete_conversation(current: str, ids: list[str], level: str):
+        glassbox.traces.delete_thread(current)  # soft: the API can still read it
+        fresh, history, html, events, _ = new_conversation(current, level)
+        remaining, listed = list_conversations([t for t in ids if t != current], fresh)
+        return fresh, history, html, events, remaining, listed
+
+    def observe_all():
+        return observe(service, glassbox.table, glassbox.registry)
 
     with gr.Blocks(title="Glassbox") as demo:
-        thread_id = gr.State(lambda: uuid.uuid4().hex)
+        thread_id = gr.State(lambda: uuid.uuid4().hex)  # a new browser session starts a new thread
         run_events = gr.State([])
+        browser_threads = gr.BrowserState([], storage_key="glassbox-threads",
+                                          secret=browser_secret(settings.state_dir))
+        with gr.Sidebar(label="Conversations", elem_id="gb-sidebar"):
+            conversations = gr.Radio([], label="Your conversations", elem_id="gb-conversations")
+            title_box = gr.Textbox(placeholder="A new title for this conversation", show_label=False,
+                                   max_length=200, elem_id="gb-title")
+            with gr.Row():
+                rename_button = gr.Button("Rename", size="sm", elem_id="gb-rename")
+                delete_button = gr.Button("Delete", size="sm", variant="stop", elem_id="gb-delete")
         with gr.Row(equal_height=False):
             gr.Markdown("## Glassbox · watch the agent think")
             status = gr.Markdown(status_markdown(service), elem_id="gb-status")
@@ -174,30 +196,39 @@ def build_demo(glassbox: Glassbox) -> gr.Blocks:
         with gr.Accordion("Observability", open=True, elem_id="gb-observability"):
             with gr.Row():
                 ttft_plot = gr.LinePlot(x="time", y="ttft_s", title="Time to first token (s)",
-                                        color="status", height=220, y_lim=[0, None], y_axis_format=".2f",
+                                        color="status", height=220, y_lim=[0, None], x_axis_format="%H:%M:%S",
                                         elem_id="gb-ttft-plot")
                 latency_plot = gr.LinePlot(x="time", y="latency_s", title="Latency, end to end (s)",
                                            color="status", height=220, y_lim=[0, None],
-                                           y_axis_format=".2f", elem_id="gb-latency-plot")
+                                           x_axis_format="%H:%M:%S", elem_id="gb-latency-plot")
             with gr.Row():
                 counters = gr.Markdown(counters_markdown(glassbox.registry), elem_id="gb-counters")
                 target_table = gr.Dataframe(label="Percentiles of completed runs vs targets",
                                             interactive=False, elem_id="gb-targets")
         timer = gr.Timer(1.0)
 
+        private = {"api_visibility": "private"}
         turn = [box, chatbot, thread_id, level]
         outputs = [box, chatbot, panel, run_events]
-        box.submit(respond, turn, outputs, concurrency_limit=None, api_visibility="private")
-        send.click(respond, turn, outputs, concurrency_limit=None, api_visibility="private")
-        stop_button.click(stop, [thread_id], None, queue=False, api_visibility="private")
-        new_button.click(new_conversation, [thread_id, level], [thread_id, chatbot, panel, run_events],
-                         api_visibility="private")
-        level.change(lambda events, lvl: panel_html(events, lvl), [run_events, level], panel,
-                     api_visibility="private")
-        timer.tick(observe, None, [status, ttft_plot, latency_plot, counters, target_table],
-                   api_visibility="private", show_progress="hidden")
-        demo.load(observe, None, [status, ttft_plot, latency_plot, counters, target_table],
-                  api_visibility="private")
+        listing = [browser_threads, conversations]
+        for trigger in (box.submit, send.click):
+            trigger(respond, turn, outputs, concurrency_limit=None, **private).then(
+                lambda ids, current: list_conversations(ids, current, remember_current=True),
+                [browser_threads, thread_id], listing, **private)
+        stop_button.click(stop, [thread_id], None, queue=False, **private)
+        new_button.click(new_conversation, [thread_id, level],
+                         [thread_id, chatbot, panel, run_events, conversations], **private)
+        conversations.input(open_conversation, [conversations, thread_id, level],
+                            [thread_id, chatbot, panel, run_events], **private)
+        rename_button.click(rename_conversation, [title_box, thread_id, browser_threads],
+                            [title_box, *listing], **private)
+        delete_button.click(delete_conversation, [thread_id, browser_threads, level],
+                            [thread_id, chatbot, panel, run_events, browser_threads, conversations], **private)
+        level.change(lambda events, lvl: panel_html(events, lvl), [run_events, level], panel, **private)
+        figures = [status, ttft_plot, latency_plot, counters, target_table]
+        timer.tick(observe_all, None, figures, show_progress="hidden", **private)
+        demo.load(observe_all, None, figures, **private)
+        demo.load(list_conversations, [browser_threads, thread_id], listing, **private)
         gr.api(ask, api_name="ask", concurrency_limit=None)
     return demo
 

@@ -143,6 +143,42 @@ def ttft_against_bare_relay(rounds: int) -> tuple[float, float]:
     return percentile(timings["glassbox"], 50), percentile(timings["relay"], 50)
 
 
+async def trace_store_cost(rounds: int) -> tuple[float, float]:
+    """Return TTFT p50 (s) without and with the trace store, same scripted model, runs alternated."""
+    from bench.scripted_openai import Script, ScriptedServer
+    from chat.components import Components
+    from chat.config import Settings
+    from chat.models import build_chat_model
+    from chat.service import AgentService
+    from chat.tickets import TicketStore
+    from chat.tools import build_tools
+    from traces.store import TraceStore
+
+    state = Path(tempfile.mkdtemp(prefix="glassbox-bench-"))
+    reply = Script(reply="Faulty items can be returned within 45 days.", ttft_s=0.05, token_interval_s=0.002)
+    with ScriptedServer(reply) as upstream:
+        model, name = build_chat_model(Settings.from_env({"OPENAI_BASE_URL": upstream.base_url}))
+        tools = build_tools(_NoKnowledge(), TicketStore(state / "tickets.sqlite3"), top_k=1)
+        traces = TraceStore(state / "traces.sqlite3")
+        plain = AgentService(lambda: Components(model, name, tools))
+        stored = AgentService(lambda: Components(model, name, tools), listeners=[traces.record],
+                              persisted=lambda: asyncio.to_thread(traces.flush))
+        timings: dict[str, list[float]] = {"without": [], "with": []}
+        for service in (plain, stored):
+            service.warm_up()
+        for index in range(rounds):
+            for label, service in (("without", plain), ("with", stored)):
+                end = [e async for e in service.stream("How long can I return a faulty item?", f"{label}-{index}")][-1]
+                timings[label].append(end.ttft_s)
+        traces.close()
+    return percentile(timings["without"], 50), percentile(timings["with"], 50)
+
+
+class _NoKnowledge:
+    def search(self, query: str, k: int) -> list:
+        return []
+
+
 def _mounted(demo):
     import gradio as gr
     from fastapi import FastAPI
@@ -178,6 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     quality = asyncio.run(local_quality())
     ours, relay = ttft_against_bare_relay(rounds=5 if args.quick else 15)
     ratio = ours / relay
+    without_store, with_store = asyncio.run(trace_store_cost(rounds=10 if args.quick else 40))
     report([
         ("start to ready", f"{ready_s:.1f} s", "< 15 s", ready_s < 15),
         ("local answers correct", f"{quality['correct']}/{quality['total']}", ">= 3/4",
@@ -189,6 +226,8 @@ def main(argv: list[str] | None = None) -> None:
         ("peak memory (app)", f"{peak_mb:.0f} MB", "< 2048 MB", peak_mb < 2048),
         (f"TTFT p50 glassbox / relay ({SCRIPTED_TTFT_S}s upstream)", f"{ours:.3f}/{relay:.3f} = {ratio:.2f}",
          "<= 1.3", ratio <= 1.3),
+        ("TTFT p50 without / with trace store", f"{without_store * 1000:.1f}/{with_store * 1000:.1f} ms",
+         "(shown)", True),
     ])
 
 

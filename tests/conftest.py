@@ -174,7 +174,7 @@ def serve_glassbox(tmp_path, scripted_model, knowledge_base, tickets):
     async def open_saver():
         return saver
 
-    def start(load_delay_s: float = 0.0, **settings: Any) -> Running:
+    def start(load_delay_s: float = 0.0, port: int = 0, **settings: Any) -> Running:
         def load(_settings: Settings) -> Components:
             import time
 
@@ -184,7 +184,7 @@ def serve_glassbox(tmp_path, scripted_model, knowledge_base, tickets):
 
         glassbox = build_glassbox(Settings(state_dir=tmp_path / "state", **settings), load, open_saver)
         glassbox.service.start_warm_up()
-        server = BackgroundServer(build_app(glassbox), name="glassbox").start()
+        server = BackgroundServer(build_app(glassbox), port=port, name="glassbox").start()
         servers.append(server)
         return Running(glassbox, server.url, server)
 

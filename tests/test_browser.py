@@ -83,3 +83,45 @@ def test_two_browser_sessions_get_separate_conversations(serve_glassbox, scripte
     assert "4242" not in second.inner_text("#gb-chat")
     second_prompt = " ".join(m.text for m in scripted_model.prompts[-1])
     assert "What is my order number?" in second_prompt and "4242" not in second_prompt
+
+
+def send(page, text: str) -> None:
+    page.fill("#gb-input textarea", text)
+    page.click("#gb-send")
+    page.wait_for_selector("#gb-panel :text('run_end')", timeout=15_000)
+
+
+def test_conversations_are_listed_reopened_renamed_and_survive_a_restart(serve_glassbox, scripted_model,
+                                                                          browser_page):
+    scripted_model.replies = [Reply(tokens=["Within ", "45 days."])]
+    first = serve_glassbox()
+    page = browser_page
+    page.goto(first.url)
+    page.wait_for_selector("#gb-status:has-text('ready')", timeout=20_000)
+    send(page, "How long can I return a faulty item?")
+    page.wait_for_selector("#gb-conversations :text('How long can I return a faulty item?')", timeout=10_000)
+
+    page.click("#gb-new")
+    page.wait_for_function("!document.querySelector('#gb-chat').innerText.includes('45 days')")
+    send(page, "Second question")
+    page.wait_for_selector("#gb-conversations label:has-text('Second question')", timeout=10_000)
+
+    first.server.stop()  # a restart: a new server, same address, same state dir
+    second = serve_glassbox(port=first.server.port)
+    page.goto(second.url)
+    page.wait_for_selector("#gb-status:has-text('ready')", timeout=20_000)
+    page.click("#gb-conversations label:has-text('How long can I return')")
+    page.wait_for_selector("#gb-chat :text('Within 45 days.')", timeout=10_000)
+    assert "search_knowledge_base" in page.inner_text("#gb-chat")
+    assert "run_end" in page.inner_text("#gb-panel")  # the last run's events came back too
+
+    send(page, "And opened headphones?")  # the reopened thread goes on
+    assert "How long can I return a faulty item?" in " ".join(m.text for m in scripted_model.prompts[-1])
+
+    page.fill("#gb-title textarea, #gb-title input", "Returns")
+    page.click("#gb-rename")
+    page.wait_for_selector("#gb-conversations label:has-text('Returns ·')", timeout=10_000)
+    page.click("#gb-delete")
+    page.wait_for_function(
+        "!document.querySelector('#gb-conversations').innerText.includes('Returns')", timeout=10_000)
+    assert "Second question" in page.inner_text("#gb-conversations")

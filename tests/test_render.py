@@ -15,8 +15,8 @@ from chat.events import (
     ToolEnded,
     ToolStarted,
 )
-from chat.render import TurnView, panel_html, panel_rows
 from rag.types import Hit
+from ui.render import TurnView, panel_html, panel_rows
 
 IDS = {"run_id": "r1", "thread_id": "t1"}
 HIT = Hit("returns.md", "abc123", 0.71, "Faulty items can be returned within 45 days.")

@@ -123,6 +123,19 @@ class TurnView:
                 segment.status = "done"
 
 
+def transcript(runs: list[tuple[str, str, list[Event]]]) -> list[gr.ChatMessage]:
+    """Rebuild a stored conversation from (message, run status, run events), oldest first."""
+    messages: list[gr.ChatMessage] = []
+    for message, status, events in runs:
+        view = TurnView()
+        for event in events:
+            view.add(event)
+        if status == "interrupted":
+            view.note("⚠️ **Interrupted** by a restart; the answer above is partial.")
+        messages += [gr.ChatMessage(role="user", content=message), *view.messages()]
+    return messages
+
+
 def _message(segment: Segment) -> gr.ChatMessage:
     if segment.kind in ("answer", "note"):
         return gr.ChatMessage(role="assistant", content=segment.text)
