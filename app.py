@@ -161,12 +161,13 @@ def build_demo(glassbox: Glassbox) -> gr.Blocks:
         remaining, listed = list_conversations([t for t in ids if t != current], fresh)
         return fresh, history, html, events, remaining, listed
 
-    def observe_all():
-        return observe(service, glassbox.table, glassbox.registry)
+    def observe_all(drawn: int | None):
+        return observe(service, glassbox.table, glassbox.registry, drawn)
 
     with gr.Blocks(title="Glassbox") as demo:
         thread_id = gr.State(lambda: uuid.uuid4().hex)  # a new browser session starts a new thread
         run_events = gr.State([])
+        charts_drawn = gr.State(None)  # runs_recorded when this page's charts were last drawn
         browser_threads = gr.BrowserState([], storage_key="glassbox-threads",
                                           secret=browser_secret(settings.state_dir))
         with gr.Sidebar(label="Conversations", elem_id="gb-sidebar"):
@@ -196,10 +197,10 @@ def build_demo(glassbox: Glassbox) -> gr.Blocks:
         with gr.Accordion("Observability", open=True, elem_id="gb-observability"):
             with gr.Row():
                 ttft_plot = gr.LinePlot(x="time", y="ttft_s", title="Time to first token (s)",
-                                        color="status", height=220, y_lim=[0, None], x_axis_format="%H:%M:%S",
+                                        height=220, y_lim=[0, None], x_axis_format="%H:%M:%S",
                                         elem_id="gb-ttft-plot")
                 latency_plot = gr.LinePlot(x="time", y="latency_s", title="Latency, end to end (s)",
-                                           color="status", height=220, y_lim=[0, None],
+                                           height=220, y_lim=[0, None],
                                            x_axis_format="%H:%M:%S", elem_id="gb-latency-plot")
             with gr.Row():
                 counters = gr.Markdown(counters_markdown(glassbox.registry), elem_id="gb-counters")
@@ -225,9 +226,9 @@ def build_demo(glassbox: Glassbox) -> gr.Blocks:
         delete_button.click(delete_conversation, [thread_id, browser_threads, level],
                             [thread_id, chatbot, panel, run_events, browser_threads, conversations], **private)
         level.change(lambda events, lvl: panel_html(events, lvl), [run_events, level], panel, **private)
-        figures = [status, ttft_plot, latency_plot, counters, target_table]
-        timer.tick(observe_all, None, figures, show_progress="hidden", **private)
-        demo.load(observe_all, None, figures, **private)
+        figures = [status, ttft_plot, latency_plot, counters, target_table, charts_drawn]
+        timer.tick(observe_all, charts_drawn, figures, show_progress="hidden", **private)
+        demo.load(observe_all, charts_drawn, figures, **private)
         demo.load(list_conversations, [browser_threads, thread_id], listing, **private)
         gr.api(ask, api_name="ask", concurrency_limit=None)
     return demo

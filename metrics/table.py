@@ -50,11 +50,13 @@ class RunTable:
             raise ValueError(f"RunTable needs maxlen >= 1, got {maxlen}.")
         self._rows: deque[RunRow] = deque(maxlen=maxlen)
         self._lock = threading.Lock()
+        self.runs_recorded = 0  # ever, not just held: tells a chart whether it is out of date
 
     def add(self, row: RunRow) -> None:
         """Append a finished run, dropping the oldest when the table is full."""
         with self._lock:
             self._rows.append(row)
+            self.runs_recorded += 1
 
     def __len__(self) -> int:
         """Return how many runs the table holds."""

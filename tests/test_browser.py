@@ -58,7 +58,9 @@ def test_a_message_streams_into_the_chat_with_its_trace_and_charts(serve_glassbo
     # The observability timer redraws the charts and counters from the new run.
     page.wait_for_selector("#gb-counters :text('Requests 1')", timeout=10_000)
     page.wait_for_function(
-        "[...document.querySelectorAll('#gb-ttft-plot svg .mark-line path')].some(p => p.getAttribute('d'))",
+        # A path with no stroke is an invisible line: it must have both.
+        "[...document.querySelectorAll('#gb-ttft-plot svg .mark-line path')]"
+        ".some(p => p.getAttribute('d') && p.getAttribute('stroke'))",
         timeout=10_000,
     )
 

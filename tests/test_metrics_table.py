@@ -100,3 +100,22 @@ def test_targets_without_runs_say_no_data() -> None:
     report = targets(summary(RunTable(maxlen=5).frame()))
     assert status_of(report, "TTFT p90") == ("—", "< 1 s", "no data")
     assert status_of(report, "latency p95") == ("—", "< 2 s", "no data")
+
+
+def test_charts_are_sent_only_when_a_run_has_finished_since_they_were_drawn():
+    import gradio as gr
+    from prometheus_client import CollectorRegistry
+
+    from ui.observability import observe
+
+    class Ready:
+        status, components = "warming up", None
+
+    table = RunTable(maxlen=2)
+    first = observe(Ready(), table, CollectorRegistry(), drawn=None)
+    again = observe(Ready(), table, CollectorRegistry(), drawn=first[-1])
+    table.add(RunRow(time=datetime(2026, 1, 1), ttft_s=0.1, latency_s=1.0, tokens=3, tool_calls=1, status="completed"))
+    after_run = observe(Ready(), table, CollectorRegistry(), drawn=again[-1])
+
+    assert not isinstance(first[1], type(gr.skip())) and isinstance(again[1], type(gr.skip()))
+    assert len(after_run[1]) == 1 and after_run[-1] == 1

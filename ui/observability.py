@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import Any
+
+import gradio as gr
 from prometheus_client import CollectorRegistry
 
 from chat.service import AgentService
@@ -22,9 +24,18 @@ def status_markdown(service: AgentService) -> str:
 
 
 def observe(
-    service: AgentService, table: RunTable, registry: CollectorRegistry
-) -> tuple[str, pd.DataFrame, pd.DataFrame, str, pd.DataFrame]:
-    """Return the badge, the TTFT and latency chart data, the counters and the targets table."""
+    service: AgentService, table: RunTable, registry: CollectorRegistry, drawn: int | None
+) -> tuple[Any, ...]:
+    """Return the badge, TTFT and latency chart data, counters, targets, and what is now drawn.
+
+    Charts and targets are sent only when a run has finished since they were last drawn
+    (`drawn`, from the session): redrawing unchanged charts every tick makes them flicker.
+    """
     frame = table.frame()
-    completed = frame[frame["status"] == "completed"]
-    return status_markdown(service), frame, frame, counters_markdown(registry), targets(summary(completed))
+    version = table.runs_recorded
+    if version == drawn:
+        charts: tuple[Any, ...] = (gr.skip(), gr.skip(), gr.skip())
+    else:
+        completed = frame[frame["status"] == "completed"]
+        charts = (frame, frame, targets(summary(completed)))
+    return status_markdown(service), charts[0], charts[1], counters_markdown(registry), charts[2], version
