@@ -1,4 +1,4 @@
-"""Glassbox: watch an AI agent think. `python app.py` serves the page, /ask and /metrics."""
+"""Glassbox: watch an AI agent think. `python app.py` serves the page, /api, /ask and /metrics."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def build_glassbox(
     load: Callable[[Settings], Components] = load_components,
     checkpointer: Callable[[], Awaitable[BaseCheckpointSaver]] | None = None,
 ) -> Glassbox:
-    """Wire the agent service to the metrics; nothing slow happens until warm-up starts."""
+    """Wire the agent service to the metrics and the trace store; nothing slow happens until warm-up."""
     registry = CollectorRegistry()
     table = RunTable(settings.metrics_window)
     traces = TraceStore(settings.state_dir / "traces.sqlite3")
@@ -150,7 +150,10 @@ def build_demo(glassbox: Glassbox) -> gr.Blocks:
         return selected, history, panel_html(events, level), events
 
     def rename_conversation(title: str, current: str, ids: list[str]):
-        if not title.strip() or not glassbox.traces.rename_thread(current, title):
+        if not title.strip():
+            gr.Warning("Type the new title first.")
+            return gr.skip(), gr.skip(), gr.skip()
+        if not glassbox.traces.rename_thread(current, title):
             gr.Warning("Send a message first, then give the conversation a title.")
             return gr.skip(), gr.skip(), gr.skip()
         return "", *list_conversations(ids, current)
