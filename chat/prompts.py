@@ -26,9 +26,13 @@ RECURSION_LIMIT_MESSAGE = (
 )
 
 
+def facts_list(facts: list[str]) -> str:
+    """Return facts as a bulleted list, or say that nothing matched."""
+    return "\n".join(f"- {fact}" for fact in facts) or NO_FACTS
+
+
 def system_prompt(facts: list[str], guidance: str = "") -> str:
     """Return the system prompt grounding the answer in the retrieved facts."""
     if len(facts) == 1:
         return ONE_FACT_PROMPT.format(facts=facts[0], guidance=guidance)
-    listed = "\n".join(f"- {fact}" for fact in facts) or NO_FACTS
-    return FACTS_PROMPT.format(facts=listed, guidance=guidance)
+    return FACTS_PROMPT.format(facts=facts_list(facts), guidance=guidance)

@@ -15,7 +15,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from chat.components import Components
 from chat.events import Event, RunEnded
 from chat.graph import build_graph
-from chat.stream import RunTranslator, stream_run
+from chat.stream import RunTranslator, emit_all, stream_run
 
 log = logging.getLogger("glassbox.service")
 Listener = Callable[[Event], None]
@@ -171,12 +171,10 @@ class AgentService:
             components = await self.wait_ready()
             graph = await self._compiled_graph(components)
         except asyncio.CancelledError:  # stopped while queued
-            for event in translator.finish("cancelled", stopped="stopped while queued"):
-                emit(event)
+            emit_all(emit, translator.finish("cancelled", stopped="stopped while queued"))
             raise
         except NotReady as error:
-            for event in translator.finish("failed", error=("internal", str(error))):
-                emit(event)
+            emit_all(emit, translator.finish("failed", error=("internal", str(error))))
             return
         await stream_run(
             graph, message, translator=translator, model_name=components.model_name,

@@ -187,18 +187,19 @@ async def stream_run(
             for event in translator.translate(mode, chunk):
                 emit(event)
     except asyncio.CancelledError:
-        _emit_all(emit, translator.finish("cancelled", stopped="stopped"))
+        emit_all(emit, translator.finish("cancelled", stopped="stopped"))
         raise
     except Exception as error:
         failure = describe_failure(error, translator.current_node, recursion_limit, timeout_s)
-        _emit_all(emit, translator.finish("failed", error=failure))
+        emit_all(emit, translator.finish("failed", error=failure))
     else:
-        _emit_all(emit, translator.finish("completed"))
+        emit_all(emit, translator.finish("completed"))
     finally:
         await stream.aclose()
 
 
-def _emit_all(emit: Callable[[Event], None], events: list[Event]) -> None:
+def emit_all(emit: Callable[[Event], None], events: list[Event]) -> None:
+    """Emit events in order."""
     for event in events:
         emit(event)
 

@@ -8,7 +8,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel, Field
 
-from chat.prompts import NO_FACTS
+from chat.prompts import facts_list
 from chat.tickets import TicketStore
 from rag.types import Hit
 
@@ -37,9 +37,7 @@ class TicketInput(BaseModel):
 
 def format_hits(hits: list[Hit]) -> str:
     """Render hits as the facts block the model reads."""
-    if not hits:
-        return NO_FACTS
-    return "\n".join(f"- {hit.text}" for hit in hits)
+    return facts_list([hit.text for hit in hits])
 
 
 def build_tools(knowledge_base: Searchable, tickets: TicketStore, top_k: int) -> list[BaseTool]:

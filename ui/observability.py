@@ -31,11 +31,11 @@ def observe(
     Charts and targets are sent only when a run has finished since they were last drawn
     (`drawn`, from the session): redrawing unchanged charts every tick makes them flicker.
     """
-    frame = table.frame()
-    version = table.runs_recorded
+    version = table.runs_recorded  # read before the frame, so a run added meanwhile is redrawn next tick
     if version == drawn:
         charts: tuple[Any, ...] = (gr.skip(), gr.skip(), gr.skip())
     else:
+        frame = table.frame()
         completed = frame[frame["status"] == "completed"]
         charts = (frame, frame, targets(summary(completed)))
     return status_markdown(service), charts[0], charts[1], counters_markdown(registry), charts[2], version
