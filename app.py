@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -12,23 +12,27 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import gradio as gr
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from fastapi.responses import Response
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from api.errors import install_error_handlers
-from api.routes import build_api
+from api.limits import BodyLimit
+from api.routes import ID_PATTERN, build_api
+from auth.access import Access, VisitorCookies
+from auth.callers import Caller
 from chat.components import Components, load_components, sqlite_checkpointer
 from chat.config import Settings
 from chat.logs import configure_logging, log_event
-from chat.service import AgentService, MessageRefused, ThreadBusy
+from chat.service import AgentService, MessageRefused, NotYours, ThreadBusy
 from chat.tools import SEARCH_TOOL, TICKET_TOOL
 from metrics.counters import counters_markdown
 from metrics.recorder import RunRecorder
 from metrics.registry import AgentMetrics
 from metrics.table import RunTable
 from traces.store import TraceStore
+from traces.tokens import TokenStore
 from ui.conversations import browser_secret, choices, remember, reopen
 from ui.observability import observe, status_markdown
 from ui.render import LEVELS, TurnView, panel_html
@@ -55,6 +59,7 @@ class Glassbox:
     registry: CollectorRegistry
     table: RunTable
     traces: TraceStore
+    access: Access
 
 
 def build_glassbox(
@@ -66,6 +71,8 @@ def build_glassbox(
     registry = CollectorRegistry()
     table = RunTable(settings.metrics_window)
     traces = TraceStore(settings.state_dir / "traces.sqlite3")
+    access = Access(settings.auth_mode, TokenStore(traces.path, traces.now), browser_secret(settings.state_dir),
+                    settings.admin_token, settings.space_owner)
     recorder = RunRecorder(AgentMetrics(registry, tools=(SEARCH_TOOL, TICKET_TOOL)), table)
     service = AgentService(
         lambda: load(settings),
@@ -74,28 +81,32 @@ def build_glassbox(
         timeout_s=settings.model_timeout_s,
         max_message_chars=settings.max_message_chars,
         listeners=[recorder.record, traces.record, log_event],
-        persisted=lambda: asyncio.to_thread(traces.flush),
+        persisted=lambda run_id: asyncio.to_thread(traces.flush, run_id),
+        claim=traces.claim_thread,
     )
-    return Glassbox(settings, service, registry, table, traces)
+    return Glassbox(settings, service, registry, table, traces, access)
 
 
-async def run_turn(service: AgentService, message: str, thread_id: str) -> AsyncIterator[TurnView]:
+async def run_turn(service: AgentService, message: str, thread_id: str, caller: Caller) -> AsyncIterator[TurnView]:
     """Yield the turn's view after each event; a service fault becomes a note in it."""
     view = TurnView()
     try:
-        async for event in service.stream(message, thread_id):
+        async for event in service.stream(message, thread_id, caller):
             view.add(event)
             yield view
-    except ThreadBusy as error:
+    except (ThreadBusy, NotYours) as error:
         view.note(f"⚠️ {error}")
         yield view
 
 
 def build_demo(glassbox: Glassbox) -> gr.Blocks:
     """Build the page: chat, live event panel, observability panel, and the /ask API."""
-    settings, service = glassbox.settings, glassbox.service
+    settings, service, traces, access = glassbox.settings, glassbox.service, glassbox.traces, glassbox.access
 
-    async def respond(message: str, history: list, thread_id: str, level: str):
+    def page_caller(visitor: str) -> Caller:
+        return access.page_caller(visitor or "unknown")
+
+    async def respond(message: str, history: list, thread_id: str, level: str, visitor: str):
         """Stream one turn into the chat and the panel; refuse bad input without losing it."""
         try:
             service.check(message or "")
@@ -107,7 +118,7 @@ def build_demo(glassbox: Glassbox) -> gr.Blocks:
         waiting = [gr.ChatMessage(role="assistant", content="⏳ Warming up: your question will be answered as soon as the model is ready.")]
         yield "", history + (waiting if service.status == "warming up" else []), panel_html([], level), []
         last_frame = 0.0
-        async for view in run_turn(service, message, thread_id):
+        async for view in run_turn(service, message, thread_id, page_caller(visitor)):
             latest = view.events[-1] if view.events else None
             # Every step is drawn; tokens at most once a frame. The run always ends on run_end,
             # which is drawn, so no token is left undrawn.
@@ -115,14 +126,19 @@ def build_demo(glassbox: Glassbox) -> gr.Blocks:
                 last_frame = time.monotonic()
                 yield gr.skip(), history + view.messages(), panel_html(view.events, level), view.events
 
-    async def ask(message: str, thread_id: str) -> AsyncIterator[str]:
+    async def ask(message: str, thread_id: str, request: gr.Request) -> AsyncIterator[str]:
         """Answer `message` in conversation `thread_id`, yielding the answer so far."""
         try:
+            caller = access.ask_caller(request.headers.get("authorization"), request.session_hash)
             service.check(message or "")
         except MessageRefused as refused:
             raise gr.Error(str(refused)) from None
+        except HTTPException as refused:
+            raise gr.Error(refused.detail) from None
+        if thread_id and not re.fullmatch(ID_PATTERN.strip("^$"), thread_id):
+            raise gr.Error("thread_id must be 1 to 128 letters, digits, - or _; leave it empty to start a new one.")
         view = TurnView()
-        async for view in run_turn(service, message, thread_id or uuid.uuid4().hex):
+        async for view in run_turn(service, message, thread_id or uuid.uuid4().hex, caller):
             if view.events and view.events[-1].type == "token":
                 yield view.answer
         notes = [s.text for s in view.segments if s.kind == "note"]
@@ -137,32 +153,40 @@ def build_demo(glassbox: Glassbox) -> gr.Blocks:
         service.cancel(thread_id)
         return uuid.uuid4().hex, [], panel_html([], level), [], gr.update(value=None)
 
-    def list_conversations(ids: list[str], current: str, remember_current: bool = False):
-        if remember_current and glassbox.traces.get_thread(current):
+    def list_conversations(ids: list[str], current: str, visitor: str, remember_current: bool = False):
+        caller = page_caller(visitor)
+        if remember_current and traces.get_thread(caller, current):
             ids = remember(ids, current)
-        listed = choices(glassbox.traces, ids)
+        listed = choices(traces, caller, ids)
         value = current if current in {key for _, key in listed} else None
         return ids, gr.update(choices=listed, value=value)
 
-    def open_conversation(selected: str, current: str, level: str):
+    def open_conversation(selected: str, current: str, level: str, visitor: str):
+        caller = page_caller(visitor)
+        if not selected or traces.get_thread(caller, selected) is None:
+            gr.Warning("That conversation is gone, or not yours.")
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         service.cancel(current)
-        history, events = reopen(glassbox.traces, selected)
+        history, events = reopen(traces, caller, selected)
         return selected, history, panel_html(events, level), events
 
-    def rename_conversation(title: str, current: str, ids: list[str]):
+    def rename_conversation(title: str, current: str, ids: list[str], visitor: str):
         if not title.strip():
             gr.Warning("Type the new title first.")
             return gr.skip(), gr.skip(), gr.skip()
-        if not glassbox.traces.rename_thread(current, title):
+        if not traces.rename_thread(page_caller(visitor), current, title):
             gr.Warning("Send a message first, then give the conversation a title.")
             return gr.skip(), gr.skip(), gr.skip()
-        return "", *list_conversations(ids, current)
+        return "", *list_conversations(ids, current, visitor)
 
-    def delete_conversation(current: str, ids: list[str], level: str):
-        glassbox.traces.delete_thread(current)  # soft: the API can still read it
+    def delete_conversation(current: str, ids: list[str], level: str, visitor: str):
+        traces.delete_thread(page_caller(visitor), current)  # soft: the API can still read it
         fresh, history, html, events, _ = new_conversation(current, level)
-        remaining, listed = list_conversations([t for t in ids if t != current], fresh)
+        remaining, listed = list_conversations([t for t in ids if t != current], fresh, visitor)
         return fresh, history, html, events, remaining, listed
+
+    def known_visitor(visitor: str) -> str:
+        return visitor or uuid.uuid4().hex  # a browser's first visit: its anonymous identity
 
     def observe_all(drawn: int | None):
         return observe(service, glassbox.table, glassbox.registry, drawn)
@@ -171,8 +195,9 @@ def build_demo(glassbox: Glassbox) -> gr.Blocks:
         thread_id = gr.State(lambda: uuid.uuid4().hex)  # a new browser session starts a new thread
         run_events = gr.State([])
         charts_drawn = gr.State(None)  # runs_recorded when this page's charts were last drawn
-        browser_threads = gr.BrowserState([], storage_key="glassbox-threads",
-                                          secret=browser_secret(settings.state_dir))
+        browser_threads = gr.BrowserState([], storage_key="glassbox-threads", secret=access.secret)
+        # This browser's anonymous identity (AUTH_MODE public/private): encrypted, so it can't be forged.
+        visitor = gr.BrowserState("", storage_key="glassbox-visitor", secret=access.secret)
         with gr.Sidebar(label="Conversations", elem_id="gb-sidebar"):
             conversations = gr.Radio([], label="Your conversations", elem_id="gb-conversations")
             title_box = gr.Textbox(placeholder="A new title for this conversation", show_label=False,
@@ -212,27 +237,28 @@ def build_demo(glassbox: Glassbox) -> gr.Blocks:
         timer = gr.Timer(1.0)
 
         private = {"api_visibility": "private"}
-        turn = [box, chatbot, thread_id, level]
+        turn = [box, chatbot, thread_id, level, visitor]
         outputs = [box, chatbot, panel, run_events]
         listing = [browser_threads, conversations]
         for trigger in (box.submit, send.click):
             trigger(respond, turn, outputs, concurrency_limit=None, **private).then(
-                lambda ids, current: list_conversations(ids, current, remember_current=True),
-                [browser_threads, thread_id], listing, **private)
+                lambda ids, current, who: list_conversations(ids, current, who, remember_current=True),
+                [browser_threads, thread_id, visitor], listing, **private)
         stop_button.click(stop, [thread_id], None, queue=False, **private)
         new_button.click(new_conversation, [thread_id, level],
                          [thread_id, chatbot, panel, run_events, conversations], **private)
-        conversations.input(open_conversation, [conversations, thread_id, level],
+        conversations.input(open_conversation, [conversations, thread_id, level, visitor],
                             [thread_id, chatbot, panel, run_events], **private)
-        rename_button.click(rename_conversation, [title_box, thread_id, browser_threads],
+        rename_button.click(rename_conversation, [title_box, thread_id, browser_threads, visitor],
                             [title_box, *listing], **private)
-        delete_button.click(delete_conversation, [thread_id, browser_threads, level],
+        delete_button.click(delete_conversation, [thread_id, browser_threads, level, visitor],
                             [thread_id, chatbot, panel, run_events, browser_threads, conversations], **private)
         level.change(lambda events, lvl: panel_html(events, lvl), [run_events, level], panel, **private)
         figures = [status, ttft_plot, latency_plot, counters, target_table, charts_drawn]
         timer.tick(observe_all, charts_drawn, figures, show_progress="hidden", **private)
         demo.load(observe_all, charts_drawn, figures, **private)
-        demo.load(list_conversations, [browser_threads, thread_id], listing, **private)
+        demo.load(known_visitor, visitor, visitor, **private).then(
+            list_conversations, [browser_threads, thread_id, visitor], listing, **private)
         gr.api(ask, api_name="ask", concurrency_limit=None)
     return demo
 
@@ -242,20 +268,43 @@ def build_app(glassbox: Glassbox) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        retention = asyncio.create_task(keep_within_retention(glassbox))
         yield
+        retention.cancel()
         await glassbox.service.aclose()
         glassbox.traces.close()
 
     app = FastAPI(title="Glassbox", version="1", lifespan=lifespan,
                   description="Watch an AI agent think: chat over SSE, threads, runs and their events.")
     install_error_handlers(app)
-    app.include_router(build_api(glassbox.service, glassbox.traces, glassbox.settings.heartbeat_s))
+    settings = glassbox.settings
+    app.include_router(build_api(glassbox.service, glassbox.traces, glassbox.access, settings.heartbeat_s))
+    app.add_middleware(VisitorCookies, access=glassbox.access)
+    app.add_middleware(BodyLimit, api_bytes=settings.max_body_bytes, upload_bytes=settings.max_upload_bytes)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
         return Response(generate_latest(glassbox.registry), media_type=CONTENT_TYPE_LATEST)
 
-    return gr.mount_gradio_app(app, build_demo(glassbox), path="/", footer_links=["api"], css=CSS)
+    return gr.mount_gradio_app(app, build_demo(glassbox), path="/", footer_links=["api"], css=CSS,
+                               max_file_size=settings.max_upload_bytes)
+
+
+async def keep_within_retention(glassbox: Glassbox, every_s: float = 3600.0) -> None:
+    """Apply TRACE_RETENTION_DAYS / TRACE_MAX_RUNS now and every hour, conversation memory included."""
+    settings = glassbox.settings
+    if not (settings.trace_retention_days or settings.trace_max_runs):
+        return
+    while True:
+        try:
+            removed = await asyncio.to_thread(glassbox.traces.prune, settings.trace_retention_days,
+                                              settings.trace_max_runs)
+            checkpointer = glassbox.service.checkpointer
+            for thread_id in removed if checkpointer is not None else []:
+                await checkpointer.adelete_thread(thread_id)
+        except Exception:  # retention must never take the server down
+            log.exception("retention failed; will try again")
+        await asyncio.sleep(every_s)
 
 
 def main() -> None:
@@ -266,9 +315,9 @@ def main() -> None:
     settings = Settings.from_env()
     glassbox = build_glassbox(settings)
     glassbox.service.start_warm_up()
-    host = os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
-    port = int(os.environ.get("GRADIO_SERVER_PORT", "7860"))
-    log.info("serving", extra={"url": f"http://{host}:{port}", "provider": settings.llm_provider})
+    host, port = settings.server_name, settings.server_port
+    log.info("serving", extra={"url": f"http://{host}:{port}", "provider": settings.llm_provider,
+                               "auth_mode": settings.auth_mode})
     # Open event streams (gradio_client heartbeats) must not hold a restart hostage.
     uvicorn.run(build_app(glassbox), host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)
 

@@ -7,14 +7,21 @@ import time
 import uuid
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from api.sse import done_payload, event_stream
+from auth.access import Access
+from auth.callers import Caller
 from chat.events import ErrorOccurred, RunEnded
 from chat.service import AgentService, MessageRefused
 from traces.store import TraceStore
+
+# Ids are ours (hex) or a client's own name for a conversation: letters, digits, - and _ only.
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
+ThreadId = Path(pattern=ID_PATTERN, description="A thread id: letters, digits, - and _, at most 128.")
+RunId = Path(pattern=ID_PATTERN, description="A run id.")
 
 # The event types a client may ask for; `error` and `done` always come.
 StreamedType = Literal[
@@ -25,7 +32,8 @@ StreamedType = Literal[
 
 class ChatRequest(BaseModel):
     message: str = Field(description="The user's message.", examples=["How long can I return a faulty item?"])
-    thread_id: str | None = Field(None, description="Continue this thread; omit to start a new one.")
+    thread_id: str | None = Field(None, pattern=ID_PATTERN,
+                                  description="Continue this thread; omit to start a new one.")
     events: list[StreamedType] | None = Field(
         None, description='Event types to stream (default: all). ["token"] is the token-only level.'
     )
@@ -35,11 +43,21 @@ class Rename(BaseModel):
     title: str = Field(min_length=1, max_length=200)
 
 
-def build_api(service: AgentService, traces: TraceStore, heartbeat_s: float = 15.0) -> APIRouter:
-    """Return the /api routes over this service and trace store."""
-    api = APIRouter(prefix="/api")
+class NewToken(BaseModel):
+    name: str = Field(min_length=1, max_length=100, description="Who or what the token is for.")
 
-    def start(request: ChatRequest) -> str:
+
+def build_api(service: AgentService, traces: TraceStore, access: Access, heartbeat_s: float = 15.0) -> APIRouter:
+    """Return the /api routes over this service and trace store; `access` decides who calls."""
+    api = APIRouter(prefix="/api")
+    caller_of = Depends(access.api_caller)
+
+    def admin_of(caller: Caller = caller_of) -> Caller:
+        return access.require_admin(caller)
+
+    admin = Depends(admin_of)
+
+    def start(request: ChatRequest, caller: Caller) -> str:
         """Check a chat request; return its thread id or raise the HTTP error that explains it."""
         try:
             service.check(request.message)
@@ -47,24 +65,24 @@ def build_api(service: AgentService, traces: TraceStore, heartbeat_s: float = 15
             raise HTTPException(413 if refused.reason == "too_long" else 422, str(refused)) from None
         if request.thread_id is None:
             return uuid.uuid4().hex
-        if traces.get_thread(request.thread_id) is None:
-            raise HTTPException(404, f"No thread {request.thread_id!r}; omit thread_id to start a new one.")
+        if traces.get_thread(caller, request.thread_id) is None:
+            raise HTTPException(404, "No thread with that id is yours to see; omit thread_id to start a new one.")
         if service.is_busy(request.thread_id):
             raise HTTPException(409, "An answer is still streaming in this thread; wait for it to finish.")
         return request.thread_id
 
     @api.post("/chat/stream", summary="Run a message, streaming its events as Server-Sent Events")
-    async def chat_stream(request: ChatRequest) -> StreamingResponse:
-        thread_id = start(request)
-        stream = event_stream(service.stream(request.message, thread_id), request.events, heartbeat_s)
+    async def chat_stream(request: ChatRequest, caller: Caller = caller_of) -> StreamingResponse:
+        thread_id = start(request, caller)
+        stream = event_stream(service.stream(request.message, thread_id, caller), request.events, heartbeat_s)
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
 
     @api.post("/chat", summary="Run a message and answer with the whole result")
-    async def chat(request: ChatRequest) -> JSONResponse:
-        thread_id = start(request)
+    async def chat(request: ChatRequest, caller: Caller = caller_of) -> JSONResponse:
+        thread_id = start(request, caller)
         error = None
-        async for event in service.stream(request.message, thread_id):
+        async for event in service.stream(request.message, thread_id, caller):
             if isinstance(event, ErrorOccurred):
                 error = event.message
             if isinstance(event, RunEnded):
@@ -73,39 +91,57 @@ def build_api(service: AgentService, traces: TraceStore, heartbeat_s: float = 15
                 return JSONResponse(body, status_code=502 if event.status == "failed" else 200)
         raise HTTPException(500, "The run ended without a result.")  # unreachable: runs always end
 
-    @api.get("/threads", summary="List threads, most recently active first")
-    def list_threads() -> dict[str, Any]:
-        return {"threads": traces.list_threads()}
+    @api.get("/threads", summary="List your threads, most recently active first, a page at a time")
+    def list_threads(limit: int = Query(50, ge=1, le=200), offset: int = Query(0, ge=0, le=1_000_000),
+                     caller: Caller = caller_of) -> dict[str, Any]:
+        threads = traces.list_threads(caller, limit + 1, offset)
+        more = len(threads) > limit
+        return {"threads": threads[:limit], "next_offset": offset + limit if more else None}
 
     @api.get("/threads/{thread_id}", summary="A thread and its messages")
-    def get_thread(thread_id: str) -> dict[str, Any]:
-        thread = _found(traces.get_thread(thread_id), "thread", thread_id)
-        return {**thread, "messages": traces.thread_messages(thread_id)}
+    def get_thread(thread_id: str = ThreadId, caller: Caller = caller_of) -> dict[str, Any]:
+        thread = _found(traces.get_thread(caller, thread_id), "thread")
+        return {**thread, "messages": traces.thread_messages(caller, thread_id)}
 
     @api.patch("/threads/{thread_id}", summary="Rename a thread")
-    def rename_thread(thread_id: str, rename: Rename) -> dict[str, Any]:
-        _found(traces.rename_thread(thread_id, rename.title) or None, "thread", thread_id)
-        return traces.get_thread(thread_id)
+    def rename_thread(rename: Rename, thread_id: str = ThreadId, caller: Caller = caller_of) -> dict[str, Any]:
+        _found(traces.rename_thread(caller, thread_id, rename.title) or None, "thread")
+        return traces.get_thread(caller, thread_id)
 
     @api.delete("/threads/{thread_id}", summary="Delete a thread (soft; ?hard=true removes its rows)")
-    async def delete_thread(thread_id: str, hard: bool = False) -> dict[str, Any]:
+    async def delete_thread(thread_id: str = ThreadId, hard: bool = False, caller: Caller = caller_of) -> dict[str, Any]:
+        _found(traces.get_thread(caller, thread_id), "thread")
         if service.is_busy(thread_id):
             raise HTTPException(409, "An answer is still streaming in this thread; stop it first.")
-        deleted = await asyncio.to_thread(traces.delete_thread, thread_id, hard)
-        _found(deleted or None, "thread", thread_id)
+        deleted = await asyncio.to_thread(traces.delete_thread, caller, thread_id, hard)
+        _found(deleted or None, "thread")
         if hard and service.checkpointer is not None:
             await service.checkpointer.adelete_thread(thread_id)  # its conversation memory too
         return {"id": thread_id, "deleted": True, "hard": hard}
 
-    @api.get("/runs", summary="List runs, newest first")
-    def list_runs(thread_id: str | None = None, limit: int = Query(50, ge=1, le=500)) -> dict[str, Any]:
+    @api.get("/runs", summary="List your runs, newest first")
+    def list_runs(thread_id: str | None = Query(None, pattern=ID_PATTERN), limit: int = Query(50, ge=1, le=500),
+                  caller: Caller = caller_of) -> dict[str, Any]:
         if thread_id is not None:
-            _found(traces.get_thread(thread_id), "thread", thread_id)
-        return {"runs": traces.list_runs(thread_id, limit)}
+            _found(traces.get_thread(caller, thread_id), "thread")
+        return {"runs": traces.list_runs(caller, thread_id, limit)}
 
     @api.get("/runs/{run_id}", summary="A run and its ordered events")
-    def get_run(run_id: str) -> dict[str, Any]:
-        return _found(traces.get_run(run_id), "run", run_id)
+    def get_run(run_id: str = RunId, caller: Caller = caller_of) -> dict[str, Any]:
+        return _found(traces.get_run(caller, run_id), "run")
+
+    @api.post("/tokens", summary="Make a named API token (admin only); its secret is shown once")
+    def create_token(new: NewToken, _: Caller = admin) -> dict[str, Any]:
+        return access.tokens.create(new.name)
+
+    @api.get("/tokens", summary="List API tokens (admin only), never their secrets")
+    def list_tokens(_: Caller = admin) -> dict[str, Any]:
+        return {"tokens": access.tokens.list()}
+
+    @api.delete("/tokens/{token_id}", summary="Revoke an API token (admin only)")
+    def revoke_token(token_id: str = Path(pattern=ID_PATTERN), _: Caller = admin) -> dict[str, Any]:
+        _found(access.tokens.revoke(token_id) or None, "active token")
+        return {"id": token_id, "revoked": True}
 
     @api.get("/health", summary="Status, model, knowledge-base size, uptime")
     def health() -> dict[str, Any]:
@@ -131,7 +167,8 @@ def build_api(service: AgentService, traces: TraceStore, heartbeat_s: float = 15
     return api
 
 
-def _found(value: Any, kind: str, key: str) -> Any:
+def _found(value: Any, kind: str) -> Any:
+    """Return `value`, or 404. The id is never echoed, and another owner's thread reads as missing."""
     if value is None:
-        raise HTTPException(404, f"No {kind} {key!r}.")
+        raise HTTPException(404, f"No {kind} with that id is yours to see.")
     return value

@@ -162,7 +162,7 @@ async def trace_store_cost(rounds: int) -> tuple[float, float]:
         traces = TraceStore(state / "traces.sqlite3")
         plain = AgentService(lambda: Components(model, name, tools))
         stored = AgentService(lambda: Components(model, name, tools), listeners=[traces.record],
-                              persisted=lambda: asyncio.to_thread(traces.flush))
+                              persisted=lambda run_id: asyncio.to_thread(traces.flush, run_id))
         timings: dict[str, list[float]] = {"without": [], "with": []}
         for service in (plain, stored):
             service.warm_up()

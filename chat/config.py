@@ -54,6 +54,23 @@ class Settings:
     metrics_window: int = 200
     # HEARTBEAT_S: an SSE stream with nothing else to send sends a heartbeat this often.
     heartbeat_s: float = 15.0
+    # GRADIO_SERVER_NAME, GRADIO_SERVER_PORT: where `python app.py` listens.
+    server_name: str = "127.0.0.1"
+    server_port: int = 7860
+    # AUTH_MODE: "local" (one trusted user, no token), "private" (/api and /ask need a token) or
+    # "public" (anyone chats and sees only their own). Default: local on a loopback address, else public.
+    auth_mode: Literal["local", "private", "public"] = "local"
+    # ADMIN_TOKEN: the bearer token of the admin, who sees everything and manages tokens.
+    admin_token: str | None = None
+    # SPACE_AUTHOR_NAME (set by Hugging Face Spaces): signed in with Hugging Face, this user is admin.
+    space_owner: str | None = None
+    # TRACE_RETENTION_DAYS, TRACE_MAX_RUNS: finished runs older, or beyond the newest N, are removed.
+    trace_retention_days: float | None = None
+    trace_max_runs: int | None = None
+    # MAX_BODY_BYTES: the largest request body the HTTP API accepts.
+    max_body_bytes: int = 64 * 1024
+    # MAX_UPLOAD_BYTES: the largest file the page accepts through /gradio_api/upload.
+    max_upload_bytes: int = 10 * 1024 * 1024
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -77,6 +94,18 @@ class Settings:
         if embeddings == "openai" and not has_openai:
             raise SettingsError("EMBEDDINGS_PROVIDER=openai needs OPENAI_API_KEY or OPENAI_BASE_URL.")
         default_k = 1 if provider == "local" else 4
+        host = env.get("GRADIO_SERVER_NAME", cls.server_name)
+        auth_mode = env.get("AUTH_MODE", "").lower() or default_auth_mode(host)
+        if auth_mode not in ("local", "private", "public"):
+            raise SettingsError(f"AUTH_MODE must be 'local', 'private' or 'public', not {auth_mode!r}.")
+        admin_token = env.get("ADMIN_TOKEN") or None
+        if admin_token is not None and len(admin_token) < 16:
+            raise SettingsError(
+                "ADMIN_TOKEN is too short to be safe: use at least 16 characters, e.g. the output of "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))'."
+            )
+        if auth_mode == "private" and not admin_token:
+            raise SettingsError("AUTH_MODE=private needs ADMIN_TOKEN, or nobody could make API tokens.")
         model_path = env.get("LOCAL_MODEL_PATH")
         return cls(
             state_dir=Path(env.get("APP_STATE_DIR", cls.state_dir)),
@@ -96,7 +125,21 @@ class Settings:
             model_timeout_s=_float(env, "MODEL_TIMEOUT_S", cls.model_timeout_s),
             metrics_window=_int(env, "METRICS_WINDOW", cls.metrics_window),
             heartbeat_s=_float(env, "HEARTBEAT_S", cls.heartbeat_s),
+            server_name=host,
+            server_port=_int(env, "GRADIO_SERVER_PORT", cls.server_port),
+            auth_mode=auth_mode,  # type: ignore[arg-type]
+            admin_token=admin_token,
+            space_owner=env.get("SPACE_AUTHOR_NAME") or None,
+            trace_retention_days=_float(env, "TRACE_RETENTION_DAYS", 0) or None,
+            trace_max_runs=_int(env, "TRACE_MAX_RUNS", 0) or None,
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", cls.max_body_bytes),
+            max_upload_bytes=_int(env, "MAX_UPLOAD_BYTES", cls.max_upload_bytes),
         )
+
+
+def default_auth_mode(host: str) -> str:
+    """Return "local" for a loopback address and "public" for any other (0.0.0.0 included)."""
+    return "local" if host in ("localhost", "::1") or host.startswith("127.") else "public"
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -109,7 +152,7 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
 
 def _number(env: Mapping[str, str], name: str, default: float, kind: type) -> float:
     raw = env.get(name)
-    if raw is None or raw == "":
+    if raw is None or raw == "" or (default == 0 and raw == "0"):
         return default
     try:
         value = kind(raw)

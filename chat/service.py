@@ -12,10 +12,12 @@ from contextlib import suppress
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
+from auth.callers import LOCAL, Caller
 from chat.components import Components
 from chat.events import Event, RunEnded
 from chat.graph import build_graph
 from chat.stream import RunTranslator, emit_all, stream_run
+from chat.text import clean_text
 
 log = logging.getLogger("glassbox.service")
 Listener = Callable[[Event], None]
@@ -27,6 +29,10 @@ class NotReady(RuntimeError):
 
 class ThreadBusy(RuntimeError):
     """A run is already streaming in this conversation."""
+
+
+class NotYours(LookupError):
+    """The thread belongs to someone else (or was deleted): to this caller it does not exist."""
 
 
 class MessageRefused(ValueError):
@@ -49,7 +55,8 @@ class AgentService:
         timeout_s: float = 60.0,
         max_message_chars: int = 4000,
         listeners: list[Listener] | None = None,
-        persisted: Callable[[], Awaitable[None]] | None = None,
+        persisted: Callable[[str], Awaitable[bool]] | None = None,
+        claim: Callable[[Caller, str, str], bool] | None = None,
     ) -> None:
         self._load = load
         self._open_checkpointer = open_checkpointer
@@ -59,6 +66,8 @@ class AgentService:
         self.listeners = list(listeners or [])
         # Awaited before a run's end reaches its reader: what a reader was told is stored.
         self.persisted = persisted
+        # Creates a new thread for the caller, or says whether an existing one is theirs.
+        self.claim = claim
         self.components: Components | None = None
         self.checkpointer: BaseCheckpointSaver | None = None
         self.error: str | None = None
@@ -117,9 +126,15 @@ class AgentService:
         """Return whether a run is streaming in `thread_id`."""
         return thread_id in self._active
 
-    async def stream(self, message: str, thread_id: str) -> AsyncIterator[Event]:
-        """Run one message in a thread and yield its events, from `RunQueued` to `RunEnded`."""
+    async def stream(self, message: str, thread_id: str, caller: Caller = LOCAL) -> AsyncIterator[Event]:
+        """Run one message in the caller's thread and yield its events, from `RunQueued` to `RunEnded`.
+
+        Raises MessageRefused, NotYours or ThreadBusy before anything runs.
+        """
         self.check(message)
+        message = clean_text(message)  # one odd character costs itself, never the store
+        if self.claim and not await asyncio.to_thread(self.claim, caller, thread_id, message):
+            raise NotYours("There is no conversation with that id; leave it out to start a new one.")
         if self.is_busy(thread_id):
             raise ThreadBusy("An answer is still streaming in this conversation; stop it or wait.")
         queue: asyncio.Queue[Event] = asyncio.Queue()
@@ -134,8 +149,8 @@ class AgentService:
         try:
             while True:
                 event = await queue.get()
-                if isinstance(event, RunEnded) and self.persisted:
-                    await self.persisted()
+                if isinstance(event, RunEnded) and self.persisted and not await self.persisted(event.run_id):
+                    log.warning("run not stored in full", extra={"run_id": event.run_id})
                 yield event
                 if isinstance(event, RunEnded):
                     break

@@ -39,6 +39,8 @@ from chat.events import (
 )
 from chat.prompts import RECURSION_LIMIT_MESSAGE
 from chat.reasoning import ThinkTagSplitter
+from chat.text import clean_text, clean_value
+from rag.types import Hit
 
 STREAM_MODES = ["messages", "tasks", "custom"]
 ANSWER_NODE = "agent"
@@ -105,7 +107,7 @@ class RunTranslator:
         self.input_tokens += usage.get("input_tokens", 0)
         self.output_tokens += usage.get("output_tokens", 0)
         events: list[Event] = []
-        reasoning = _reasoning_text(message)
+        reasoning = clean_text(_reasoning_text(message))
         if reasoning:
             events.append(ReasoningChunk(**self.ids, at=now, text=reasoning))
         events += self._text_events(self._splitter.feed(_answer_text(message)), now)
@@ -116,6 +118,7 @@ class RunTranslator:
     def _text_events(self, parts: list[tuple[str, str]], now: float) -> list[Event]:
         events: list[Event] = []
         for kind, text in parts:
+            text = clean_text(text)  # model output is untrusted: keep it storable
             if kind == "reasoning":
                 events.append(ReasoningChunk(**self.ids, at=now, text=text))
             else:
@@ -136,14 +139,16 @@ class RunTranslator:
 
     def _from_custom(self, data: dict[str, Any]) -> list[Event]:
         kind, at = data.get("kind"), data.get("at", self.clock())
-        fields = {k: v for k, v in data.items() if k not in ("kind", "at")}
+        # Tool inputs come from the model, outputs and hits from tools and documents: all untrusted.
+        fields = {k: clean_value(v) for k, v in data.items() if k not in ("kind", "at", "hits")}
         if kind == "tool_start":
             self.tool_calls += 1
             return [ToolStarted(**self.ids, at=at, **fields)]
         if kind == "tool_end":
             return [ToolEnded(**self.ids, at=at, **fields)]
         if kind == "retrieval":
-            return [RetrievalHits(**self.ids, at=at, call_id=fields["call_id"], query=fields["query"], hits=tuple(fields["hits"]))]
+            hits = tuple(Hit(clean_text(h.source), h.chunk_id, h.score, clean_text(h.text)) for h in data["hits"])
+            return [RetrievalHits(**self.ids, at=at, call_id=fields["call_id"], query=fields["query"], hits=hits)]
         return []
 
 

@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from auth.callers import LOCAL
 from chat.events import ErrorOccurred, RetrievalHits, RunEnded, RunQueued, RunStarted, Token
 from rag.types import Hit
 from traces.schema import SCHEMA_VERSION
@@ -47,15 +48,15 @@ def store_with(path, *event_lists) -> TraceStore:
 def test_a_run_is_stored_with_its_thread_and_ordered_events(path):
     store = store_with(path, run_events("r1", message="  How long can I   return a faulty item?"))
 
-    (thread,) = store.list_threads()
+    (thread,) = store.list_threads(LOCAL)
     assert thread["id"] == "t1" and thread["title"] == "How long can I return a faulty item?"
-    run = store.get_run("r1")
+    run = store.get_run(LOCAL, "r1")
     assert run["status"] == "completed" and run["answer"] == "Within 45 days." and run["model"] == "m"
     assert (run["ttft_s"], run["latency_s"], run["input_tokens"], run["output_tokens"]) == (1.0, 3.0, 7, 2)
     assert [e["type"] for e in run["events"]] == ["run_queued", "run_start", "retrieval", "token", "token", "run_end"]
     assert run["events"][2]["hits"][0] == {"source": "returns.md", "chunk_id": "abc", "score": 0.8, "text": "45 days."}
-    assert store.run_events("r1")[2].hits[0].source == "returns.md"  # read back as event objects
-    assert store.thread_messages("t1") == [
+    assert store.run_events(LOCAL, "r1")[2].hits[0].source == "returns.md"  # read back as event objects
+    assert store.thread_messages(LOCAL, "t1") == [
         {"role": "user", "content": "  How long can I   return a faulty item?", "run_id": "r1"},
         {"role": "assistant", "content": "Within 45 days.", "run_id": "r1", "status": "completed", "error": None},
     ]
@@ -63,7 +64,7 @@ def test_a_run_is_stored_with_its_thread_and_ordered_events(path):
 
 def test_a_failed_run_keeps_its_error_and_partial_answer(path):
     store = store_with(path, run_events("r1", tokens=("Faulty ",), end="failed"))
-    run = store.get_run("r1")
+    run = store.get_run(LOCAL, "r1")
     assert run["status"] == "failed" and run["error"] == "model: boom" and run["answer"] == "Faulty"
 
 
@@ -72,8 +73,8 @@ def test_everything_survives_a_restart_and_the_schema_version_is_stored(path):
 
     reopened = TraceStore(path)
     assert reopened.schema_was == SCHEMA_VERSION and reopened.interrupted == 0
-    assert {t["id"] for t in reopened.list_threads()} == {"t1", "t2"}
-    assert len(reopened.get_run("r2")["events"]) == 6
+    assert {t["id"] for t in reopened.list_threads(LOCAL)} == {"t1", "t2"}
+    assert len(reopened.get_run(LOCAL, "r2")["events"]) == 6
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT version FROM schema_version").fetchone() == (SCHEMA_VERSION,)
 
@@ -82,7 +83,7 @@ def test_runs_left_unfinished_by_a_crash_become_interrupted_with_their_partial_a
     store_with(path, run_events("r1", tokens=("Faulty ", "items "), end=None))  # no close: a crash
 
     reopened = TraceStore(path)
-    run = reopened.get_run("r1")
+    run = reopened.get_run(LOCAL, "r1")
     assert reopened.interrupted == 1
     assert run["status"] == "interrupted" and run["answer"] == "Faulty items"
     assert len(run["events"]) == 5  # every event written before the crash is still there
@@ -105,7 +106,7 @@ def test_concurrent_runs_keep_their_events_whole_and_in_order(path):
     assert store.flush()
 
     for run_id, events in runs.items():
-        stored = store.get_run(run_id)["events"]
+        stored = store.get_run(LOCAL, run_id)["events"]
         assert [e["type"] for e in stored] == [e.type for e in events]
         assert [e.get("text") for e in stored if e["type"] == "token"] == [f"w{j} " for j in range(50)]
 
@@ -113,15 +114,15 @@ def test_concurrent_runs_keep_their_events_whole_and_in_order(path):
 def test_rename_and_soft_and_hard_delete(path):
     store = store_with(path, run_events("r1"), run_events("r2", thread="t2"))
 
-    assert store.rename_thread("t1", "Returns question") and store.get_thread("t1")["title"] == "Returns question"
-    assert not store.rename_thread("nope", "x")
-    assert store.delete_thread("t1")
-    assert store.get_thread("t1") is None and [t["id"] for t in store.list_threads()] == ["t2"]
-    assert store.get_run("r1") is not None  # soft: the rows stay
-    assert {t["id"]: t["deleted"] for t in store.list_threads(include_deleted=True)} == {"t1": True, "t2": False}
-    assert store.delete_thread("t2", hard=True)
-    assert store.get_run("r2") is None and store.list_runs("t2") == []
-    assert not store.delete_thread("t2", hard=True)
+    assert store.rename_thread(LOCAL, "t1", "Returns question") and store.get_thread(LOCAL, "t1")["title"] == "Returns question"
+    assert not store.rename_thread(LOCAL, "nope", "x")
+    assert store.delete_thread(LOCAL, "t1")
+    assert store.get_thread(LOCAL, "t1") is None and [t["id"] for t in store.list_threads(LOCAL)] == ["t2"]
+    assert store.get_run(LOCAL, "r1") is not None  # soft: the rows stay
+    assert {t["id"]: t["deleted"] for t in store.list_threads(LOCAL, include_deleted=True)} == {"t1": True, "t2": False}
+    assert store.delete_thread(LOCAL, "t2", hard=True)
+    assert store.get_run(LOCAL, "r2") is None and store.list_runs(LOCAL, "t2") == []
+    assert not store.delete_thread(LOCAL, "t2", hard=True)
 
 
 def test_a_store_from_a_newer_glassbox_is_refused_with_a_clear_message(path):

@@ -39,6 +39,20 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (run_id, seq)
     );
     """,
+    # 2: owners (AUTH_MODE), API tokens stored hashed, events a run lost, an index for retention.
+    """
+    ALTER TABLE threads ADD COLUMN owner TEXT NOT NULL DEFAULT 'local';
+    CREATE INDEX threads_by_owner ON threads(owner, updated_at);
+    ALTER TABLE runs ADD COLUMN dropped_events INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX runs_by_time ON runs(created_at);
+    CREATE TABLE api_tokens (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        hash TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -53,8 +67,13 @@ def migrate(db: sqlite3.Connection) -> int:
             f"The trace store has schema version {before}, newer than this Glassbox ({SCHEMA_VERSION}); "
             "upgrade Glassbox or point APP_STATE_DIR elsewhere."
         )
+    if before == 0:  # set before the first table exists, so retention can give space back
+        db.execute("PRAGMA auto_vacuum = INCREMENTAL")
     for version in range(before, SCHEMA_VERSION):
         db.executescript(f"BEGIN; {MIGRATIONS[version]} COMMIT;")
+    if db.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:  # a store made before retention existed
+        db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        db.execute("VACUUM")
     with db:
         db.execute("DELETE FROM schema_version")
         db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))

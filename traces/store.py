@@ -1,30 +1,35 @@
-"""Threads, runs and every event of every run, in SQLite, written off the streaming path.
+"""Threads, runs and every event of every run, in SQLite; each read or change names its caller.
 
-`record(event)` only puts the event on a queue; one writer thread commits what has queued
-up in a single transaction, so a burst of tokens costs one commit, not one per token, and
-the first token never waits for the disk. `flush()` waits until everything recorded before
-it is committed: the service awaits it before telling a reader that a run has ended.
+Writing goes through `traces.writer.EventWriter`, off the streaming path. `flush(run_id)`
+waits until everything recorded before it is committed and says whether it all was: the
+service awaits it before telling a reader that a run has ended.
+
+Access is decided by the caller passed to each call (`auth.callers.Caller`): a caller sees
+only the threads it owns, and their runs; an admin sees everything. A thread that is not
+yours reads exactly like one that does not exist.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import queue
 import sqlite3
-import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from chat.events import ErrorOccurred, Event, RunEnded, RunQueued, RunStarted, event_from_dict
+from auth.callers import Caller
+from chat.events import Event, event_from_dict
+from chat.text import clean_text, clean_value
 from traces.schema import migrate
+from traces.writer import EventWriter, make_title
 
 UNFINISHED = ("queued", "in_progress")
-TITLE_CHARS = 60
 log = logging.getLogger("glassbox.traces")
+__all__ = ["TraceStore", "make_title", "utc_now"]
 
 
 def utc_now() -> str:
@@ -32,164 +37,175 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def make_title(message: str) -> str:
-    """Return a thread title from its first message."""
-    text = " ".join(message.split())
-    return text if len(text) <= TITLE_CHARS else text[: TITLE_CHARS - 1].rstrip() + "…"
-
-
 class TraceStore:
-    """Persist the event stream; read threads, runs and events back."""
+    """Persist the event stream; read threads, runs and events back for a caller."""
 
-    def __init__(self, path: Path, now: Callable[[], str] = utc_now) -> None:
+    def __init__(self, path: Path, now: Callable[[], str] = utc_now, *, max_queue: int = 20_000) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path, self.now = path, now
-        with closing(self._connect()) as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            self.schema_was = migrate(db)
-            self.interrupted = _mark_interrupted(db, now())
-        self._queue: queue.SimpleQueue[Event | threading.Event | None] = queue.SimpleQueue()
-        self._seq: dict[str, int] = {}
-        self._writer = threading.Thread(target=self._write_forever, name="trace-writer", daemon=True)
-        self._writer.start()
+        self.schema_was, self.interrupted = self._open()
+        self.writer = EventWriter(self._connect, now, max_queue=max_queue)
 
     # --- writing -----------------------------------------------------------------------------
 
     def record(self, event: Event) -> None:
-        """Queue an event for writing; returns at once."""
-        self._queue.put(event)
+        """Queue an event for writing; returns at once unless the queue is full."""
+        self.writer.record(event)
 
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until every event recorded so far is committed; return whether it was in time."""
-        done = threading.Event()
-        self._queue.put(done)
-        return done.wait(timeout)
+    def flush(self, run_id: str | None = None, timeout: float = 10.0) -> bool:
+        """Wait until every event recorded so far is committed; return whether all were, in time."""
+        return self.writer.flush(run_id, timeout)
 
     def close(self) -> None:
         """Write what is queued, then stop the writer."""
-        self._queue.put(None)
-        self._writer.join(timeout=10)
+        self.writer.close()
 
-    def _write_forever(self) -> None:
-        with closing(self._connect()) as db:
-            while True:
-                batch = [self._queue.get()]
-                while not self._queue.empty() and len(batch) < 500:
-                    batch.append(self._queue.get())
-                events = [item for item in batch if isinstance(item, Event)]
-                try:
-                    with db:
-                        for event in events:
-                            self._write(db, event)
-                except sqlite3.Error:  # logged, and the writer keeps going for the next runs
-                    log.exception("could not store %d events", len(events))
-                for item in batch:
-                    if isinstance(item, threading.Event):
-                        item.set()
-                if any(item is None for item in batch):
-                    return
-
-    def _write(self, db: sqlite3.Connection, event: Event) -> None:
+    def claim_thread(self, caller: Caller, thread_id: str, message: str) -> bool:
+        """Create the thread for `caller` if it is new; return whether the caller may post to it."""
         now = self.now()
-        if isinstance(event, RunQueued):
+        with self._writing() as db:
             db.execute(
-                "INSERT OR IGNORE INTO threads (id, title, created_at, updated_at) VALUES (?, ?, ?, ?)",
-                (event.thread_id, make_title(event.message), now, now),
+                "INSERT OR IGNORE INTO threads (id, title, created_at, updated_at, owner) VALUES (?, ?, ?, ?, ?)",
+                (thread_id, make_title(message), now, now, caller.owner),
             )
-            db.execute("UPDATE threads SET updated_at = ? WHERE id = ?", (now, event.thread_id))
-            db.execute(
-                "INSERT INTO runs (id, thread_id, status, message, created_at, updated_at) "
-                "VALUES (?, ?, 'queued', ?, ?, ?)",
-                (event.run_id, event.thread_id, event.message, now, now),
-            )
-        elif isinstance(event, RunStarted):
-            db.execute("UPDATE runs SET status = 'in_progress', model = ?, updated_at = ? WHERE id = ?",
-                       (event.model, now, event.run_id))
-        elif isinstance(event, ErrorOccurred):
-            db.execute("UPDATE runs SET error = ? WHERE id = ?", (f"{event.kind}: {event.message}", event.run_id))
-        elif isinstance(event, RunEnded):
-            db.execute(
-                "UPDATE runs SET status = ?, answer = ?, ttft_s = ?, latency_s = ?, input_tokens = ?, "
-                "output_tokens = ?, updated_at = ? WHERE id = ?",
-                (event.status, event.answer, event.ttft_s, event.latency_s, event.input_tokens,
-                 event.output_tokens, now, event.run_id),
-            )
-            db.execute("UPDATE threads SET updated_at = ? WHERE id = ?", (now, event.thread_id))
-        seq = self._seq.get(event.run_id, 0)
-        self._seq[event.run_id] = seq + 1
-        db.execute(
-            "INSERT INTO events (run_id, seq, type, at, payload) VALUES (?, ?, ?, ?, ?)",
-            (event.run_id, seq, event.type, event.at, json.dumps(event.to_dict(), default=str)),
-        )
-        if isinstance(event, RunEnded):
-            self._seq.pop(event.run_id, None)
+            row = db.execute("SELECT owner, deleted FROM threads WHERE id = ?", (thread_id,)).fetchone()
+        return not row["deleted"] and caller.may_see(row["owner"])
 
     # --- reading and managing ----------------------------------------------------------------
 
-    def list_threads(self, include_deleted: bool = False) -> list[dict[str, Any]]:
-        """Return threads, most recently active first."""
-        where = "" if include_deleted else "WHERE deleted = 0"
+    def list_threads(self, caller: Caller, limit: int = 50, offset: int = 0, *,
+                     only: list[str] | None = None, include_deleted: bool = False) -> list[dict[str, Any]]:
+        """Return the caller's threads (an admin's: all), most recently active first; `only` these ids."""
+        among = "" if only is None else f"AND id IN ({','.join('?' * len(only))})"
         with self._reading() as db:
-            rows = db.execute(f"SELECT * FROM threads {where} ORDER BY updated_at DESC").fetchall()
+            rows = db.execute(
+                f"SELECT * FROM threads WHERE (? OR owner = ?) AND (? OR deleted = 0) {among} "
+                "ORDER BY updated_at DESC, rowid DESC LIMIT ? OFFSET ?",
+                (caller.is_admin, caller.owner, include_deleted, *(only or []), limit, offset),
+            ).fetchall()
         return [_thread(row) for row in rows]
 
-    def get_thread(self, thread_id: str) -> dict[str, Any] | None:
-        """Return a thread that is not deleted, or None."""
+    def get_thread(self, caller: Caller, thread_id: str) -> dict[str, Any] | None:
+        """Return a thread the caller may see and that is not deleted, or None."""
         with self._reading() as db:
-            row = db.execute("SELECT * FROM threads WHERE id = ? AND deleted = 0", (thread_id,)).fetchone()
+            row = db.execute("SELECT * FROM threads WHERE id = ? AND deleted = 0 AND (? OR owner = ?)",
+                             (thread_id, caller.is_admin, caller.owner)).fetchone()
         return _thread(row) if row else None
 
-    def thread_messages(self, thread_id: str) -> list[dict[str, Any]]:
+    def thread_messages(self, caller: Caller, thread_id: str) -> list[dict[str, Any]]:
         """Return the thread's conversation: each run's message and (possibly partial) answer."""
         messages = []
-        for run in reversed(self.list_runs(thread_id, limit=10_000)):
+        for run in reversed(self.list_runs(caller, thread_id, limit=10_000)):
             messages.append({"role": "user", "content": run["message"], "run_id": run["id"]})
             if run["answer"] or run["status"] not in UNFINISHED:
                 messages.append({"role": "assistant", "content": run["answer"], "run_id": run["id"],
                                  "status": run["status"], "error": run["error"]})
         return messages
 
-    def rename_thread(self, thread_id: str, title: str) -> bool:
-        """Give a thread a new title; return whether it exists."""
+    def rename_thread(self, caller: Caller, thread_id: str, title: str) -> bool:
+        """Give a thread a new title; return whether the caller has such a thread."""
         with self._writing() as db:
-            cursor = db.execute("UPDATE threads SET title = ? WHERE id = ? AND deleted = 0",
-                                (make_title(title), thread_id))
+            cursor = db.execute("UPDATE threads SET title = ? WHERE id = ? AND deleted = 0 AND (? OR owner = ?)",
+                                (make_title(title), thread_id, caller.is_admin, caller.owner))
         return cursor.rowcount > 0
 
-    def delete_thread(self, thread_id: str, hard: bool = False) -> bool:
+    def delete_thread(self, caller: Caller, thread_id: str, hard: bool = False) -> bool:
         """Hide a thread (soft) or remove it with its runs and events (hard); return whether it existed."""
+        if self.get_thread(caller, thread_id) is None:
+            return False
         self.flush()  # so no queued event of this thread lands after a hard delete
         with self._writing() as db:
             if not hard:
                 return db.execute("UPDATE threads SET deleted = 1 WHERE id = ? AND deleted = 0",
                                   (thread_id,)).rowcount > 0
-            db.execute("DELETE FROM events WHERE run_id IN (SELECT id FROM runs WHERE thread_id = ?)", (thread_id,))
-            db.execute("DELETE FROM runs WHERE thread_id = ?", (thread_id,))
-            return db.execute("DELETE FROM threads WHERE id = ?", (thread_id,)).rowcount > 0
+            return _remove_threads(db, [thread_id]) > 0
 
-    def list_runs(self, thread_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        """Return runs, newest first, of one thread or of all."""
+    def list_runs(self, caller: Caller, thread_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Return the caller's runs, newest first, of one thread or of all."""
+        query = ("SELECT runs.* FROM runs LEFT JOIN threads ON threads.id = runs.thread_id "
+                 "WHERE (? OR threads.owner = ?)")
+        args: list[Any] = [caller.is_admin, caller.owner]
+        if thread_id is not None:
+            query, args = query + " AND runs.thread_id = ?", [*args, thread_id]
         with self._reading() as db:
-            if thread_id is None:
-                rows = db.execute("SELECT * FROM runs ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,))
-            else:
-                rows = db.execute("SELECT * FROM runs WHERE thread_id = ? ORDER BY created_at DESC, rowid DESC "
-                                  "LIMIT ?", (thread_id, limit))
+            rows = db.execute(query + " ORDER BY runs.created_at DESC, runs.rowid DESC LIMIT ?", (*args, limit))
             return [dict(row) for row in rows.fetchall()]
 
-    def get_run(self, run_id: str) -> dict[str, Any] | None:
-        """Return a run with its ordered events, or None."""
+    def get_run(self, caller: Caller, run_id: str) -> dict[str, Any] | None:
+        """Return a run the caller may see, with its ordered events, or None."""
         with self._reading() as db:
-            row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+            row = db.execute(
+                "SELECT runs.* FROM runs LEFT JOIN threads ON threads.id = runs.thread_id "
+                "WHERE runs.id = ? AND (? OR threads.owner = ?)", (run_id, caller.is_admin, caller.owner)).fetchone()
             if row is None:
                 return None
-            payloads = db.execute("SELECT payload FROM events WHERE run_id = ? ORDER BY seq", (run_id,)).fetchall()
-        return {**dict(row), "events": [json.loads(p[0]) for p in payloads]}
+            payloads = db.execute("SELECT seq, payload FROM events WHERE run_id = ? ORDER BY seq", (run_id,))
+            events = [_payload(seq, payload) for seq, payload in payloads.fetchall()]
+        return {**dict(row), "events": events}
 
-    def run_events(self, run_id: str) -> list[Event]:
-        """Return a run's events as event objects, in order."""
-        run = self.get_run(run_id)
-        return [event_from_dict(payload) for payload in run["events"]] if run else []
+    def run_events(self, caller: Caller, run_id: str) -> list[Event]:
+        """Return a run's events as event objects, in order; unreadable ones are left out."""
+        run = self.get_run(caller, run_id)
+        events = []
+        for payload in run["events"] if run else []:
+            try:
+                events.append(event_from_dict(payload))
+            except Exception:  # an event from another version, or damaged: skip it, keep the rest
+                log.warning("skipped an unreadable stored event", extra={"run_id": run_id})
+        return events
+
+    # --- retention ---------------------------------------------------------------------------
+
+    def prune(self, max_age_days: float | None, max_runs: int | None) -> list[str]:
+        """Remove finished runs older than `max_age_days` or beyond the newest `max_runs`,
+        then threads left without runs, and give the space back; return the removed thread ids."""
+        if not max_age_days and not max_runs:
+            return []
+        finished = "status NOT IN ('queued', 'in_progress')"
+        self.flush()
+        with self._writing() as db:
+            old: set[str] = set()
+            if max_age_days:
+                cutoff = (datetime.now(UTC) - timedelta(days=max_age_days)).isoformat(timespec="milliseconds")
+                old |= {r[0] for r in db.execute(f"SELECT id FROM runs WHERE {finished} AND created_at < ?", (cutoff,))}
+            if max_runs:
+                old |= {r[0] for r in db.execute(
+                    f"SELECT id FROM runs WHERE {finished} AND id NOT IN "
+                    "(SELECT id FROM runs ORDER BY created_at DESC, rowid DESC LIMIT ?)", (max_runs,))}
+            for chunk in _chunks(sorted(old), 500):
+                marks = ",".join("?" * len(chunk))
+                db.execute(f"DELETE FROM events WHERE run_id IN ({marks})", chunk)
+                db.execute(f"DELETE FROM runs WHERE id IN ({marks})", chunk)
+            empty = [r[0] for r in db.execute(
+                "SELECT id FROM threads WHERE NOT EXISTS (SELECT 1 FROM runs WHERE runs.thread_id = threads.id)")]
+            _remove_threads(db, empty)
+        with closing(self._connect()) as db:
+            # executescript steps the pragma to the end; execute() would free a single page.
+            db.executescript("PRAGMA incremental_vacuum;")
+        if old:
+            log.info("retention removed old runs", extra={"runs": len(old), "threads": len(empty)})
+        return empty
+
+    # --- opening -----------------------------------------------------------------------------
+
+    def _open(self) -> tuple[int, int]:
+        """Migrate and recover the store; a damaged file is moved aside, never fatal."""
+        try:
+            with closing(self._connect()) as db:
+                db.execute("PRAGMA journal_mode=WAL")
+                schema_was = migrate(db)
+                return schema_was, _mark_interrupted(db, self.now())
+        except sqlite3.DatabaseError:
+            aside = self.path.with_name(f"{self.path.name}.damaged-{int(time.time())}")
+            log.exception("the trace store is damaged; moved aside, starting a new one",
+                          extra={"moved_to": str(aside)})
+            for suffix in ("", "-wal", "-shm"):
+                part = Path(str(self.path) + suffix)
+                if part.exists():
+                    part.rename(str(aside) + suffix)
+            with closing(self._connect()) as db:
+                db.execute("PRAGMA journal_mode=WAL")
+                return migrate(db), 0
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, check_same_thread=False, timeout=10)
@@ -211,14 +227,47 @@ def _thread(row: sqlite3.Row) -> dict[str, Any]:
     return {**dict(row), "deleted": bool(row["deleted"])}
 
 
+def _payload(seq: int, payload: str) -> dict[str, Any]:
+    """Return a stored event; text an older version stored unclean comes back clean."""
+    try:
+        return clean_value(json.loads(payload))
+    except ValueError:
+        return {"type": "unreadable", "seq": seq}
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _remove_threads(db: sqlite3.Connection, thread_ids: list[str]) -> int:
+    removed = 0
+    for chunk in _chunks(thread_ids, 500):
+        marks = ",".join("?" * len(chunk))
+        db.execute(f"DELETE FROM events WHERE run_id IN (SELECT id FROM runs WHERE thread_id IN ({marks}))", chunk)
+        db.execute(f"DELETE FROM runs WHERE thread_id IN ({marks})", chunk)
+        removed += db.execute(f"DELETE FROM threads WHERE id IN ({marks})", chunk).rowcount
+    return removed
+
+
 def _mark_interrupted(db: sqlite3.Connection, now: str) -> int:
-    """Mark runs a crash or restart left unfinished as interrupted, keeping their partial answers."""
-    unfinished = db.execute(f"SELECT id FROM runs WHERE status IN {UNFINISHED}").fetchall()
-    with db:
-        for (run_id,) in unfinished:
+    """Mark runs a crash or restart left unfinished as interrupted, keeping their partial answers.
+
+    Each run on its own: stored data that cannot be read costs that run's answer, never start-up.
+    """
+    unfinished = [row[0] for row in db.execute(f"SELECT id FROM runs WHERE status IN {UNFINISHED}")]
+    for run_id in unfinished:
+        try:
             tokens = db.execute("SELECT payload FROM events WHERE run_id = ? AND type = 'token' ORDER BY seq",
                                 (run_id,)).fetchall()
-            answer = "".join(json.loads(p[0])["text"] for p in tokens).strip()
-            db.execute("UPDATE runs SET status = 'interrupted', answer = ?, updated_at = ? WHERE id = ?",
-                       (answer, now, run_id))
+            answer = clean_text("".join(_payload(0, p[0]).get("text", "") for p in tokens).strip())
+        except Exception:
+            log.exception("could not rebuild an interrupted run's answer", extra={"run_id": run_id})
+            answer = ""
+        try:
+            with db:
+                db.execute("UPDATE runs SET status = 'interrupted', answer = ?, updated_at = ? WHERE id = ?",
+                           (answer, now, run_id))
+        except sqlite3.Error:
+            log.exception("could not mark a run interrupted", extra={"run_id": run_id})
     return len(unfinished)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from auth.callers import Caller
 from chat.events import Event
 from traces.store import TraceStore
 from ui.render import transcript
@@ -34,16 +35,16 @@ def remember(thread_ids: list[str] | None, thread_id: str) -> list[str]:
     return [thread_id, *[t for t in thread_ids or [] if t != thread_id]][:MAX_LISTED]
 
 
-def choices(traces: TraceStore, thread_ids: list[str] | None) -> list[tuple[str, str]]:
-    """Return (label, thread id) for this browser's threads that still exist, most recent first."""
-    mine = set(thread_ids or [])
-    return [(_label(t), t["id"]) for t in traces.list_threads() if t["id"] in mine][:MAX_LISTED]
+def choices(traces: TraceStore, caller: Caller, thread_ids: list[str] | None) -> list[tuple[str, str]]:
+    """Return (label, thread id) for this browser's threads the caller still has, most recent first."""
+    listed = traces.list_threads(caller, MAX_LISTED, only=list(thread_ids or [])[:MAX_LISTED])
+    return [(_label(t), t["id"]) for t in listed]
 
 
-def reopen(traces: TraceStore, thread_id: str) -> tuple[list[gr.ChatMessage], list[Event]]:
+def reopen(traces: TraceStore, caller: Caller, thread_id: str) -> tuple[list[gr.ChatMessage], list[Event]]:
     """Return a stored thread's chat and the events of its last run."""
-    runs = list(reversed(traces.list_runs(thread_id, limit=MAX_RUNS_SHOWN)))
-    stored = [(run["message"], run["status"], traces.run_events(run["id"])) for run in runs]
+    runs = list(reversed(traces.list_runs(caller, thread_id, limit=MAX_RUNS_SHOWN)))
+    stored = [(run["message"], run["status"], traces.run_events(caller, run["id"])) for run in runs]
     return transcript(stored), (stored[-1][2] if stored else [])
 
 
