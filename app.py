@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
@@ -83,6 +84,7 @@ def build_glassbox(
         listeners=[recorder.record, traces.record, log_event],
         persisted=lambda run_id: asyncio.to_thread(traces.flush, run_id),
         claim=traces.claim_thread,
+        approval_timeout_s=settings.approval_timeout_s,
     )
     return Glassbox(settings, service, registry, table, traces, access)
 
@@ -112,11 +114,11 @@ def build_demo(glassbox: Glassbox) -> gr.Blocks:
             service.check(message or "")
         except MessageRefused as refused:  # the text stays in the box: nothing is lost
             gr.Warning(f"{refused} Your text is still in the box.")
-            yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
         history = [*history, gr.ChatMessage(role="user", content=message)]
         waiting = [gr.ChatMessage(role="assistant", content="⏳ Warming up: your question will be answered as soon as the model is ready.")]
-        yield "", history + (waiting if service.status == "warming up" else []), panel_html([], level), []
+        yield "", history + (waiting if service.status == "warming up" else []), panel_html([], level), [], gr.skip()
         last_frame = 0.0
         async for view in run_turn(service, message, thread_id, page_caller(visitor)):
             latest = view.events[-1] if view.events else None
@@ -124,7 +126,8 @@ def build_demo(glassbox: Glassbox) -> gr.Blocks:
             # which is drawn, so no token is left undrawn.
             if latest is None or latest.type != "token" or time.monotonic() - last_frame >= UI_FRAME_S:
                 last_frame = time.monotonic()
-                yield gr.skip(), history + view.messages(), panel_html(view.events, level), view.events
+                asking = gr.update(visible=view.pending_approval is not None)
+                yield gr.skip(), history + view.messages(), panel_html(view.events, level), view.events, asking
 
     async def ask(message: str, thread_id: str, request: gr.Request) -> AsyncIterator[str]:
         """Answer `message` in conversation `thread_id`, yielding the answer so far."""
@@ -146,8 +149,16 @@ def build_demo(glassbox: Glassbox) -> gr.Blocks:
             raise gr.Error(" ".join(notes))
         yield view.answer.strip() + ("\n\n" + "\n".join(notes) if notes else "")
 
-    def stop(thread_id: str) -> None:
+    async def stop(thread_id: str) -> None:  # async: runs on the event loop, where the run's task lives
         service.cancel(thread_id)
+
+    async def decide(thread_id: str, visitor: str, approved: bool):
+        """Answer the approval this conversation's run waits for (the thread is this page's own)."""
+        waiting = service.approvals.pending_in_thread(thread_id)
+        reason = "" if approved else "rejected in the chat"
+        if waiting is None or not service.approvals.decide(waiting.run_id, approved, page_caller(visitor).owner, reason):
+            gr.Warning("Nothing is waiting for approval any more.")
+        return gr.update(visible=False)
 
     def new_conversation(thread_id: str, level: str):
         service.cancel(thread_id)
@@ -216,6 +227,9 @@ def build_demo(glassbox: Glassbox) -> gr.Blocks:
                     box = gr.Textbox(placeholder="Ask a question and press Enter", show_label=False,
                                      scale=5, max_length=settings.max_message_chars, elem_id="gb-input")
                     send = gr.Button("Send", variant="primary", scale=1, elem_id="gb-send")
+                with gr.Row(visible=False, elem_id="gb-approval") as approval_row:
+                    approve_button = gr.Button("Approve", variant="primary", elem_id="gb-approve")
+                    reject_button = gr.Button("Reject", variant="stop", elem_id="gb-reject")
                 with gr.Row():
                     stop_button = gr.Button("Stop", variant="stop", elem_id="gb-stop")
                     new_button = gr.Button("New conversation", elem_id="gb-new")
@@ -238,13 +252,16 @@ def build_demo(glassbox: Glassbox) -> gr.Blocks:
 
         private = {"api_visibility": "private"}
         turn = [box, chatbot, thread_id, level, visitor]
-        outputs = [box, chatbot, panel, run_events]
+        outputs = [box, chatbot, panel, run_events, approval_row]
         listing = [browser_threads, conversations]
         for trigger in (box.submit, send.click):
             trigger(respond, turn, outputs, concurrency_limit=None, **private).then(
                 lambda ids, current, who: list_conversations(ids, current, who, remember_current=True),
                 [browser_threads, thread_id, visitor], listing, **private)
         stop_button.click(stop, [thread_id], None, queue=False, **private)
+        for button, approved in ((approve_button, True), (reject_button, False)):
+            button.click(functools.partial(decide, approved=approved), [thread_id, visitor], approval_row,
+                         queue=False, **private)
         new_button.click(new_conversation, [thread_id, level],
                          [thread_id, chatbot, panel, run_events, conversations], **private)
         conversations.input(open_conversation, [conversations, thread_id, level, visitor],

@@ -23,10 +23,10 @@ ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 ThreadId = Path(pattern=ID_PATTERN, description="A thread id: letters, digits, - and _, at most 128.")
 RunId = Path(pattern=ID_PATTERN, description="A run id.")
 
-# The event types a client may ask for; `error` and `done` always come.
+# The event types a client may ask for; `error`, `done` and the approval events always come.
 StreamedType = Literal[
     "run_queued", "run_start", "node_start", "node_end", "tool_start", "tool_end",
-    "retrieval", "reasoning", "token", "cancelled",
+    "retrieval", "approval_required", "approval_decided", "reasoning", "token", "cancelled",
 ]
 
 
@@ -41,6 +41,10 @@ class ChatRequest(BaseModel):
 
 class Rename(BaseModel):
     title: str = Field(min_length=1, max_length=200)
+
+
+class Decision(BaseModel):
+    reason: str = Field("", max_length=500, description="Why; a rejection's reason is shown to the model.")
 
 
 class NewToken(BaseModel):
@@ -129,6 +133,23 @@ def build_api(service: AgentService, traces: TraceStore, access: Access, heartbe
     @api.get("/runs/{run_id}", summary="A run and its ordered events")
     def get_run(run_id: str = RunId, caller: Caller = caller_of) -> dict[str, Any]:
         return _found(traces.get_run(caller, run_id), "run")
+
+    def decide(run_id: str, approved: bool, decision: Decision | None, caller: Caller) -> dict[str, Any]:
+        waiting = service.approvals.pending(run_id)
+        if waiting is None or traces.get_thread(caller, waiting.thread_id) is None:
+            raise HTTPException(404, "No run with that id is waiting for your approval.")
+        reason = decision.reason if decision else ""
+        if not service.approvals.decide(run_id, approved, by=caller.owner, reason=reason):
+            raise HTTPException(409, "That approval was decided a moment ago.")
+        return {"run_id": run_id, "call_id": waiting.call_id, "tool": waiting.tool, "approved": approved}
+
+    @api.post("/runs/{run_id}/approve", summary="Approve the action a paused run is waiting on")
+    def approve(run_id: str = RunId, decision: Decision | None = None, caller: Caller = caller_of) -> dict[str, Any]:
+        return decide(run_id, True, decision, caller)
+
+    @api.post("/runs/{run_id}/reject", summary="Reject the action a paused run is waiting on; the model is told")
+    def reject(run_id: str = RunId, decision: Decision | None = None, caller: Caller = caller_of) -> dict[str, Any]:
+        return decide(run_id, False, decision, caller)
 
     @api.post("/tokens", summary="Make a named API token (admin only); its secret is shown once")
     def create_token(new: NewToken, _: Caller = admin) -> dict[str, Any]:

@@ -8,9 +8,11 @@ from collections.abc import AsyncIterator, Collection
 from contextlib import suppress
 from typing import Any
 
-from chat.events import ErrorOccurred, Event, RunEnded
+from chat.events import ApprovalDecided, ApprovalRequired, ErrorOccurred, Event, RunEnded
 
 _END = object()
+# Sent whatever the filter: a client that misses a pause would wait for nothing.
+ALWAYS_SENT = (ErrorOccurred, ApprovalRequired, ApprovalDecided)
 
 
 def sse(data: dict[str, Any]) -> str:
@@ -32,7 +34,8 @@ async def event_stream(
 ) -> AsyncIterator[str]:
     """Yield SSE messages for a run: the wanted events, heartbeats when idle, then `done` or `error`.
 
-    `error` is always sent and is then the last message; `run_end` becomes `done`.
+    `error` and the approval events are always sent (`error` is then the last message);
+    `run_end` becomes `done`.
     Closing this generator (a client that went away) closes `events`, which stops the run.
     """
     queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -59,7 +62,7 @@ async def event_stream(
             if isinstance(item, Exception):
                 yield sse({"type": "error", "kind": "internal", "message": str(item)})
                 return
-            if isinstance(item, ErrorOccurred):
+            if isinstance(item, ALWAYS_SENT):
                 yield sse(item.to_dict())
             elif isinstance(item, RunEnded):
                 if item.status != "failed":

@@ -54,6 +54,8 @@ class Settings:
     metrics_window: int = 200
     # HEARTBEAT_S: an SSE stream with nothing else to send sends a heartbeat this often.
     heartbeat_s: float = 15.0
+    # APPROVAL_TIMEOUT_S: how long a side-effecting tool call waits for Approve/Reject; then it is rejected.
+    approval_timeout_s: float = 300.0
     # GRADIO_SERVER_NAME, GRADIO_SERVER_PORT: where `python app.py` listens.
     server_name: str = "127.0.0.1"
     server_port: int = 7860
@@ -125,6 +127,7 @@ class Settings:
             model_timeout_s=_float(env, "MODEL_TIMEOUT_S", cls.model_timeout_s),
             metrics_window=_int(env, "METRICS_WINDOW", cls.metrics_window),
             heartbeat_s=_float(env, "HEARTBEAT_S", cls.heartbeat_s),
+            approval_timeout_s=_float(env, "APPROVAL_TIMEOUT_S", cls.approval_timeout_s),
             server_name=host,
             server_port=_int(env, "GRADIO_SERVER_PORT", cls.server_port),
             auth_mode=auth_mode,  # type: ignore[arg-type]

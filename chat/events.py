@@ -92,6 +92,29 @@ class RetrievalHits(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ApprovalRequired(Event):
+    """The agent wants to run a side-effecting tool; the run pauses until someone decides."""
+
+    type: ClassVar[str] = "approval_required"
+    call_id: str
+    tool: str
+    input: dict[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalDecided(Event):
+    """The pause ended: approved or rejected (by whom, and why), or timed out as a rejection."""
+
+    type: ClassVar[str] = "approval_decided"
+    call_id: str
+    tool: str
+    approved: bool
+    by: str  # "user", "api", or "timeout"
+    reason: str = ""
+    waited_s: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class ReasoningChunk(Event):
     type: ClassVar[str] = "reasoning"
     text: str
@@ -138,6 +161,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ToolStarted,
         ToolEnded,
         RetrievalHits,
+        ApprovalRequired,
+        ApprovalDecided,
         ReasoningChunk,
         Token,
         ErrorOccurred,

@@ -15,10 +15,11 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import interrupt
 
-from chat.prompts import TOOL_GUIDANCE, system_prompt
+from chat.prompts import REJECTED_TOOL_RESULT, TOOL_GUIDANCE, system_prompt
 from chat.state import AgentState
-from chat.tools import SEARCH_TOOL
+from chat.tools import SEARCH_TOOL, needs_approval
 
 THINK_BLOCK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL)
 
@@ -39,18 +40,33 @@ def last_user_text(messages: list[AnyMessage]) -> str:
     return ""
 
 
-async def run_tool_call(tool: BaseTool | None, call: dict[str, Any], config: RunnableConfig) -> ToolMessage:
-    """Run one tool call, announcing it on the custom stream; failures become error results."""
+def ask_approval(call: dict[str, Any]) -> dict[str, Any]:
+    """Pause the run until a person approves or rejects this tool call; return their decision.
+
+    LangGraph's interrupt(): the first time, the node stops here and the run waits; when it is
+    resumed with Command(resume=decision), the node runs again and this returns the decision.
+    """
+    return interrupt({"call_id": call["id"], "tool": call["name"], "input": call.get("args", {})})
+
+
+async def run_tool_call(tool: BaseTool | None, call: dict[str, Any], config: RunnableConfig,
+                        rejected: str | None = None) -> ToolMessage:
+    """Run one tool call, announcing it on the custom stream; failures and rejections become error results."""
     write = get_stream_writer()
     name, call_id, args = call["name"], call["id"], call.get("args", {})
     write({"kind": "tool_start", "call_id": call_id, "tool": name, "input": args, "at": time.monotonic()})
     started = time.perf_counter()
     error = None
     try:
+        if rejected is not None:
+            raise PermissionError(REJECTED_TOOL_RESULT.format(reason=rejected))
         if tool is None:
             raise LookupError(f"there is no tool named {name!r}")
         result = await tool.ainvoke({**call, "type": "tool_call"}, config)
         content, artifact = result.text, result.artifact
+    except PermissionError as exc:  # rejected by a person: the model is told so, in plain words
+        error = str(exc)
+        content, artifact = error, None
     except Exception as exc:  # a tool's failure is shown to the user and the model, not raised
         error = f"{type(exc).__name__}: {exc}"
         content, artifact = f"Tool error: {error}", None
@@ -92,7 +108,14 @@ def build_graph(
 
     async def run_tools(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
         last = state["messages"][-1]
-        results = [await run_tool_call(by_name.get(c["name"]), c, config) for c in last.tool_calls]
+        # Every approval first: on resume this node runs again from the top, and no tool
+        # must have run twice by then.
+        decisions = {c["id"]: ask_approval(c) for c in last.tool_calls if needs_approval(by_name.get(c["name"]))}
+        results = []
+        for call in last.tool_calls:
+            decision = decisions.get(call["id"], {"approved": True})
+            rejected = None if decision.get("approved") else (decision.get("reason") or "no reason given")
+            results.append(await run_tool_call(by_name.get(call["name"]), call, config, rejected))
         return {"messages": results}
 
     builder = StateGraph(AgentState)

@@ -20,6 +20,15 @@ TOOL_GUIDANCE = """
 You may call search_knowledge_base to look up more facts, and create_support_ticket when the
 customer asks for a person or reports a problem the facts cannot solve."""
 
+# What the model is told when a person rejects one of its side-effecting tool calls.
+REJECTED_TOOL_RESULT = (
+    "Not done: the user rejected this action ({reason}). Do not try it again; tell the user "
+    "what you would have done and ask how they want to proceed."
+)
+
+# What the model's memory says of a tool call whose run was stopped while it awaited approval.
+STOPPED_TOOL_RESULT = "Not done: the run was stopped before anyone approved this action."
+
 RECURSION_LIMIT_MESSAGE = (
     "The agent stopped after {limit} steps without finishing an answer "
     "(AGENT_RECURSION_LIMIT). Try a more specific question."

@@ -13,6 +13,7 @@ from contextlib import suppress
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from auth.callers import LOCAL, Caller
+from chat.approvals import Approvals
 from chat.components import Components
 from chat.events import Event, RunEnded
 from chat.graph import build_graph
@@ -57,6 +58,7 @@ class AgentService:
         listeners: list[Listener] | None = None,
         persisted: Callable[[str], Awaitable[bool]] | None = None,
         claim: Callable[[Caller, str, str], bool] | None = None,
+        approval_timeout_s: float = 300.0,
     ) -> None:
         self._load = load
         self._open_checkpointer = open_checkpointer
@@ -68,6 +70,7 @@ class AgentService:
         self.persisted = persisted
         # Creates a new thread for the caller, or says whether an existing one is theirs.
         self.claim = claim
+        self.approvals = Approvals(approval_timeout_s)  # runs paused until a person decides
         self.components: Components | None = None
         self.checkpointer: BaseCheckpointSaver | None = None
         self.error: str | None = None
@@ -194,6 +197,7 @@ class AgentService:
         await stream_run(
             graph, message, translator=translator, model_name=components.model_name,
             recursion_limit=self.recursion_limit, timeout_s=self.timeout_s, emit=emit,
+            decide=self.approvals.wait,
         )
 
     async def _compiled_graph(self, components: Components):

@@ -20,7 +20,9 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.errors import GraphRecursionError
 from langgraph.graph.state import CompiledStateGraph
 
+from chat.approvals import Decide, await_approval
 from chat.events import (
+    ApprovalRequired,
     Cancelled,
     ErrorKind,
     ErrorOccurred,
@@ -60,6 +62,7 @@ class RunTranslator:
         self.current_node: str | None = None
         self._splitter = ThinkTagSplitter()
         self._task_started: dict[str, float] = {}
+        self.pending_approval: ApprovalRequired | None = None  # the graph paused for this
 
     def queued(self, message: str) -> RunQueued:
         """Return the run's first event: the message was accepted."""
@@ -134,8 +137,14 @@ class RunTranslator:
             self._task_started[task["id"]] = now
             self.current_node = name
             return [NodeStarted(**self.ids, at=now, node=name)]
-        started = self._task_started.pop(task["id"], now)  # a task ends: {id, name, result, error}
-        return [NodeEnded(**self.ids, at=now, node=name, duration_s=now - started)]
+        started = self._task_started.pop(task["id"], now)  # a task ends: {id, name, result, error, interrupts}
+        events: list[Event] = [NodeEnded(**self.ids, at=now, node=name, duration_s=now - started)]
+        for paused in task.get("interrupts") or ():  # interrupt(): the node asks a person first
+            value = clean_value(paused.get("value") or {})
+            self.pending_approval = ApprovalRequired(**self.ids, at=now, call_id=str(value.get("call_id", "")),
+                                                     tool=str(value.get("tool", "")), input=value.get("input", {}))
+            events.append(self.pending_approval)
+        return events
 
     def _from_custom(self, data: dict[str, Any]) -> list[Event]:
         kind, at = data.get("kind"), data.get("at", self.clock())
@@ -181,16 +190,21 @@ async def stream_run(
     recursion_limit: int,
     timeout_s: float,
     emit: Callable[[Event], None],
+    decide: Decide | None = None,
 ) -> None:
-    """Run the graph on one message, emitting every event; always ends with `RunEnded`."""
+    """Run the graph on one message, emitting every event; always ends with `RunEnded`.
+
+    A side-effecting tool call pauses the graph (LangGraph's interrupt()); `decide` is awaited for
+    the person's decision, and the graph resumes with it, all within this one run.
+    """
     ids = translator.ids
     config = {"configurable": {"thread_id": ids["thread_id"]}, "recursion_limit": recursion_limit}
     emit(translator.start(message, model_name))
-    stream = graph.astream({"messages": [HumanMessage(message)]}, config, stream_mode=STREAM_MODES)
+    graph_input: Any = {"messages": [HumanMessage(message)]}
     try:
-        async for mode, chunk in _with_stall_timeout(stream, timeout_s):
-            for event in translator.translate(mode, chunk):
-                emit(event)
+        while graph_input is not None:
+            await _stream_once(graph, graph_input, config, translator, timeout_s, emit)
+            graph_input = await await_approval(graph, config, translator, decide, emit)
     except asyncio.CancelledError:
         emit_all(emit, translator.finish("cancelled", stopped="stopped"))
         raise
@@ -199,6 +213,16 @@ async def stream_run(
         emit_all(emit, translator.finish("failed", error=failure))
     else:
         emit_all(emit, translator.finish("completed"))
+
+
+async def _stream_once(graph: CompiledStateGraph, graph_input: Any, config: dict[str, Any],
+                       translator: RunTranslator, timeout_s: float, emit: Callable[[Event], None]) -> None:
+    """Stream the graph until it ends or pauses, emitting events."""
+    stream = graph.astream(graph_input, config, stream_mode=STREAM_MODES)
+    try:
+        async for mode, chunk in _with_stall_timeout(stream, timeout_s):
+            for event in translator.translate(mode, chunk):
+                emit(event)
     finally:
         await stream.aclose()
 

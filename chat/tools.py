@@ -35,6 +35,11 @@ class TicketInput(BaseModel):
     )
 
 
+def needs_approval(tool: BaseTool | None) -> bool:
+    """Return whether a tool changes something outside the conversation, so a person must approve it."""
+    return bool(tool is not None and (tool.metadata or {}).get("side_effects"))
+
+
 def format_hits(hits: list[Hit]) -> str:
     """Render hits as the facts block the model reads."""
     return facts_list([hit.text for hit in hits])
@@ -66,5 +71,6 @@ def build_tools(knowledge_base: Searchable, tickets: TicketStore, top_k: int) ->
             name=TICKET_TOOL,
             description="Escalate to a human: open a support ticket and return its id.",
             args_schema=TicketInput,
+            metadata={"side_effects": True},  # it writes a ticket: runs only once a person approves
         ),
     ]

@@ -127,3 +127,23 @@ def test_conversations_are_listed_reopened_renamed_and_survive_a_restart(serve_g
     page.wait_for_function(
         "!document.querySelector('#gb-conversations').innerText.includes('Returns')", timeout=10_000)
     assert "Second question" in page.inner_text("#gb-conversations")
+
+
+def test_a_ticket_waits_for_approve_in_the_chat(serve_glassbox, scripted_model, tickets, browser_page):
+    call = {"name": "create_support_ticket", "args": {"summary": "Customer wants a person", "severity": "high"}}
+    scripted_model.replies = [Reply(tool_calls=[call]), Reply(tokens=["Your ticket is open."])]
+    page = browser_page
+    page.goto(serve_glassbox().url)
+    page.wait_for_selector("#gb-status:has-text('ready')", timeout=20_000)
+    page.fill("#gb-input textarea", "I want to talk to a person")
+    page.click("#gb-send")
+
+    page.wait_for_selector("#gb-chat :text('Approval needed: create_support_ticket')", timeout=15_000)
+    page.wait_for_selector("#gb-approve", state="visible", timeout=5_000)
+    assert tickets.get("T-000001") is None
+    page.click("#gb-approve")
+
+    page.wait_for_selector("#gb-chat :text('Your ticket is open.')", timeout=15_000)
+    assert tickets.get("T-000001")["severity"] == "high"
+    page.wait_for_selector("#gb-approve", state="hidden", timeout=5_000)
+    assert "approval_decided" in page.inner_text("#gb-panel")

@@ -27,7 +27,7 @@ from chat.text import clean_text, clean_value
 from traces.schema import migrate
 from traces.writer import EventWriter, make_title
 
-UNFINISHED = ("queued", "in_progress")
+UNFINISHED = ("queued", "in_progress", "awaiting_approval")
 log = logging.getLogger("glassbox.traces")
 __all__ = ["TraceStore", "make_title", "utc_now"]
 
@@ -161,7 +161,7 @@ class TraceStore:
         then threads left without runs, and give the space back; return the removed thread ids."""
         if not max_age_days and not max_runs:
             return []
-        finished = "status NOT IN ('queued', 'in_progress')"
+        finished = f"status NOT IN {UNFINISHED}"
         self.flush()
         with self._writing() as db:
             old: set[str] = set()

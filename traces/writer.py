@@ -21,7 +21,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from chat.events import ErrorOccurred, Event, RunEnded, RunQueued, RunStarted
+from chat.events import (
+    ApprovalDecided,
+    ApprovalRequired,
+    ErrorOccurred,
+    Event,
+    RunEnded,
+    RunQueued,
+    RunStarted,
+)
 from chat.text import clean_text
 
 log = logging.getLogger("glassbox.traces")
@@ -160,6 +168,9 @@ class EventWriter:
         elif isinstance(event, RunStarted):
             db.execute("UPDATE runs SET status = 'in_progress', model = ?, updated_at = ? WHERE id = ?",
                        (clean_text(event.model), now, event.run_id))
+        elif isinstance(event, (ApprovalRequired, ApprovalDecided)):
+            status = "awaiting_approval" if isinstance(event, ApprovalRequired) else "in_progress"
+            db.execute("UPDATE runs SET status = ?, updated_at = ? WHERE id = ?", (status, now, event.run_id))
         elif isinstance(event, ErrorOccurred):
             db.execute("UPDATE runs SET error = ? WHERE id = ?",
                        (clean_text(f"{event.kind}: {event.message}"), event.run_id))

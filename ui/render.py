@@ -13,6 +13,8 @@ from typing import Literal
 import gradio as gr
 
 from chat.events import (
+    ApprovalDecided,
+    ApprovalRequired,
     Cancelled,
     ErrorOccurred,
     Event,
@@ -32,7 +34,7 @@ Level = Literal["answer only", "full trace"]
 LEVELS: tuple[Level, ...] = ("answer only", "full trace")
 # Events the "answer only" level shows: the reference designs' token-only level plus the
 # run's outcome, so a demo still sees how long the answer took and whether it failed.
-ANSWER_ONLY = (RunQueued, Token, ErrorOccurred, Cancelled, RunEnded)
+ANSWER_ONLY = (RunQueued, Token, ApprovalRequired, ApprovalDecided, ErrorOccurred, Cancelled, RunEnded)
 
 
 @dataclass
@@ -53,6 +55,7 @@ class TurnView:
 
     events: list[Event] = field(default_factory=list)
     segments: list[Segment] = field(default_factory=list)
+    pending_approval: ApprovalRequired | None = None  # the run waits for Approve or Reject
 
     def add(self, event: Event) -> None:
         """Take the next event of the run."""
@@ -69,6 +72,8 @@ class TurnView:
             self._tool(event.call_id).text += "\n\n" + _hits_markdown(event)
         elif isinstance(event, ToolEnded):
             self._end_tool(event)
+        elif isinstance(event, (ApprovalRequired, ApprovalDecided)):
+            self._approval(event)
         elif isinstance(event, ErrorOccurred):
             self.note(f"⚠️ **Error:** {event.message}")
         elif isinstance(event, Cancelled):
@@ -111,6 +116,21 @@ class TurnView:
             segment.text += f"\n\n**Error** {event.error}"
         elif "**Hits**" not in segment.text:
             segment.text += f"\n\n**Output** {event.output}"
+
+    def _approval(self, event: ApprovalRequired | ApprovalDecided) -> None:
+        if isinstance(event, ApprovalRequired):
+            self.pending_approval = event
+            self._close_open()
+            args = json.dumps(event.input, ensure_ascii=False)
+            text = f"The agent wants to run **{event.tool}** with `{args}`. Approve or Reject it below."
+            self.segments.append(Segment("tool", f"approval-{event.call_id}", text, f"🛑 Approval needed: {event.tool}"))
+            return
+        self.pending_approval = None
+        segment = self._tool(f"approval-{event.call_id}")
+        segment.status, segment.duration = "done", event.waited_s
+        verdict = "Approved" if event.approved else "Rejected"
+        segment.title = f"{'✅' if event.approved else '❌'} {verdict}: {event.tool}"
+        segment.text += f"\n\n**{verdict}** by {event.by}" + (f": {event.reason}" if event.reason else "")
 
     def note(self, text: str) -> None:
         """Add a visible note (an error, a stop) to the turn."""
@@ -188,6 +208,11 @@ def _detail(event: Event) -> str:
     if isinstance(event, RetrievalHits):
         best = ", ".join(f"{h.source} {h.score:.2f}" for h in event.hits[:3]) or "no hits"
         return f"{len(event.hits)} hit(s) for “{event.query[:60]}”: {best}"
+    if isinstance(event, ApprovalRequired):
+        return f"{event.tool} waits for approval: {json.dumps(event.input, ensure_ascii=False)[:120]}"
+    if isinstance(event, ApprovalDecided):
+        verdict = "approved" if event.approved else "rejected"
+        return f"{event.tool} {verdict} by {event.by} after {event.waited_s:.1f} s" + (f": {event.reason}" if event.reason else "")
     if isinstance(event, ErrorOccurred):
         return f"{event.kind}: {event.message}"
     if isinstance(event, Cancelled):
