@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import re
 import time
@@ -105,10 +104,12 @@ def build_demo(glassbox: Glassbox) -> gr.Blocks:
     """Build the page: chat, live event panel, observability panel, and the /ask API."""
     settings, service, traces, access = glassbox.settings, glassbox.service, glassbox.traces, glassbox.access
 
-    def page_caller(visitor: str) -> Caller:
-        return access.page_caller(visitor or "unknown")
+    def page_caller(visitor: str, profile: gr.OAuthProfile | None) -> Caller:
+        """Who this page is: signed in with Hugging Face (on a Space with OAuth), else its browser."""
+        return access.page_caller(visitor or "unknown", profile.username if profile else None)
 
-    async def respond(message: str, history: list, thread_id: str, level: str, visitor: str):
+    async def respond(message: str, history: list, thread_id: str, level: str, visitor: str,
+                      profile: gr.OAuthProfile | None = None):
         """Stream one turn into the chat and the panel; refuse bad input without losing it."""
         try:
             service.check(message or "")
@@ -120,7 +121,7 @@ def build_demo(glassbox: Glassbox) -> gr.Blocks:
         waiting = [gr.ChatMessage(role="assistant", content="⏳ Warming up: your question will be answered as soon as the model is ready.")]
         yield "", history + (waiting if service.status == "warming up" else []), panel_html([], level), [], gr.skip()
         last_frame = 0.0
-        async for view in run_turn(service, message, thread_id, page_caller(visitor)):
+        async for view in run_turn(service, message, thread_id, page_caller(visitor, profile)):
             latest = view.events[-1] if view.events else None
             # Every step is drawn; tokens at most once a frame. The run always ends on run_end,
             # which is drawn, so no token is left undrawn.
@@ -152,28 +153,41 @@ def build_demo(glassbox: Glassbox) -> gr.Blocks:
     async def stop(thread_id: str) -> None:  # async: runs on the event loop, where the run's task lives
         service.cancel(thread_id)
 
-    async def decide(thread_id: str, visitor: str, approved: bool):
+    def decide(thread_id: str, owner: str, approved: bool):
         """Answer the approval this conversation's run waits for (the thread is this page's own)."""
         waiting = service.approvals.pending_in_thread(thread_id)
         reason = "" if approved else "rejected in the chat"
-        if waiting is None or not service.approvals.decide(waiting.run_id, approved, page_caller(visitor).owner, reason):
+        if waiting is None or not service.approvals.decide(waiting.run_id, approved, owner, reason):
             gr.Warning("Nothing is waiting for approval any more.")
         return gr.update(visible=False)
+
+    async def approve(thread_id: str, visitor: str, profile: gr.OAuthProfile | None = None):
+        return decide(thread_id, page_caller(visitor, profile).owner, approved=True)
+
+    async def reject(thread_id: str, visitor: str, profile: gr.OAuthProfile | None = None):
+        return decide(thread_id, page_caller(visitor, profile).owner, approved=False)
 
     def new_conversation(thread_id: str, level: str):
         service.cancel(thread_id)
         return uuid.uuid4().hex, [], panel_html([], level), [], gr.update(value=None)
 
-    def list_conversations(ids: list[str], current: str, visitor: str, remember_current: bool = False):
-        caller = page_caller(visitor)
+    def list_conversations(ids: list[str], current: str, caller: Caller, remember_current: bool = False):
         if remember_current and traces.get_thread(caller, current):
             ids = remember(ids, current)
         listed = choices(traces, caller, ids)
         value = current if current in {key for _, key in listed} else None
         return ids, gr.update(choices=listed, value=value)
 
-    def open_conversation(selected: str, current: str, level: str, visitor: str):
-        caller = page_caller(visitor)
+    def show_conversations(ids: list[str], current: str, visitor: str, profile: gr.OAuthProfile | None = None):
+        return list_conversations(ids, current, page_caller(visitor, profile))
+
+    def show_conversations_after_turn(ids: list[str], current: str, visitor: str,
+                                      profile: gr.OAuthProfile | None = None):
+        return list_conversations(ids, current, page_caller(visitor, profile), remember_current=True)
+
+    def open_conversation(selected: str, current: str, level: str, visitor: str,
+                          profile: gr.OAuthProfile | None = None):
+        caller = page_caller(visitor, profile)
         if not selected or traces.get_thread(caller, selected) is None:
             gr.Warning("That conversation is gone, or not yours.")
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
@@ -181,19 +195,23 @@ def build_demo(glassbox: Glassbox) -> gr.Blocks:
         history, events = reopen(traces, caller, selected)
         return selected, history, panel_html(events, level), events
 
-    def rename_conversation(title: str, current: str, ids: list[str], visitor: str):
+    def rename_conversation(title: str, current: str, ids: list[str], visitor: str,
+                            profile: gr.OAuthProfile | None = None):
+        caller = page_caller(visitor, profile)
         if not title.strip():
             gr.Warning("Type the new title first.")
             return gr.skip(), gr.skip(), gr.skip()
-        if not traces.rename_thread(page_caller(visitor), current, title):
+        if not traces.rename_thread(caller, current, title):
             gr.Warning("Send a message first, then give the conversation a title.")
             return gr.skip(), gr.skip(), gr.skip()
-        return "", *list_conversations(ids, current, visitor)
+        return "", *list_conversations(ids, current, caller)
 
-    def delete_conversation(current: str, ids: list[str], level: str, visitor: str):
-        traces.delete_thread(page_caller(visitor), current)  # soft: the API can still read it
+    def delete_conversation(current: str, ids: list[str], level: str, visitor: str,
+                            profile: gr.OAuthProfile | None = None):
+        caller = page_caller(visitor, profile)
+        traces.delete_thread(caller, current)  # soft: the API can still read it
         fresh, history, html, events, _ = new_conversation(current, level)
-        remaining, listed = list_conversations([t for t in ids if t != current], fresh, visitor)
+        remaining, listed = list_conversations([t for t in ids if t != current], fresh, caller)
         return fresh, history, html, events, remaining, listed
 
     def known_visitor(visitor: str) -> str:
@@ -210,6 +228,8 @@ def build_demo(glassbox: Glassbox) -> gr.Blocks:
         # This browser's anonymous identity (AUTH_MODE public/private): encrypted, so it can't be forged.
         visitor = gr.BrowserState("", storage_key="glassbox-visitor", secret=access.secret)
         with gr.Sidebar(label="Conversations", elem_id="gb-sidebar"):
+            if settings.hf_oauth:  # a Space with hf_oauth: true; signed in, the Space's owner is admin
+                gr.LoginButton(elem_id="gb-login")
             conversations = gr.Radio([], label="Your conversations", elem_id="gb-conversations")
             title_box = gr.Textbox(placeholder="A new title for this conversation", show_label=False,
                                    max_length=200, elem_id="gb-title")
@@ -256,12 +276,10 @@ def build_demo(glassbox: Glassbox) -> gr.Blocks:
         listing = [browser_threads, conversations]
         for trigger in (box.submit, send.click):
             trigger(respond, turn, outputs, concurrency_limit=None, **private).then(
-                lambda ids, current, who: list_conversations(ids, current, who, remember_current=True),
-                [browser_threads, thread_id, visitor], listing, **private)
+                show_conversations_after_turn, [browser_threads, thread_id, visitor], listing, **private)
         stop_button.click(stop, [thread_id], None, queue=False, **private)
-        for button, approved in ((approve_button, True), (reject_button, False)):
-            button.click(functools.partial(decide, approved=approved), [thread_id, visitor], approval_row,
-                         queue=False, **private)
+        approve_button.click(approve, [thread_id, visitor], approval_row, queue=False, **private)
+        reject_button.click(reject, [thread_id, visitor], approval_row, queue=False, **private)
         new_button.click(new_conversation, [thread_id, level],
                          [thread_id, chatbot, panel, run_events, conversations], **private)
         conversations.input(open_conversation, [conversations, thread_id, level, visitor],
@@ -275,7 +293,7 @@ def build_demo(glassbox: Glassbox) -> gr.Blocks:
         timer.tick(observe_all, charts_drawn, figures, show_progress="hidden", **private)
         demo.load(observe_all, charts_drawn, figures, **private)
         demo.load(known_visitor, visitor, visitor, **private).then(
-            list_conversations, [browser_threads, thread_id, visitor], listing, **private)
+            show_conversations, [browser_threads, thread_id, visitor], listing, **private)
         gr.api(ask, api_name="ask", concurrency_limit=None)
     return demo
 

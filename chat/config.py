@@ -66,6 +66,8 @@ class Settings:
     admin_token: str | None = None
     # SPACE_AUTHOR_NAME (set by Hugging Face Spaces): signed in with Hugging Face, this user is admin.
     space_owner: str | None = None
+    # OAUTH_CLIENT_ID (set by Spaces with `hf_oauth: true`): show "Sign in with Hugging Face".
+    hf_oauth: bool = False
     # TRACE_RETENTION_DAYS, TRACE_MAX_RUNS: finished runs older, or beyond the newest N, are removed.
     trace_retention_days: float | None = None
     trace_max_runs: int | None = None
@@ -133,6 +135,7 @@ class Settings:
             auth_mode=auth_mode,  # type: ignore[arg-type]
             admin_token=admin_token,
             space_owner=env.get("SPACE_AUTHOR_NAME") or None,
+            hf_oauth=bool(env.get("OAUTH_CLIENT_ID")) and env.get("SYSTEM") == "spaces",
             trace_retention_days=_float(env, "TRACE_RETENTION_DAYS", 0) or None,
             trace_max_runs=_int(env, "TRACE_MAX_RUNS", 0) or None,
             max_body_bytes=_int(env, "MAX_BODY_BYTES", cls.max_body_bytes),
