@@ -16,7 +16,7 @@ from chat.events import (
     ToolStarted,
 )
 from rag.types import Hit
-from ui.render import TurnView, panel_html, panel_rows
+from ui.render import TurnView, inert, panel_html, panel_rows, transcript
 
 IDS = {"run_id": "r1", "thread_id": "t1"}
 HIT = Hit("returns.md", "abc123", 0.71, "Faulty items can be returned within 45 days.")
@@ -104,3 +104,50 @@ def test_panel_html_escapes_what_the_model_wrote():
     events = [RunStarted(**IDS, at=0, message="hi", model="m"), Token(**IDS, at=1, text="<script>x</script>")]
     html = panel_html(events, "full trace")
     assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+HTML_IMAGE = '<img src="http://127.0.0.1:9/html-img">'
+MD_IMAGE = "![x](http://127.0.0.1:9/md-img?conv=refund+window+secret)"
+
+
+def drawn(markdown: str) -> str:
+    """Return the HTML a CommonMark renderer (raw HTML allowed, like the chat's) makes of `markdown`."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark").render(markdown)
+
+
+def test_inert_text_draws_no_html_and_loads_no_image():
+    for payload in (HTML_IMAGE, MD_IMAGE, "!!" + MD_IMAGE, "![x][r]\n\n[r]: http://127.0.0.1:9/ref", "![](http://h/i.png)"):
+        html = drawn(inert(payload))
+        assert "<img" not in html, payload
+    assert drawn(inert(HTML_IMAGE)).count("&lt;img") == 1  # the tag is shown as text
+    assert '<a href="http://127.0.0.1:9/md-img?conv=refund+window+secret">x</a>' in drawn(inert(MD_IMAGE))
+    assert "image</a>" in drawn(inert("![](http://h/i.png)"))  # an image with no alt text still has a label
+
+
+def test_inert_text_keeps_ordinary_markdown():
+    text = "**Within 45 days.** See [the policy](https://voltline.example/returns).\n\n- one\n- two\n\nIs 3 > 2? Yes!"
+    assert inert(text) == text
+    assert drawn(inert("a < b")) == "<p>a &lt; b</p>\n"
+
+
+def test_untrusted_text_is_drawn_inert_in_every_chat_message():
+    bad = Hit("evil.md", "c9", 0.5, f"Refunds take 5 days. {HTML_IMAGE} {MD_IMAGE}")
+    events = [
+        ToolStarted(**IDS, at=1, call_id="c1", tool="search_knowledge_base", input={"query": MD_IMAGE}),
+        RetrievalHits(**IDS, at=2, call_id="c1", query=MD_IMAGE, hits=(bad,)),
+        ToolEnded(**IDS, at=3, call_id="c1", tool="search_knowledge_base", output="", duration_s=0.1),
+        ToolStarted(**IDS, at=4, call_id="c2", tool=HTML_IMAGE, input={}),
+        ToolEnded(**IDS, at=5, call_id="c2", tool=HTML_IMAGE, output="", duration_s=0.1, error=MD_IMAGE),
+        Token(**IDS, at=6, text=f"Sure {HTML_IMAGE}"),
+        Token(**IDS, at=7, text=MD_IMAGE),
+        ErrorOccurred(**IDS, at=8, kind="model", message=HTML_IMAGE),
+    ]
+    (user, *turn) = transcript([(f"{HTML_IMAGE} {MD_IMAGE}", "failed", events)])
+    assert len(turn) == 4  # two tool steps, the answer, the error note
+    for message in (user, *turn):
+        title = (message.metadata or {}).get("title", "")
+        for text in (message.content, title):
+            assert "<img" not in drawn(text) and "<img" not in text and "![" not in text, text
+    assert "Refunds take 5 days." in turn[0].content and "&lt;img" in turn[0].content  # shown, as text

@@ -6,6 +6,7 @@ Pure functions of hand-buildable events: the page calls them, tests call them di
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from html import escape
 from typing import Literal
@@ -35,6 +36,9 @@ LEVELS: tuple[Level, ...] = ("answer only", "full trace")
 # Events the "answer only" level shows: the reference designs' token-only level plus the
 # run's outcome, so a demo still sees how long the answer took and whether it failed.
 ANSWER_ONLY = (RunQueued, Token, ApprovalRequired, ApprovalDecided, ErrorOccurred, Cancelled, RunEnded)
+# "!" before "[" makes a markdown link an image (inline `![a](u)` or by reference `![a][r]`).
+IMAGE_MARK = re.compile(r"!+(?=\[)")
+EMPTY_IMAGE_LABEL = re.compile(r"!+\[(?=\])")
 
 
 @dataclass
@@ -122,7 +126,7 @@ class TurnView:
             self.pending_approval = event
             self._close_open()
             args = json.dumps(event.input, ensure_ascii=False)
-            text = f"The agent wants to run **{event.tool}** with `{args}`. Approve or Reject it below."
+            text = f"The agent wants to run **{event.tool}**. Approve or Reject it below.\n\n**Input** `{args}`"
             self.segments.append(Segment("tool", f"approval-{event.call_id}", text, f"🛑 Approval needed: {event.tool}"))
             return
         self.pending_approval = None
@@ -152,17 +156,28 @@ def transcript(runs: list[tuple[str, str, list[Event]]]) -> list[gr.ChatMessage]
             view.add(event)
         if status == "interrupted":
             view.note("⚠️ **Interrupted** by a restart; the answer above is partial.")
-        messages += [gr.ChatMessage(role="user", content=message), *view.messages()]
+        messages += [gr.ChatMessage(role="user", content=inert(message)), *view.messages()]
     return messages
 
 
+def inert(text: str) -> str:
+    """Return markdown that draws `text` without raw HTML and without loading images.
+
+    Images become links a person must click; every "<" becomes "&lt;", so no tag survives
+    (inside a code span it shows as "&lt;": safe beats pretty for text nobody vetted).
+    """
+    text = EMPTY_IMAGE_LABEL.sub("[image", text)
+    return IMAGE_MARK.sub("", text).replace("<", "&lt;")
+
+
 def _message(segment: Segment) -> gr.ChatMessage:
+    # Answers, tool inputs and outputs, hits and error texts all come from outside: drawn inert.
     if segment.kind in ("answer", "note"):
-        return gr.ChatMessage(role="assistant", content=segment.text)
-    metadata: dict = {"title": segment.title, "id": segment.key, "status": segment.status}
+        return gr.ChatMessage(role="assistant", content=inert(segment.text))
+    metadata: dict = {"title": inert(segment.title), "id": segment.key, "status": segment.status}
     if segment.duration is not None:
         metadata["duration"] = round(segment.duration, 3)
-    return gr.ChatMessage(role="assistant", content=segment.text, metadata=metadata)
+    return gr.ChatMessage(role="assistant", content=inert(segment.text), metadata=metadata)
 
 
 def _hits_markdown(event: RetrievalHits) -> str:
