@@ -1,8 +1,9 @@
 """A scripted OpenAI-compatible server: the model stand-in for tests and the benchmark.
 
 It streams a fixed reply (after an optional reasoning part) with fixed delays,
-or emits tool calls, or breaks or hangs mid-stream, exactly as a `Script` says,
-and records every request it gets. Loopback only; no model, no network.
+or emits tool calls, or breaks or hangs mid-stream, or answers with an HTTP error
+status before streaming, exactly as a `Script` says, and records every request it
+gets. Loopback only; no model, no network.
 
     with ScriptedServer(Script(reply="Hi there", ttft_s=0.2)) as server:
         model = ChatOpenAI(base_url=server.base_url, api_key="test", model="scripted")
@@ -60,6 +61,9 @@ class Script:
     fail_after_tokens: int | None = None
     # Stop sending after this many token chunks but keep the connection open.
     hang_after_tokens: int | None = None
+    # Answer with this HTTP status and an OpenAI-style error body instead of a reply (401, 429,
+    # 500...). A client that retries (openai retries 429 and 5xx) takes the next script on its retry.
+    status: int | None = None
     # Scripts for the next chat requests, one each, in order; then this one again.
     replies: list[Script] = field(default_factory=list)
 
@@ -218,6 +222,23 @@ async def _whole_reply(
     return JSONResponse(shapes.completion(cid, model, message, finish, usage))
 
 
+# OpenAI's error `type` and `code` for the statuses a script may answer with.
+ERROR_SHAPES: dict[int, tuple[str, str | None]] = {
+    400: ("invalid_request_error", "context_length_exceeded"),
+    401: ("invalid_request_error", "invalid_api_key"),
+    403: ("permission_denied", None),
+    404: ("invalid_request_error", "model_not_found"),
+    429: ("requests", "rate_limit_exceeded"),
+}
+
+
+def _status_reply(status: int) -> JSONResponse:
+    """Return the error response an OpenAI-compatible endpoint sends with `status`."""
+    kind, code = ERROR_SHAPES.get(status, ("server_error", None))
+    error = {"message": f"scripted {status}", "type": kind, "param": None, "code": code}
+    return JSONResponse({"error": error}, status_code=status)
+
+
 def _embedding_inputs(raw: Any) -> list[str] | list[list[int]]:
     """Normalise `input` (a string, token ids, or a list of either) to a list."""
     if isinstance(raw, str) or (isinstance(raw, list) and raw and isinstance(raw[0], int)):
@@ -243,6 +264,9 @@ def create_app(script: Script | None = None) -> FastAPI:
         body = await request.json()
         received = state.record(request.url.path, body)
         script = state.next_script()
+        if script.status is not None:
+            received.completed = True
+            return _status_reply(script.status)
         if body.get("stream"):
             frames = _stream_reply(script, body, received, state)
             return _StreamUntilDisconnect(frames, media_type="text/event-stream")

@@ -13,12 +13,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from langchain_core.messages import AIMessage, ToolMessage
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
 from chat.events import ApprovalDecided, ApprovalRequired, Event
-from chat.prompts import STOPPED_TOOL_RESULT
 
 if TYPE_CHECKING:
     from chat.stream import RunTranslator
@@ -72,30 +70,12 @@ async def await_approval(graph: CompiledStateGraph, config: dict[str, Any], tran
     if request is None:
         return None
     asked = time.monotonic()
-    try:
-        decision = await decide(request) if decide else {"approved": False, "by": "system",
-                                                         "reason": "nobody can approve actions here"}
-    except asyncio.CancelledError:  # stopped while waiting: close the pending call in memory
-        await asyncio.shield(close_unanswered_calls(graph, config))
-        raise
-    translator.pending_approval = None
+    # Stopped while waiting, the cancel propagates; stream_run then closes the turn in memory.
+    decision = await decide(request) if decide else {"approved": False, "by": "system",
+                                                     "reason": "nobody can approve actions here"}
+    waited = time.monotonic() - asked
+    translator.pending_approval, translator.paused_s = None, translator.paused_s + waited
     emit(ApprovalDecided(**translator.ids, at=translator.clock(), call_id=request.call_id, tool=request.tool,
                          approved=bool(decision.get("approved")), by=str(decision.get("by", "user")),
-                         reason=str(decision.get("reason", "")), waited_s=time.monotonic() - asked))
+                         reason=str(decision.get("reason", "")), waited_s=waited))
     return Command(resume=decision)
-
-
-async def close_unanswered_calls(graph: CompiledStateGraph, config: dict[str, Any]) -> None:
-    """Answer tool calls a stopped run left open, so the next turn's history stays valid."""
-    try:
-        state = await graph.aget_state(config)
-        messages = state.values.get("messages", [])
-        answered = {m.tool_call_id for m in messages if isinstance(m, ToolMessage)}
-        last = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
-        open_calls = [c for c in (last.tool_calls if last else []) if c["id"] not in answered]
-        if open_calls:
-            closing = [ToolMessage(content=STOPPED_TOOL_RESULT, tool_call_id=c["id"], name=c["name"], status="error")
-                       for c in open_calls]
-            await graph.aupdate_state(config, {"messages": closing}, as_node="tools")
-    except Exception:  # memory repair is best effort; the stop itself must go on
-        log.exception("could not close the tool calls of a stopped run")

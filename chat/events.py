@@ -20,7 +20,9 @@ from rag.types import Hit
 
 RunStatus = Literal["completed", "failed", "cancelled"]
 # Bounded on purpose: these become the `kind` label of agent_errors_total.
-ErrorKind = Literal["model", "timeout", "recursion_limit", "input", "internal"]
+# rate_limited, auth, unavailable: the model's endpoint turned us away or could not be reached;
+# model: the model failed or is misnamed; timeout: it went silent; input: the request was refused as invalid.
+ErrorKind = Literal["rate_limited", "auth", "unavailable", "model", "timeout", "recursion_limit", "input", "internal"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -149,6 +151,8 @@ class RunEnded(Event):
     input_tokens: int = 0
     output_tokens: int = 0
     tool_calls: int = 0
+    # Seconds the run waited for a person to approve or reject; TTFT and latency leave them out.
+    approval_wait_s: float = 0.0
 
 
 EVENT_TYPES: dict[str, type[Event]] = {

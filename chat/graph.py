@@ -16,6 +16,7 @@ from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import interrupt
+from pydantic import BaseModel, ValidationError
 
 from chat.prompts import REJECTED_TOOL_RESULT, TOOL_GUIDANCE, system_prompt
 from chat.state import AgentState
@@ -110,7 +111,8 @@ def build_graph(
         last = state["messages"][-1]
         # Every approval first: on resume this node runs again from the top, and no tool
         # must have run twice by then.
-        decisions = {c["id"]: ask_approval(c) for c in last.tool_calls if needs_approval(by_name.get(c["name"]))}
+        decisions = {c["id"]: ask_approval(c) for c in last.tool_calls
+                     if needs_approval(by_name.get(c["name"])) and _valid_input(by_name[c["name"]], c)}
         results = []
         for call in last.tool_calls:
             decision = decisions.get(call["id"], {"approved": True})
@@ -127,6 +129,18 @@ def build_graph(
     builder.add_conditional_edges("agent", route_after_agent, ["tools", END])
     builder.add_edge("tools", "agent")
     return builder.compile(checkpointer=checkpointer)
+
+
+def _valid_input(tool: BaseTool, call: dict[str, Any]) -> bool:
+    """Return whether a call's input fits the tool: nobody is asked to approve a call that cannot run."""
+    schema = tool.args_schema
+    if not isinstance(schema, type) or not issubclass(schema, BaseModel):
+        return True
+    try:
+        schema.model_validate(call.get("args", {}))
+    except ValidationError:
+        return False
+    return True
 
 
 def _recent_turns(messages: list[AnyMessage], limit: int) -> list[AnyMessage]:

@@ -12,12 +12,12 @@ small chunk shapes are cheaper on the token path and easier to test.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from langchain_core.messages import AIMessage, HumanMessage
-from langgraph.errors import GraphRecursionError
 from langgraph.graph.state import CompiledStateGraph
 
 from chat.approvals import Decide, await_approval
@@ -39,7 +39,8 @@ from chat.events import (
     ToolEnded,
     ToolStarted,
 )
-from chat.prompts import RECURSION_LIMIT_MESSAGE
+from chat.failures import describe_failure
+from chat.memory import close_turn, despite_cancels
 from chat.reasoning import ThinkTagSplitter
 from chat.text import clean_text, clean_value
 from rag.types import Hit
@@ -47,6 +48,7 @@ from rag.types import Hit
 STREAM_MODES = ["messages", "tasks", "custom"]
 ANSWER_NODE = "agent"
 Clock = Callable[[], float]
+log = logging.getLogger("glassbox.stream")
 
 
 class RunTranslator:
@@ -57,6 +59,9 @@ class RunTranslator:
         self.clock = clock
         self.started_at = clock()
         self.first_output_at: float | None = None
+        # Time spent waiting for a person's approval: not the system's, so TTFT and latency leave it out.
+        self.paused_s = 0.0
+        self._paused_before_first_output = 0.0
         self.answer: list[str] = []
         self.output_tokens = self.input_tokens = self.tool_calls = self.token_events = 0
         self.current_node: str | None = None
@@ -93,12 +98,14 @@ class RunTranslator:
         if stopped is not None:
             events.append(Cancelled(**self.ids, at=self.clock(), reason=stopped))
         now = self.clock()
-        ttft = None if self.first_output_at is None else self.first_output_at - self.started_at
+        ttft = (None if self.first_output_at is None
+                else self.first_output_at - self.started_at - self._paused_before_first_output)
         return events + [
             RunEnded(
                 **self.ids, at=now, status=status, answer="".join(self.answer).strip(),
-                latency_s=now - self.started_at, ttft_s=ttft, input_tokens=self.input_tokens,
+                latency_s=now - self.started_at - self.paused_s, ttft_s=ttft, input_tokens=self.input_tokens,
                 output_tokens=self.output_tokens or self.token_events, tool_calls=self.tool_calls,
+                approval_wait_s=self.paused_s,
             )
         ]
 
@@ -115,7 +122,7 @@ class RunTranslator:
             events.append(ReasoningChunk(**self.ids, at=now, text=reasoning))
         events += self._text_events(self._splitter.feed(_answer_text(message)), now)
         if events and self.first_output_at is None:
-            self.first_output_at = now
+            self.first_output_at, self._paused_before_first_output = now, self.paused_s
         return events
 
     def _text_events(self, parts: list[tuple[str, str]], now: float) -> list[Event]:
@@ -206,11 +213,20 @@ async def stream_run(
             await _stream_once(graph, graph_input, config, translator, timeout_s, emit)
             graph_input = await await_approval(graph, config, translator, decide, emit)
     except asyncio.CancelledError:
-        emit_all(emit, translator.finish("cancelled", stopped="stopped"))
+        closing = translator.finish("cancelled", stopped="stopped")
+        # Memory is repaired before the run's end is told: a reader may send the next turn at once.
+        await despite_cancels(close_turn(graph, config, closing[-1].answer, "the user stopped it"))
+        emit_all(emit, closing)
         raise
     except Exception as error:
-        failure = describe_failure(error, translator.current_node, recursion_limit, timeout_s)
-        emit_all(emit, translator.finish("failed", error=failure))
+        node, started = translator.current_node, bool("".join(translator.answer).strip())
+        kind, text = describe_failure(error, node, recursion_limit, timeout_s, started=started)
+        # The library's own words and the stack go to the log, never to the user.
+        log.warning("run failed", exc_info=error, extra={**ids, "kind": kind, "node": node})
+        closing = translator.finish("failed", error=(kind, text))
+        await despite_cancels(close_turn(graph, config, closing[-1].answer, f"the run failed ({kind})",
+                                          refused=kind == "input"))
+        emit_all(emit, closing)
     else:
         emit_all(emit, translator.finish("completed"))
 
@@ -244,15 +260,3 @@ async def _with_stall_timeout(stream: AsyncIterator[Any], timeout_s: float) -> A
         yield item
 
 
-def describe_failure(error: Exception, node: str | None, recursion_limit: int, timeout_s: float) -> tuple[ErrorKind, str]:
-    """Return the error kind and a sentence for the user."""
-    if isinstance(error, GraphRecursionError):
-        return "recursion_limit", RECURSION_LIMIT_MESSAGE.format(limit=recursion_limit)
-    if isinstance(error, TimeoutError) or "timeout" in type(error).__name__.lower():
-        return "timeout", f"The model sent nothing for {timeout_s:g} s and was stopped (MODEL_TIMEOUT_S)."
-    if getattr(error, "kind", None) in ("input", "model"):  # an error that explains itself
-        return error.kind, str(error)
-    detail = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
-    if node == ANSWER_NODE:
-        return "model", f"The model failed mid-answer: {detail}"
-    return "internal", f"The agent failed in step '{node}': {detail}"

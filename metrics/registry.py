@@ -45,7 +45,8 @@ class AgentMetrics:
         )
         self.errors = Counter(
             "agent_errors",
-            "Runs that failed, by kind: model, timeout, recursion_limit, input or internal.",
+            "Runs that failed, by kind: rate_limited, auth, unavailable, model, timeout, "
+            "recursion_limit, input or internal.",
             ["kind"],
             registry=registry,
         )

@@ -191,3 +191,35 @@ def serve_glassbox(tmp_path, scripted_model, knowledge_base, tickets):
     yield start
     for server in servers:
         server.stop()
+
+
+async def approving(service: AgentService, message: str, thread_id: str = "t1", approve: bool = True) -> list:
+    """Run a message to its end, deciding every approval it asks for as a person in the chat would."""
+    events: list = []
+
+    async def decide_when_asked() -> None:
+        while True:
+            for event in events:
+                if event.type == "approval_required":
+                    service.approvals.decide(event.run_id, approve, by="test")
+            await asyncio.sleep(0.01)
+
+    decider = asyncio.create_task(decide_when_asked())
+    try:
+        async for event in service.stream(message, thread_id):
+            events.append(event)
+    finally:
+        decider.cancel()
+    return events
+
+
+def in_memory_checkpointer():
+    """Return an opener of a fresh in-memory conversation memory (interrupt() needs one)."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    saver = InMemorySaver()
+
+    async def open_saver():
+        return saver
+
+    return open_saver

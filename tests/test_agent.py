@@ -11,7 +11,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from chat.events import RunEnded
 from chat.graph import route_after_agent
 from chat.service import ThreadBusy
-from tests.conftest import Reply
+from tests.conftest import Reply, approving
 
 
 async def collect(service, message: str, thread_id: str = "t1") -> list:
@@ -64,8 +64,9 @@ async def test_tool_calls_loop_back_to_the_model_and_write_a_ticket(make_service
         Reply(tool_calls=[{"name": "create_support_ticket", "args": {"summary": "Kettle arrived broken", "severity": "high"}}]),
         Reply(tokens=["Ticket opened."]),
     ]
-    events = await collect(make_service(), "I want a human")
+    events = await approving(make_service(open_checkpointer=memory()), "I want a human")
 
+    assert types(events).index("approval_required") < types(events).index("approval_decided")
     ticket_end = next(e for e in events if e.type == "tool_end" and e.tool == "create_support_ticket")
     assert ticket_end.error is None and "T-000001" in ticket_end.output
     assert tickets.get("T-000001")["severity"] == "high"
@@ -80,8 +81,9 @@ async def test_invalid_tool_input_is_a_visible_tool_error_not_a_crash(make_servi
         Reply(tool_calls=[{"name": "delete_database", "args": {}}]),
         Reply(tokens=["Sorry."]),
     ]
-    events = await collect(make_service(), "open a ticket")
+    events = await collect(make_service(open_checkpointer=memory()), "open a ticket")
 
+    assert "approval_required" not in types(events)  # nobody is asked to approve a call that cannot run
     errors = [e for e in events if e.type == "tool_end" and e.error]
     assert [e.tool for e in errors] == ["create_support_ticket", "delete_database"]
     assert "severity" in errors[0].error and "no tool named" in errors[1].error
@@ -107,7 +109,8 @@ async def test_model_failure_mid_stream_keeps_the_partial_answer(make_service, s
     events = await collect(service, "returns?")
 
     assert types(events)[-2:] == ["error", "run_end"]
-    assert events[-2].kind == "model" and "upstream closed the stream" in events[-2].message
+    assert events[-2].kind == "model" and "partial answer is kept" in events[-2].message
+    assert "upstream closed the stream" not in events[-2].message  # the library's words go to the log
     assert events[-1].status == "failed" and events[-1].answer == "Faulty items"
     # The service keeps serving the next request.
     assert (await collect(service, "again"))[-1].answer == "Fine."

@@ -46,6 +46,7 @@ async def test_a_ticket_waits_for_approval_and_runs_once_approved(service_with_m
     service = service_with_memory()
 
     events, task = await run_until_paused(service, "Please escalate", "t1")
+    await asyncio.sleep(0.2)  # the person takes a moment
     asked = events[-1]
     assert asked.tool == "create_support_ticket" and asked.input["severity"] == "urgent"
     assert tickets.get("T-000001") is None  # nothing happened yet
@@ -62,6 +63,9 @@ async def test_a_ticket_waits_for_approval_and_runs_once_approved(service_with_m
     assert tickets.get("T-000001")["summary"] == "PWNED by injected doc"
     assert [e.tool for e in events if e.type == "tool_start"].count("create_support_ticket") == 1
     assert events[-1].status == "completed" and events[-1].answer == "Ticket made."
+    end = events[-1]  # the person's wait is reported, not counted as the system's time
+    assert end.approval_wait_s == decided.waited_s >= 0.2 > end.ttft_s  # the scripted model answers at once
+    assert end.latency_s + end.approval_wait_s <= end.at - events[0].at + 0.001
 
 
 async def test_a_rejection_is_shown_to_the_model_and_nothing_is_written(service_with_memory, scripted_model, tickets):
@@ -119,6 +123,7 @@ def test_approvals_answer_only_waiting_runs():
 def test_the_api_streams_the_pause_and_only_the_owner_may_decide(serve_glassbox, scripted_model, tickets):
     import json
     import threading
+    import time
 
     import httpx
 
@@ -141,7 +146,10 @@ def test_the_api_streams_the_pause_and_only_the_owner_may_decide(serve_glassbox,
     listener.start()
     assert paused.wait(15)
     run_id = events[-1]["run_id"]
-    assert owner.get(f"{url}/api/runs/{run_id}").json()["status"] == "awaiting_approval"
+    deadline = time.monotonic() + 5  # the store follows the stream a moment later (only `done` waits for it)
+    while owner.get(f"{url}/api/runs/{run_id}").json().get("status") != "awaiting_approval":
+        assert time.monotonic() < deadline, "the run was never stored as awaiting approval"
+        time.sleep(0.02)
 
     assert stranger.post(f"{url}/api/runs/{run_id}/approve").status_code == 404
     assert owner.post(f"{url}/api/runs/{run_id}/reject", json={"reason": "not today"}).status_code == 200
