@@ -1,4 +1,7 @@
-"""Errors as readable JSON: 422 says which field is wrong, a bug is a 500 without a stack trace."""
+"""Errors as readable JSON: 422 says which field is wrong, a bug is a 500 without a stack trace.
+
+Every error body is an `ErrorBody`; api/openapi.py documents it for each status a route answers.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,15 @@ import uuid
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 log = logging.getLogger("glassbox.api")
+
+
+class ErrorBody(BaseModel):
+    """Every error the API answers, whoever answers it: one readable sentence, never a stack trace."""
+
+    detail: str = Field(description="What went wrong and, where it helps, what to do about it.")
 
 
 def install_error_handlers(app: FastAPI) -> None:

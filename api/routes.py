@@ -11,12 +11,16 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
+from api import openapi as doc
 from api.sse import done_payload, event_stream
 from auth.access import Access
 from auth.callers import Caller
 from chat.events import ErrorOccurred, RunEnded
 from chat.service import AgentService, MessageRefused
 from traces.store import TraceStore
+
+# Each route documents its 200 body and the errors its code answers with `doc.answers(...)`;
+# api/openapi.py adds the 400, 413 and 422 that every route of its shape can answer.
 
 # Ids are ours (hex) or a client's own name for a conversation: letters, digits, - and _ only.
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
@@ -31,7 +35,9 @@ StreamedType = Literal[
 
 
 class ChatRequest(BaseModel):
-    message: str = Field(description="The user's message.", examples=["How long can I return a faulty item?"])
+    # The service refuses a blank message (422) and one over MAX_MESSAGE_CHARS (413) in its own words.
+    message: str = Field(description="The user's message: not blank, at most MAX_MESSAGE_CHARS (4,000).",
+                         examples=["How long can I return a faulty item?"], json_schema_extra={"pattern": r"\S"})
     thread_id: str | None = Field(None, pattern=ID_PATTERN,
                                   description="Continue this thread; omit to start a new one.")
     events: list[StreamedType] | None = Field(
@@ -75,14 +81,16 @@ def build_api(service: AgentService, traces: TraceStore, access: Access, heartbe
             raise HTTPException(409, "An answer is still streaming in this thread; wait for it to finish.")
         return request.thread_id
 
-    @api.post("/chat/stream", summary="Run a message, streaming its events as Server-Sent Events")
+    @api.post("/chat/stream", summary="Run a message, streaming its events as Server-Sent Events",
+              response_class=StreamingResponse, responses=doc.answers(doc.EVENT_STREAM, 401, 404, 409))
     async def chat_stream(request: ChatRequest, caller: Caller = caller_of) -> StreamingResponse:
         thread_id = start(request, caller)
         stream = event_stream(service.stream(request.message, thread_id, caller), request.events, heartbeat_s)
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
 
-    @api.post("/chat", summary="Run a message and answer with the whole result")
+    @api.post("/chat", summary="Run a message and answer with the whole result",
+              responses=doc.answers(doc.ChatResult, 401, 404, 409) | doc.MODEL_FAILED)
     async def chat(request: ChatRequest, caller: Caller = caller_of) -> JSONResponse:
         thread_id = start(request, caller)
         error = None
@@ -95,24 +103,28 @@ def build_api(service: AgentService, traces: TraceStore, access: Access, heartbe
                 return JSONResponse(body, status_code=502 if event.status == "failed" else 200)
         raise HTTPException(500, "The run ended without a result.")  # unreachable: runs always end
 
-    @api.get("/threads", summary="List your threads, most recently active first, a page at a time")
+    @api.get("/threads", summary="List your threads, most recently active first, a page at a time",
+             response_model=None, responses=doc.answers(doc.ThreadPage, 401))
     def list_threads(limit: int = Query(50, ge=1, le=200), offset: int = Query(0, ge=0, le=1_000_000),
                      caller: Caller = caller_of) -> dict[str, Any]:
         threads = traces.list_threads(caller, limit + 1, offset)
         more = len(threads) > limit
         return {"threads": threads[:limit], "next_offset": offset + limit if more else None}
 
-    @api.get("/threads/{thread_id}", summary="A thread and its messages")
+    @api.get("/threads/{thread_id}", summary="A thread and its messages",
+             response_model=None, responses=doc.answers(doc.ThreadWithMessages, 401, 404))
     def get_thread(thread_id: str = ThreadId, caller: Caller = caller_of) -> dict[str, Any]:
         thread = _found(traces.get_thread(caller, thread_id), "thread")
         return {**thread, "messages": traces.thread_messages(caller, thread_id)}
 
-    @api.patch("/threads/{thread_id}", summary="Rename a thread")
+    @api.patch("/threads/{thread_id}", summary="Rename a thread",
+               response_model=None, responses=doc.answers(doc.Thread, 401, 404))
     def rename_thread(rename: Rename, thread_id: str = ThreadId, caller: Caller = caller_of) -> dict[str, Any]:
         _found(traces.rename_thread(caller, thread_id, rename.title) or None, "thread")
         return traces.get_thread(caller, thread_id)
 
-    @api.delete("/threads/{thread_id}", summary="Delete a thread (soft; ?hard=true removes its rows)")
+    @api.delete("/threads/{thread_id}", summary="Delete a thread (soft; ?hard=true removes its rows)",
+                response_model=None, responses=doc.answers(doc.ThreadDeleted, 401, 404, 409))
     async def delete_thread(thread_id: str = ThreadId, hard: bool = False, caller: Caller = caller_of) -> dict[str, Any]:
         _found(traces.get_thread(caller, thread_id), "thread")
         if service.is_busy(thread_id):
@@ -123,14 +135,16 @@ def build_api(service: AgentService, traces: TraceStore, access: Access, heartbe
             await service.checkpointer.adelete_thread(thread_id)  # its conversation memory too
         return {"id": thread_id, "deleted": True, "hard": hard}
 
-    @api.get("/runs", summary="List your runs, newest first")
+    @api.get("/runs", summary="List your runs, newest first",
+             response_model=None, responses=doc.answers(doc.RunList, 401, 404))
     def list_runs(thread_id: str | None = Query(None, pattern=ID_PATTERN), limit: int = Query(50, ge=1, le=500),
                   caller: Caller = caller_of) -> dict[str, Any]:
         if thread_id is not None:
             _found(traces.get_thread(caller, thread_id), "thread")
         return {"runs": traces.list_runs(caller, thread_id, limit)}
 
-    @api.get("/runs/{run_id}", summary="A run and its ordered events")
+    @api.get("/runs/{run_id}", summary="A run and its ordered events",
+             response_model=None, responses=doc.answers(doc.RunWithEvents, 401, 404))
     def get_run(run_id: str = RunId, caller: Caller = caller_of) -> dict[str, Any]:
         return _found(traces.get_run(caller, run_id), "run")
 
@@ -143,28 +157,34 @@ def build_api(service: AgentService, traces: TraceStore, access: Access, heartbe
             raise HTTPException(409, "That approval was decided a moment ago.")
         return {"run_id": run_id, "call_id": waiting.call_id, "tool": waiting.tool, "approved": approved}
 
-    @api.post("/runs/{run_id}/approve", summary="Approve the action a paused run is waiting on")
+    @api.post("/runs/{run_id}/approve", summary="Approve the action a paused run is waiting on",
+              response_model=None, responses=doc.answers(doc.Decided, 401, 404, 409))
     def approve(run_id: str = RunId, decision: Decision | None = None, caller: Caller = caller_of) -> dict[str, Any]:
         return decide(run_id, True, decision, caller)
 
-    @api.post("/runs/{run_id}/reject", summary="Reject the action a paused run is waiting on; the model is told")
+    @api.post("/runs/{run_id}/reject", summary="Reject the action a paused run is waiting on; the model is told",
+              response_model=None, responses=doc.answers(doc.Decided, 401, 404, 409))
     def reject(run_id: str = RunId, decision: Decision | None = None, caller: Caller = caller_of) -> dict[str, Any]:
         return decide(run_id, False, decision, caller)
 
-    @api.post("/tokens", summary="Make a named API token (admin only); its secret is shown once")
+    @api.post("/tokens", summary="Make a named API token (admin only); its secret is shown once",
+              response_model=None, responses=doc.answers(doc.NewTokenMade, 401, 403))
     def create_token(new: NewToken, _: Caller = admin) -> dict[str, Any]:
         return access.tokens.create(new.name)
 
-    @api.get("/tokens", summary="List API tokens (admin only), never their secrets")
+    @api.get("/tokens", summary="List API tokens (admin only), never their secrets",
+             response_model=None, responses=doc.answers(doc.TokenList, 401, 403))
     def list_tokens(_: Caller = admin) -> dict[str, Any]:
         return {"tokens": access.tokens.list()}
 
-    @api.delete("/tokens/{token_id}", summary="Revoke an API token (admin only)")
+    @api.delete("/tokens/{token_id}", summary="Revoke an API token (admin only)",
+                response_model=None, responses=doc.answers(doc.TokenRevoked, 401, 403, 404))
     def revoke_token(token_id: str = Path(pattern=ID_PATTERN), _: Caller = admin) -> dict[str, Any]:
         _found(access.tokens.revoke(token_id) or None, "active token")
         return {"id": token_id, "revoked": True}
 
-    @api.get("/health", summary="Status, model, knowledge-base size, uptime")
+    @api.get("/health", summary="Status, model, knowledge-base size, uptime",
+             response_model=None, responses=doc.answers(doc.Health))
     def health() -> dict[str, Any]:
         components = service.components
         return {
@@ -174,7 +194,8 @@ def build_api(service: AgentService, traces: TraceStore, access: Access, heartbe
             "uptime_s": round(time.monotonic() - service.started_at, 3),
         }
 
-    @api.get("/prewarm", summary="Wait for warm-up; report readiness and load timings")
+    @api.get("/prewarm", summary="Wait for warm-up; report readiness and load timings",
+             responses=doc.answers(doc.Readiness) | doc.WARM_UP_FAILED)
     async def prewarm() -> JSONResponse:
         try:
             components = await service.wait_ready()
