@@ -26,6 +26,7 @@ def done_payload(end: RunEnded) -> dict[str, Any]:
         "type": "done", "run_id": end.run_id, "thread_id": end.thread_id, "status": end.status,
         "answer": end.answer, "ttft_s": end.ttft_s, "latency_s": end.latency_s,
         "input_tokens": end.input_tokens, "output_tokens": end.output_tokens, "tool_calls": end.tool_calls,
+        "approval_wait_s": end.approval_wait_s,
     }
 
 
@@ -53,7 +54,8 @@ async def event_stream(
     try:
         while True:
             try:
-                item = await asyncio.wait_for(queue.get(), heartbeat_s)
+                async with asyncio.timeout(heartbeat_s):  # unlike wait_for, no task per event
+                    item = await queue.get()
             except TimeoutError:
                 yield sse({"type": "heartbeat"})
                 continue

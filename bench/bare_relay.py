@@ -39,7 +39,7 @@ def build_relay(base_url: str, model: str, api_key: str = "relay") -> gr.Blocks:
                 yield answer
 
     with gr.Blocks(title="Bare relay") as demo:
-        gr.api(ask, api_name="ask")
+        gr.api(ask, api_name="ask", concurrency_limit=None)  # like Glassbox's /ask: a fair baseline
     return demo
 
 

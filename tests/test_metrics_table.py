@@ -106,16 +106,41 @@ def test_charts_are_sent_only_when_a_run_has_finished_since_they_were_drawn():
     import gradio as gr
     from prometheus_client import CollectorRegistry
 
-    from ui.observability import observe
+    from ui.observability import ObservabilityFeed
 
     class Ready:
         status, components = "warming up", None
 
     table = RunTable(maxlen=2)
-    first = observe(Ready(), table, CollectorRegistry(), drawn=None)
-    again = observe(Ready(), table, CollectorRegistry(), drawn=first[-1])
+    feed = ObservabilityFeed(Ready(), table, CollectorRegistry())
+    first = feed.figures(drawn=None)
+    again = feed.figures(drawn=first[-1])
     table.add(RunRow(time=datetime(2026, 1, 1), ttft_s=0.1, latency_s=1.0, tokens=3, tool_calls=1, status="completed"))
-    after_run = observe(Ready(), table, CollectorRegistry(), drawn=again[-1])
+    after_run = feed.figures(drawn=again[-1])
 
     assert not isinstance(first[1], type(gr.skip())) and isinstance(again[1], type(gr.skip()))
     assert len(after_run[1]) == 1 and after_run[-1] == 1
+
+
+def test_every_page_shares_one_computation_per_interval():
+    from prometheus_client import CollectorRegistry
+
+    from metrics.registry import AgentMetrics
+    from ui.observability import ObservabilityFeed
+
+    class Ready:
+        status, components = "warming up", None
+
+    registry, now = CollectorRegistry(), [100.0]
+    metrics = AgentMetrics(registry, tools=("search_knowledge_base",))
+    feed = ObservabilityFeed(Ready(), RunTable(maxlen=2), registry, interval_s=1.0, clock=lambda: now[0])
+    walks = []
+    real_collect = registry.collect
+    registry.collect = lambda: walks.append(1) or real_collect()
+
+    pages = [feed.figures(drawn=None) for _ in range(20)]  # 20 pages tick within one interval
+    assert len(walks) == 1 and all(page[3] == pages[0][3] for page in pages)
+    metrics.requests.inc()
+    now[0] += 1.0
+    later = feed.figures(drawn=None)
+    assert "**Requests** 1" in later[3] and len(walks) == 2

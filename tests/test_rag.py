@@ -301,3 +301,43 @@ def test_every_eval_question_retrieves_its_answer_first(real_kb: KnowledgeBase) 
         if top.source != row["source"] or not has_answer:
             misses.append(f"{row['question']} -> {top.source}: {top.text}")
     assert not misses, "\n".join(misses)
+
+
+def test_concurrent_embeddings_share_batches_and_each_caller_gets_its_own_vectors():
+    import threading
+    import time
+
+    from rag.embeddings import EmbeddingBatcher
+
+    calls: list[int] = []
+
+    def encode(texts: list[str]) -> list[str]:
+        calls.append(len(texts))
+        time.sleep(0.05)  # a forward pass: others arrive meanwhile and wait for the next one
+        return [f"v:{t}" for t in texts]
+
+    batcher = EmbeddingBatcher(encode)
+    results: dict[int, list[str]] = {}
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, batcher([f"q{i}", f"r{i}"])))
+               for i in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert all(results[i] == [f"v:q{i}", f"v:r{i}"] for i in range(10))
+    assert sum(calls) == 20 and len(calls) < 10  # fewer passes than callers
+
+
+def test_an_embedding_failure_reaches_its_callers_and_the_batcher_goes_on():
+    from rag.embeddings import EmbeddingBatcher
+
+    def encode(texts: list[str]) -> list[str]:
+        if "bad" in texts:
+            raise RuntimeError("no")
+        return texts
+
+    batcher = EmbeddingBatcher(encode)
+    with pytest.raises(RuntimeError):
+        batcher(["bad"])
+    assert batcher(["good"]) == ["good"]

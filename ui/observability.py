@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
@@ -23,19 +25,37 @@ def status_markdown(service: AgentService) -> str:
     return f"**✖ {service.status}**"
 
 
-def observe(
-    service: AgentService, table: RunTable, registry: CollectorRegistry, drawn: int | None
-) -> tuple[Any, ...]:
-    """Return the badge, TTFT and latency chart data, counters, targets, and what is now drawn.
+class ObservabilityFeed:
+    """What every open page's observability panel shows, computed once per interval and shared.
 
-    Charts and targets are sent only when a run has finished since they were last drawn
-    (`drawn`, from the session): redrawing unchanged charts every tick makes them flicker.
+    Each open page ticks once a second. Computing the badge, counters and percentiles per page
+    per tick made 20 idle pages cost 20 registry walks a second on the serving loop; now they
+    cost one, and the chart frame is rebuilt only when a run has finished.
     """
-    version = table.runs_recorded  # read before the frame, so a run added meanwhile is redrawn next tick
-    if version == drawn:
-        charts: tuple[Any, ...] = (gr.skip(), gr.skip(), gr.skip())
-    else:
-        frame = table.frame()
-        completed = frame[frame["status"] == "completed"]
-        charts = (frame, frame, targets(summary(completed)))
-    return status_markdown(service), charts[0], charts[1], counters_markdown(registry), charts[2], version
+
+    def __init__(self, service: AgentService, table: RunTable, registry: CollectorRegistry,
+                 interval_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.service, self.table, self.registry = service, table, registry
+        self.interval_s, self.clock = interval_s, clock
+        self._computed_at = -float("inf")
+        self._badge = self._counters = ""
+        self._charts: tuple[int | None, Any, Any] = (None, None, None)  # version, frame, targets
+
+    def figures(self, drawn: int | None) -> tuple[Any, ...]:
+        """Return the badge, TTFT and latency chart data, counters, targets, and what is now drawn.
+
+        Charts and targets go to a page only when a run has finished since it last drew them
+        (`drawn`, from the page's session): redrawing unchanged charts makes them flicker.
+        """
+        now = self.clock()
+        if now - self._computed_at >= self.interval_s:
+            self._computed_at = now
+            self._badge, self._counters = status_markdown(self.service), counters_markdown(self.registry)
+        version = self.table.runs_recorded  # read before the frame: a run added meanwhile is redrawn next tick
+        if version == drawn:
+            return self._badge, gr.skip(), gr.skip(), self._counters, gr.skip(), version
+        if self._charts[0] != version:
+            frame = self.table.frame()
+            self._charts = (version, frame, targets(summary(frame[frame["status"] == "completed"])))
+        _, frame, table = self._charts
+        return self._badge, frame, frame, self._counters, table, version
