@@ -223,3 +223,59 @@ def in_memory_checkpointer():
         return saver
 
     return open_saver
+
+
+@pytest.fixture
+def service_with_memory(make_service):
+    """Build a service with an in-memory conversation memory; keyword arguments go to AgentService."""
+    return lambda **kwargs: make_service(open_checkpointer=in_memory_checkpointer(), **kwargs)
+
+
+@pytest.fixture
+def openai_service(knowledge_base, tickets):
+    """Build a warm service on the real ChatOpenAI client at `base_url` (with memory)."""
+    from chat.config import Settings
+    from chat.models import build_chat_model
+
+    def make(base_url: str, **settings: Any) -> AgentService:
+        config = Settings.from_env({"OPENAI_BASE_URL": base_url, "OPENAI_MODEL": "scripted", **settings})
+        model, name = build_chat_model(config)
+        tools = build_tools(knowledge_base, tickets, top_k=config.rag_top_k)
+        service = AgentService(lambda: Components(model, name, tools), in_memory_checkpointer(),
+                               timeout_s=config.model_timeout_s)
+        service.warm_up()
+        return service
+
+    return make
+
+
+async def cancel_like_a_web_server(service: AgentService, message: str, thread_id: str) -> None:
+    """Start a run in an anyio task group and cancel the group at its first token, as Starlette and
+    Gradio cancel a handler (anyio re-cancels every await in the scope)."""
+    import anyio
+
+    first_token = anyio.Event()
+
+    async def handler() -> None:
+        async for event in service.stream(message, thread_id):
+            if event.type == "token":
+                first_token.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(handler)
+        await first_token.wait()
+        group.cancel_scope.cancel()
+
+
+@pytest.fixture
+def server():
+    """A scripted OpenAI-compatible server on a free port (bench/scripted_openai.py)."""
+    from bench.scripted_openai import Script, ScriptedServer
+
+    with ScriptedServer(Script(reply="Faulty items can be returned within 45 days.")) as running:
+        yield running
+
+
+async def run_message(service: AgentService, message: str, thread_id: str = "t") -> list:
+    """Run one message to its end; return its events."""
+    return [event async for event in service.stream(message, thread_id)]

@@ -6,12 +6,11 @@ import asyncio
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
-from langgraph.checkpoint.memory import InMemorySaver
 
 from chat.events import RunEnded
 from chat.graph import route_after_agent
 from chat.service import ThreadBusy
-from tests.conftest import Reply, approving
+from tests.conftest import Reply, approving, cancel_like_a_web_server, in_memory_checkpointer
 
 
 async def collect(service, message: str, thread_id: str = "t1") -> list:
@@ -20,15 +19,6 @@ async def collect(service, message: str, thread_id: str = "t1") -> list:
 
 def types(events: list) -> list[str]:
     return [event.type for event in events]
-
-
-def memory():
-    saver = InMemorySaver()
-
-    async def open_saver():
-        return saver
-
-    return open_saver
 
 
 def test_router_goes_to_tools_only_when_the_model_asked():
@@ -64,7 +54,7 @@ async def test_tool_calls_loop_back_to_the_model_and_write_a_ticket(make_service
         Reply(tool_calls=[{"name": "create_support_ticket", "args": {"summary": "Kettle arrived broken", "severity": "high"}}]),
         Reply(tokens=["Ticket opened."]),
     ]
-    events = await approving(make_service(open_checkpointer=memory()), "I want a human")
+    events = await approving(make_service(open_checkpointer=in_memory_checkpointer()), "I want a human")
 
     assert types(events).index("approval_required") < types(events).index("approval_decided")
     ticket_end = next(e for e in events if e.type == "tool_end" and e.tool == "create_support_ticket")
@@ -81,7 +71,7 @@ async def test_invalid_tool_input_is_a_visible_tool_error_not_a_crash(make_servi
         Reply(tool_calls=[{"name": "delete_database", "args": {}}]),
         Reply(tokens=["Sorry."]),
     ]
-    events = await collect(make_service(open_checkpointer=memory()), "open a ticket")
+    events = await collect(make_service(open_checkpointer=in_memory_checkpointer()), "open a ticket")
 
     assert "approval_required" not in types(events)  # nobody is asked to approve a call that cannot run
     errors = [e for e in events if e.type == "tool_end" and e.error]
@@ -177,7 +167,7 @@ async def test_reasoning_is_shown_as_reasoning_not_answer(make_service, scripted
 
 
 async def test_memory_is_per_thread_and_survives_a_new_service(make_service, scripted_model):
-    opener = memory()
+    opener = in_memory_checkpointer()
     await collect(make_service(open_checkpointer=opener), "My name is Ada.", "ada")
     await collect(make_service(open_checkpointer=opener), "Who am I?", "ada")
     await collect(make_service(open_checkpointer=opener), "Who am I?", "bob")
@@ -198,21 +188,10 @@ async def test_a_model_without_tools_still_answers_from_retrieval(make_service, 
 
 async def test_a_web_server_cancelling_its_handler_stops_the_model(make_service, scripted_model):
     """Starlette and Gradio cancel a handler through an anyio scope, which re-cancels every await."""
-    import anyio
 
     scripted_model.replies = [Reply(tokens=[f"w{i} " for i in range(300)], delay_s=0.01)]
     service = make_service()
-    first_token = anyio.Event()
-
-    async def handler() -> None:
-        async for event in service.stream("tell me everything", "t1"):
-            if event.type == "token":
-                first_token.set()
-
-    async with anyio.create_task_group() as group:
-        group.start_soon(handler)
-        await first_token.wait()
-        group.cancel_scope.cancel()
+    await cancel_like_a_web_server(service, "tell me everything", "t1")
     sent = scripted_model.chunks_sent
     await asyncio.sleep(0.2)
 

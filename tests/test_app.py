@@ -28,7 +28,7 @@ def metric(url: str, name: str) -> float:
 
 
 def test_ask_streams_partial_answers_then_the_final_one(serve_glassbox, scripted_model):
-    scripted_model.replies = [Reply(tokens=["Within ", "45 ", "days."], delay_s=0.05)]
+    scripted_model.replies = [Reply(tokens=["Within ", "45 ", "days."], delay_s=0.15)]  # > a frame apart
     url = serve_glassbox().url
 
     outputs = ask_streaming(url, QUESTION, "thread-a")

@@ -4,24 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from langchain_core.messages import HumanMessage, ToolMessage
-from langgraph.checkpoint.memory import InMemorySaver
 
 from chat.approvals import Approvals
 from tests.conftest import Reply
 
 TICKET_CALL = {"name": "create_support_ticket", "args": {"summary": "PWNED by injected doc", "severity": "urgent"}}
-
-
-@pytest.fixture
-def service_with_memory(make_service):
-    saver = InMemorySaver()
-
-    async def open_saver():
-        return saver
-
-    return lambda **kwargs: make_service(open_checkpointer=open_saver, **kwargs)
 
 
 async def run_until_paused(service, message: str, thread: str):

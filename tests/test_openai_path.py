@@ -6,37 +6,9 @@ import asyncio
 
 import pytest
 
-from bench.scripted_openai import Script, ScriptedServer
-from chat.components import Components
+from bench.scripted_openai import Script
 from chat.config import Settings
-from chat.models import build_chat_model
-from chat.service import AgentService
-from chat.tools import build_tools
-from tests.conftest import approving, in_memory_checkpointer
-
-
-@pytest.fixture
-def server():
-    with ScriptedServer(Script(reply="Faulty items can be returned within 45 days.")) as running:
-        yield running
-
-
-@pytest.fixture
-def service_for(knowledge_base, tickets):
-    def make(server: ScriptedServer, **settings) -> AgentService:
-        config = Settings.from_env({"OPENAI_BASE_URL": server.base_url, "OPENAI_MODEL": "scripted", **settings})
-        model, name = build_chat_model(config)
-        tools = build_tools(knowledge_base, tickets, top_k=config.rag_top_k)
-        service = AgentService(lambda: Components(model, name, tools), in_memory_checkpointer(),
-                               timeout_s=config.model_timeout_s)
-        service.warm_up()
-        return service
-
-    return make
-
-
-async def run(service: AgentService, message: str, thread_id: str = "t") -> list:
-    return [event async for event in service.stream(message, thread_id)]
+from tests.conftest import approving, run_message
 
 
 def test_openai_is_chosen_when_a_base_url_or_key_is_set():
@@ -53,8 +25,8 @@ def test_forcing_openai_without_an_endpoint_says_how_to_fix_it():
         Settings.from_env({"LLM_PROVIDER": "openai"})
 
 
-async def test_streams_tokens_with_usage_and_binds_the_tools(server, service_for):
-    events = await run(service_for(server), "How long can I return a faulty item?")
+async def test_streams_tokens_with_usage_and_binds_the_tools(server, openai_service):
+    events = await run_message(openai_service(server.base_url), "How long can I return a faulty item?")
 
     end = events[-1]
     assert end.status == "completed" and end.answer == "Faulty items can be returned within 45 days."
@@ -64,47 +36,47 @@ async def test_streams_tokens_with_usage_and_binds_the_tools(server, service_for
     assert request["stream"] is True and request["stream_options"] == {"include_usage": True}
 
 
-async def test_real_tool_calls_run_and_loop_back(server, service_for, tickets):
+async def test_real_tool_calls_run_and_loop_back(server, openai_service, tickets):
     server.enqueue(
         Script(tool_calls=[("create_support_ticket", {"summary": "Blender stopped working", "severity": "high"})]),
         Script(reply="I opened ticket T-000001."),
     )
-    events = await approving(service_for(server), "My blender broke, I want a person", "t")
+    events = await approving(openai_service(server.base_url), "My blender broke, I want a person", "t")
 
     ticket = next(e for e in events if e.type == "tool_end" and e.tool == "create_support_ticket")
     assert ticket.error is None and tickets.get("T-000001")["summary"] == "Blender stopped working"
     assert events[-1].answer == "I opened ticket T-000001."
 
 
-async def test_reasoning_content_is_shown_as_reasoning(server, service_for):
+async def test_reasoning_content_is_shown_as_reasoning(server, openai_service):
     server.enqueue(Script(reasoning="The policy says 45 days.", reply="45 days."))
-    events = await run(service_for(server), "returns?")
+    events = await run_message(openai_service(server.base_url), "returns?")
 
     assert "".join(e.text for e in events if e.type == "reasoning") == "The policy says 45 days."
     assert events[-1].answer == "45 days."
 
 
-async def test_a_broken_stream_fails_the_run_and_the_next_one_works(server, service_for):
+async def test_a_broken_stream_fails_the_run_and_the_next_one_works(server, openai_service):
     server.enqueue(Script(reply="Faulty items can be returned", fail_after_tokens=2))
-    service = service_for(server)
-    events = await run(service, "returns?")
+    service = openai_service(server.base_url)
+    events = await run_message(service, "returns?")
 
     assert events[-2].type == "error" and events[-2].kind == "unavailable"  # openai: a connection error
     assert "after it had started answering; the partial answer is kept" in events[-2].message
     assert events[-1].status == "failed" and events[-1].answer
-    assert (await run(service, "returns?"))[-1].status == "completed"
+    assert (await run_message(service, "returns?"))[-1].status == "completed"
 
 
-async def test_a_hanging_model_times_out(server, service_for):
+async def test_a_hanging_model_times_out(server, openai_service):
     server.enqueue(Script(reply="Faulty items can be returned", hang_after_tokens=2))
-    events = await run(service_for(server, MODEL_TIMEOUT_S="0.5"), "returns?")
+    events = await run_message(openai_service(server.base_url, MODEL_TIMEOUT_S="0.5"), "returns?")
 
     assert events[-2].kind == "timeout" and events[-1].status == "failed"
 
 
-async def test_stop_closes_the_upstream_stream(server, service_for):
+async def test_stop_closes_the_upstream_stream(server, openai_service):
     server.enqueue(Script(reply=" ".join(["word"] * 400), token_interval_s=0.01))
-    service = service_for(server)
+    service = openai_service(server.base_url)
     stream = service.stream("tell me a lot", "t")
     async for event in stream:
         if event.type == "token":

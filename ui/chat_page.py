@@ -1,0 +1,231 @@
+"""The chat page: chat, the live event panel, the observability panel, the sidebar, and their handlers.
+
+`build_chat_page(glassbox)` returns the Blocks; app.py adds the /ask API and mounts it.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import gradio as gr
+
+from auth.callers import Caller
+from chat.service import AgentService, MessageRefused, NotYours, ThreadBusy
+from metrics.counters import counters_markdown
+from ui.conversations import choices, remember, reopen
+from ui.observability import ObservabilityFeed, status_markdown
+from ui.render import LEVELS, TurnView, inert, panel_html
+
+if TYPE_CHECKING:
+    from app import Glassbox
+
+UI_FRAME_S = 0.05  # while tokens stream, redraw the page at most this often
+CSS = """
+.gb-panel { max-height: 540px; overflow-y: auto; font-size: 0.85em; }
+.gb-panel table { width: 100%; border-collapse: collapse; }
+.gb-panel td, .gb-panel th { padding: 2px 6px; border-bottom: 1px solid var(--border-color-primary); vertical-align: top; }
+.gb-panel td:first-child { white-space: nowrap; color: var(--body-text-color-subdued); font-variant-numeric: tabular-nums; }
+.gb-error td, .gb-cancelled td { color: var(--error-text-color); }
+.gb-run_end td { font-weight: 600; }
+.gb-empty { color: var(--body-text-color-subdued); padding: 1em; }
+"""
+
+
+async def run_turn(service: AgentService, message: str, thread_id: str, caller: Caller) -> AsyncIterator[TurnView]:
+    """Yield the turn's view after each event; a service fault becomes a note in it."""
+    view = TurnView()
+    try:
+        async for event in service.stream(message, thread_id, caller):
+            view.add(event)
+            yield view
+    except (ThreadBusy, NotYours) as error:
+        view.note(f"⚠️ {error}")
+        yield view
+
+
+def build_chat_page(glassbox: Glassbox) -> gr.Blocks:
+    """Build the page: chat, live event panel, observability panel, with their handlers."""
+    settings, service, traces, access = glassbox.settings, glassbox.service, glassbox.traces, glassbox.access
+
+    def page_caller(visitor: str, profile: gr.OAuthProfile | None) -> Caller:
+        """Who this page is: signed in with Hugging Face (on a Space with OAuth), else its browser."""
+        # No id yet (the page is still loading): a fresh one, which owns nothing and is never shared.
+        return access.page_caller(visitor or uuid.uuid4().hex, profile.username if profile else None)
+
+    async def respond(message: str, history: list, thread_id: str, level: str, visitor: str,
+                      profile: gr.OAuthProfile | None = None):
+        """Stream one turn into the chat and the panel; refuse bad input without losing it."""
+        try:
+            service.check(message or "")
+        except MessageRefused as refused:  # the text stays in the box: nothing is lost
+            gr.Warning(f"{refused} Your text is still in the box.")
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return
+        if not visitor and settings.auth_mode != "local" and profile is None:
+            gr.Warning("The page is still starting; send again in a moment. Your text is still in the box.")
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return
+        history = [*history, gr.ChatMessage(role="user", content=inert(message))]
+        waiting = [gr.ChatMessage(role="assistant", content="⏳ Warming up: your question will be answered as soon as the model is ready.")]
+        yield "", history + (waiting if service.status == "warming up" else []), panel_html([], level), [], gr.skip()
+        last_frame = 0.0
+        async for view in run_turn(service, message, thread_id, page_caller(visitor, profile)):
+            latest = view.events[-1] if view.events else None
+            # Every step is drawn; tokens at most once a frame. The run always ends on run_end,
+            # which is drawn, so no token is left undrawn.
+            if latest is None or latest.type != "token" or time.monotonic() - last_frame >= UI_FRAME_S:
+                last_frame = time.monotonic()
+                asking = gr.update(visible=view.pending_approval is not None)
+                yield gr.skip(), history + view.messages(), panel_html(view.events, level), view.events, asking
+
+    async def stop(thread_id: str) -> None:  # async: runs on the event loop, where the run's task lives
+        service.cancel(thread_id)
+
+    def decide(thread_id: str, by: str, approved: bool):
+        """Answer the approval this conversation's run waits for (the thread is this page's own)."""
+        waiting = service.approvals.pending_in_thread(thread_id)
+        reason = "" if approved else "rejected in the chat"
+        if waiting is None or not service.approvals.decide(waiting.run_id, approved, by, reason):
+            gr.Warning("Nothing is waiting for approval any more.")
+        return gr.update(visible=False)
+
+    async def approve(thread_id: str):
+        return decide(thread_id, "the chat", approved=True)
+
+    async def reject(thread_id: str):
+        return decide(thread_id, "the chat", approved=False)
+
+    def new_conversation(thread_id: str, level: str):
+        service.cancel(thread_id)
+        return uuid.uuid4().hex, [], panel_html([], level), [], gr.update(value=None)
+
+    def list_conversations(ids: list[str], current: str, caller: Caller, remember_current: bool = False):
+        if remember_current and traces.get_thread(caller, current):
+            ids = remember(ids, current)
+        listed = choices(traces, caller, ids)
+        value = current if current in {key for _, key in listed} else None
+        return ids, gr.update(choices=listed, value=value)
+
+    def show_conversations(ids: list[str], current: str, visitor: str, profile: gr.OAuthProfile | None = None):
+        return list_conversations(ids, current, page_caller(visitor, profile))
+
+    def show_conversations_after_turn(ids: list[str], current: str, visitor: str,
+                                      profile: gr.OAuthProfile | None = None):
+        return list_conversations(ids, current, page_caller(visitor, profile), remember_current=True)
+
+    def open_conversation(selected: str, current: str, level: str, visitor: str,
+                          profile: gr.OAuthProfile | None = None):
+        caller = page_caller(visitor, profile)
+        if not selected or traces.get_thread(caller, selected) is None:
+            gr.Warning("That conversation is gone, or not yours.")
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        service.cancel(current)
+        history, events = reopen(traces, caller, selected)
+        return selected, history, panel_html(events, level), events
+
+    def rename_conversation(title: str, current: str, ids: list[str], visitor: str,
+                            profile: gr.OAuthProfile | None = None):
+        caller = page_caller(visitor, profile)
+        if not title.strip():
+            gr.Warning("Type the new title first.")
+            return gr.skip(), gr.skip(), gr.skip()
+        if not traces.rename_thread(caller, current, title):
+            gr.Warning("Send a message first, then give the conversation a title.")
+            return gr.skip(), gr.skip(), gr.skip()
+        return "", *list_conversations(ids, current, caller)
+
+    def delete_conversation(current: str, ids: list[str], level: str, visitor: str,
+                            profile: gr.OAuthProfile | None = None):
+        caller = page_caller(visitor, profile)
+        traces.delete_thread(caller, current)  # soft: the API can still read it
+        fresh, history, html, events, _ = new_conversation(current, level)
+        remaining, listed = list_conversations([t for t in ids if t != current], fresh, caller)
+        return fresh, history, html, events, remaining, listed
+
+    def known_visitor(visitor: str) -> str:
+        return visitor or uuid.uuid4().hex  # a browser's first visit: its anonymous identity
+
+    feed = ObservabilityFeed(service, glassbox.table, glassbox.registry)
+
+    async def observe_all(drawn: int | None):  # async: on the loop, no worker thread per tick
+        return feed.figures(drawn)
+
+    with gr.Blocks(title="Glassbox") as demo:
+        thread_id = gr.State(lambda: uuid.uuid4().hex)  # a new browser session starts a new thread
+        run_events = gr.State([])
+        charts_drawn = gr.State(None)  # runs_recorded when this page's charts were last drawn
+        browser_threads = gr.BrowserState([], storage_key="glassbox-threads", secret=access.secret)
+        # This browser's anonymous identity (AUTH_MODE public/private): encrypted, so it can't be forged.
+        visitor = gr.BrowserState("", storage_key="glassbox-visitor", secret=access.secret)
+        with gr.Sidebar(label="Conversations", elem_id="gb-sidebar"):
+            if settings.hf_oauth:  # a Space with hf_oauth: true; signed in, the Space's owner is admin
+                gr.LoginButton(elem_id="gb-login")
+            conversations = gr.Radio([], label="Your conversations", elem_id="gb-conversations")
+            title_box = gr.Textbox(placeholder="A new title for this conversation", show_label=False,
+                                   max_length=200, elem_id="gb-title")
+            with gr.Row():
+                rename_button = gr.Button("Rename", size="sm", elem_id="gb-rename")
+                delete_button = gr.Button("Delete", size="sm", variant="stop", elem_id="gb-delete")
+        with gr.Row(equal_height=False):
+            gr.Markdown("## Glassbox · watch the agent think")
+            status = gr.Markdown(status_markdown(service), elem_id="gb-status")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                chatbot = gr.Chatbot(label="Chat", height=520, elem_id="gb-chat", layout="bubble",
+                                     placeholder="Ask about returns, shipping, warranty, payments…")
+                with gr.Row():
+                    box = gr.Textbox(placeholder="Ask a question and press Enter", show_label=False,
+                                     scale=5, max_length=settings.max_message_chars, elem_id="gb-input")
+                    send = gr.Button("Send", variant="primary", scale=1, elem_id="gb-send")
+                with gr.Row(visible=False, elem_id="gb-approval") as approval_row:
+                    approve_button = gr.Button("Approve", variant="primary", elem_id="gb-approve")
+                    reject_button = gr.Button("Reject", variant="stop", elem_id="gb-reject")
+                with gr.Row():
+                    stop_button = gr.Button("Stop", variant="stop", elem_id="gb-stop")
+                    new_button = gr.Button("New conversation", elem_id="gb-new")
+            with gr.Column(scale=2):
+                level = gr.Radio(list(LEVELS), value="full trace", label="Event level", elem_id="gb-level")
+                panel = gr.HTML(panel_html([], "full trace"), elem_id="gb-panel")
+        with gr.Accordion("Observability", open=True, elem_id="gb-observability"):
+            with gr.Row():
+                ttft_plot = gr.LinePlot(x="time", y="ttft_s", title="Time to first token (s)",
+                                        height=220, y_lim=[0, None], x_axis_format="%H:%M:%S",
+                                        elem_id="gb-ttft-plot")
+                latency_plot = gr.LinePlot(x="time", y="latency_s", title="Latency, end to end (s)",
+                                           height=220, y_lim=[0, None],
+                                           x_axis_format="%H:%M:%S", elem_id="gb-latency-plot")
+            with gr.Row():
+                counters = gr.Markdown(counters_markdown(glassbox.registry), elem_id="gb-counters")
+                target_table = gr.Dataframe(label="Percentiles of completed runs vs targets",
+                                            interactive=False, elem_id="gb-targets")
+        timer = gr.Timer(1.0)
+
+        private = {"api_visibility": "private"}
+        turn = [box, chatbot, thread_id, level, visitor]
+        outputs = [box, chatbot, panel, run_events, approval_row]
+        listing = [browser_threads, conversations]
+        for trigger in (box.submit, send.click):
+            trigger(respond, turn, outputs, concurrency_limit=None, **private).then(
+                show_conversations_after_turn, [browser_threads, thread_id, visitor], listing, **private)
+        stop_button.click(stop, [thread_id], None, queue=False, **private)
+        approve_button.click(approve, [thread_id], approval_row, queue=False, **private)
+        reject_button.click(reject, [thread_id], approval_row, queue=False, **private)
+        new_button.click(new_conversation, [thread_id, level],
+                         [thread_id, chatbot, panel, run_events, conversations], **private)
+        conversations.input(open_conversation, [conversations, thread_id, level, visitor],
+                            [thread_id, chatbot, panel, run_events], **private)
+        rename_button.click(rename_conversation, [title_box, thread_id, browser_threads, visitor],
+                            [title_box, *listing], **private)
+        delete_button.click(delete_conversation, [thread_id, browser_threads, level, visitor],
+                            [thread_id, chatbot, panel, run_events, browser_threads, conversations], **private)
+        level.change(lambda events, lvl: panel_html(events, lvl), [run_events, level], panel, **private)
+        figures = [status, ttft_plot, latency_plot, counters, target_table, charts_drawn]
+        # Cheap and shared by all pages (ObservabilityFeed): no concurrency limit of 1 queueing every tick.
+        timer.tick(observe_all, charts_drawn, figures, show_progress="hidden", concurrency_limit=None, **private)
+        demo.load(observe_all, charts_drawn, figures, **private)
+        demo.load(known_visitor, visitor, visitor, **private).then(
+            show_conversations, [browser_threads, thread_id, visitor], listing, **private)
+    return demo
