@@ -13,7 +13,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
 from chat.events import ApprovalDecided, ApprovalRequired, Event
@@ -63,8 +62,8 @@ class Approvals:
         return True
 
 
-async def await_approval(graph: CompiledStateGraph, config: dict[str, Any], translator: RunTranslator,
-                          decide: Decide | None, emit: Callable[[Event], None]) -> Command | None:
+async def await_approval(translator: RunTranslator, decide: Decide | None,
+                         emit: Callable[[Event], None]) -> Command | None:
     """If the graph paused for an approval, wait for the decision; return the resume command."""
     request = translator.pending_approval
     if request is None:

@@ -21,8 +21,7 @@ from langgraph.errors import GraphRecursionError
 
 from chat.events import ErrorKind
 from chat.prompts import RECURSION_LIMIT_MESSAGE, RETRY
-
-ANSWER_NODE = "agent"
+from chat.state import ANSWER_NODE
 
 
 def describe_failure(

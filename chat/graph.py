@@ -19,7 +19,7 @@ from langgraph.types import interrupt
 from pydantic import BaseModel, ValidationError
 
 from chat.prompts import REJECTED_TOOL_RESULT, TOOL_GUIDANCE, system_prompt
-from chat.state import AgentState
+from chat.state import ANSWER_NODE, AgentState
 from chat.tools import SEARCH_TOOL, needs_approval
 
 THINK_BLOCK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL)
@@ -122,12 +122,12 @@ def build_graph(
 
     builder = StateGraph(AgentState)
     builder.add_node("retrieve", retrieve)
-    builder.add_node("agent", agent)
+    builder.add_node(ANSWER_NODE, agent)
     builder.add_node("tools", run_tools)
     builder.add_edge(START, "retrieve")
-    builder.add_edge("retrieve", "agent")
-    builder.add_conditional_edges("agent", route_after_agent, ["tools", END])
-    builder.add_edge("tools", "agent")
+    builder.add_edge("retrieve", ANSWER_NODE)
+    builder.add_conditional_edges(ANSWER_NODE, route_after_agent, ["tools", END])
+    builder.add_edge("tools", ANSWER_NODE)
     return builder.compile(checkpointer=checkpointer)
 
 

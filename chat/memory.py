@@ -17,8 +17,8 @@ from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMes
 from langgraph.graph.state import CompiledStateGraph
 
 from chat.prompts import CUT_OFF_MARK, NO_ANSWER_MARK, NOT_RUN_TOOL_RESULT, REFUSED_MESSAGE
+from chat.state import ANSWER_NODE
 
-ANSWER_NODE = "agent"
 log = logging.getLogger("glassbox.memory")
 
 

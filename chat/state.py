@@ -8,6 +8,8 @@ from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
 from typing_extensions import TypedDict
 
+ANSWER_NODE = "agent"  # the node whose model output is the answer: streamed, timed, repaired
+
 
 class AgentState(TypedDict, total=False):
     """State carried between nodes and checkpointed per thread."""

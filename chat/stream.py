@@ -42,11 +42,11 @@ from chat.events import (
 from chat.failures import describe_failure
 from chat.memory import close_turn, despite_cancels
 from chat.reasoning import ThinkTagSplitter
+from chat.state import ANSWER_NODE
 from chat.text import clean_text, clean_value
 from rag.types import Hit
 
 STREAM_MODES = ["messages", "tasks", "custom"]
-ANSWER_NODE = "agent"
 Clock = Callable[[], float]
 log = logging.getLogger("glassbox.stream")
 
@@ -211,7 +211,7 @@ async def stream_run(
     try:
         while graph_input is not None:
             await _stream_once(graph, graph_input, config, translator, timeout_s, emit)
-            graph_input = await await_approval(graph, config, translator, decide, emit)
+            graph_input = await await_approval(translator, decide, emit)
     except asyncio.CancelledError:
         closing = translator.finish("cancelled", stopped="stopped")
         # Memory is repaired before the run's end is told: a reader may send the next turn at once.
