@@ -144,3 +144,35 @@ def test_every_page_shares_one_computation_per_interval():
     now[0] += 1.0
     later = feed.figures(drawn=None)
     assert "**Requests** 1" in later[3] and len(walks) == 2
+
+
+def test_a_page_watcher_sends_its_figures_then_only_changes_and_ends_with_its_lifetime():
+    import asyncio
+
+    import gradio as gr
+    from prometheus_client import CollectorRegistry
+
+    from ui.observability import ObservabilityFeed
+
+    class Ready:
+        status, components = "warming up", None
+
+    table = RunTable(maxlen=5)
+    feed = ObservabilityFeed(Ready(), table, CollectorRegistry(), interval_s=0.01)
+    skip = type(gr.skip())
+
+    async def watch() -> list[tuple]:
+        sent = []
+        async for figures in feed.watch(drawn=None, lifetime_s=0.3):
+            sent.append(figures)
+            if len(sent) == 1:  # a run finishes while the page watches
+                table.add(RunRow(time=datetime(2026, 1, 1), ttft_s=0.1, latency_s=1.0, tokens=3,
+                                 tool_calls=1, status="completed"))
+        return sent
+
+    sent = asyncio.run(asyncio.wait_for(watch(), 5))
+    first, after_run = sent[0], sent[1]
+    assert not isinstance(first[0], skip) and not isinstance(first[1], skip)  # everything, at once
+    assert isinstance(after_run[0], skip) and isinstance(after_run[3], skip)  # badge, counters unchanged
+    assert len(after_run[1]) == 1 and after_run[-1] == 1  # the new run's charts
+    assert len(sent) == 2  # nothing else changed in 0.3 s: nothing else was sent, and the watcher ended
