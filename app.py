@@ -71,6 +71,7 @@ def build_glassbox(
         persisted=lambda run_id: asyncio.to_thread(traces.flush, run_id),
         claim=traces.claim_thread,
         approval_timeout_s=settings.approval_timeout_s,
+        default_knowledge_base=settings.knowledge_base,
     )
     return Glassbox(settings, service, registry, table, traces, access)
 

@@ -55,6 +55,7 @@ class Thread(Documented):
     updated_at: str = Field(description="The last activity, ISO 8601, UTC.")
     deleted: bool
     owner: str = Field(description="Whose thread it is: `local`, `token:<id>`, `visitor:<id>`, `hf:<user>`.")
+    knowledge_base: str | None = Field(None, description="The knowledge base the conversation answers from.")
 
 
 class ThreadPage(Documented):
@@ -90,6 +91,9 @@ class Run(Documented):
     created_at: str
     updated_at: str
     dropped_events: int = Field(description="Events the trace store could not keep (0 normally).")
+    knowledge_base: str | None = Field(None, description="The knowledge base the run answered from.")
+    knowledge_fingerprint: str | None = Field(None, description="A hash of that knowledge base's content then.")
+    grounding: str | None = Field(None, description="grounded, unsupported or no_sources; null unless completed.")
 
 
 class RunList(Documented):
@@ -107,6 +111,13 @@ class RunWithEvents(Run):
     events: list[RunEvent] = Field(description="Every event of the run, in order, with its full payload.")
 
 
+class Citation(Documented):
+    source: str = Field(description="The document.")
+    chunk_id: str
+    text: str = Field(description="The sentence, with its section heading.")
+    score: float = Field(description="Cosine similarity to the question, 0 to 1.")
+
+
 class ChatResult(Documented):
     run_id: str
     thread_id: str
@@ -118,6 +129,9 @@ class ChatResult(Documented):
     output_tokens: int
     tool_calls: int
     error: str | None = Field(description="Why the model failed; null unless status is failed.")
+    citations: list[Citation] = Field(description="The retrieved sentences the answer was built on, best first.")
+    grounding: str | None = Field(description="The grounding check's verdict on the answer: grounded, "
+                                              "unsupported or no_sources; null unless completed.")
 
 
 class ThreadDeleted(Documented):

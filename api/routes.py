@@ -15,8 +15,9 @@ from api import openapi as doc
 from api.sse import done_payload, event_stream
 from auth.access import Access
 from auth.callers import Caller
+from chat.config import KB_NAME_MAX, KB_NAME_PATTERN
 from chat.events import ErrorOccurred, RunEnded
-from chat.service import AgentService, MessageRefused
+from chat.service import AgentService, MessageRefused, WrongKnowledgeBase
 from traces.store import TraceStore
 
 # Each route documents its 200 body and the errors its code answers with `doc.answers(...)`;
@@ -30,7 +31,7 @@ RunId = Path(pattern=ID_PATTERN, description="A run id.")
 # The event types a client may ask for; `error`, `done` and the approval events always come.
 StreamedType = Literal[
     "run_queued", "run_start", "node_start", "node_end", "tool_start", "tool_end",
-    "retrieval", "approval_required", "approval_decided", "reasoning", "token", "cancelled",
+    "retrieval", "approval_required", "approval_decided", "reasoning", "token", "cancelled", "grounding",
 ]
 
 
@@ -43,6 +44,9 @@ class ChatRequest(BaseModel):
     events: list[StreamedType] | None = Field(
         None, description='Event types to stream (default: all). ["token"] is the token-only level.'
     )
+    knowledge_base: str | None = Field(None, pattern=KB_NAME_PATTERN, max_length=KB_NAME_MAX, description=(
+        "The knowledge base a new thread answers from (default: KNOWLEDGE_BASE); GET /api/kb lists them. "
+        "A thread keeps its own: naming another for an existing thread is a 409."))
 
 
 class Rename(BaseModel):
@@ -73,10 +77,18 @@ def build_api(service: AgentService, traces: TraceStore, access: Access, heartbe
             service.check(request.message)
         except MessageRefused as refused:
             raise HTTPException(413 if refused.reason == "too_long" else 422, str(refused)) from None
+        try:
+            service.check_knowledge_base(request.knowledge_base)
+        except WrongKnowledgeBase as wrong:
+            raise HTTPException(404, str(wrong)) from None
         if request.thread_id is None:
             return uuid.uuid4().hex
-        if traces.get_thread(caller, request.thread_id) is None:
+        thread = traces.get_thread(caller, request.thread_id)
+        if thread is None:
             raise HTTPException(404, "No thread with that id is yours to see; omit thread_id to start a new one.")
+        if request.knowledge_base and thread.get("knowledge_base") not in (None, request.knowledge_base):
+            raise HTTPException(409, f"This thread answers from the knowledge base “{thread['knowledge_base']}”; "
+                                     "start a new thread to use another one.")
         if service.is_busy(request.thread_id):
             raise HTTPException(409, "An answer is still streaming in this thread; wait for it to finish.")
         return request.thread_id
@@ -85,7 +97,8 @@ def build_api(service: AgentService, traces: TraceStore, access: Access, heartbe
               response_class=StreamingResponse, responses=doc.answers(doc.EVENT_STREAM, 401, 404, 409))
     async def chat_stream(request: ChatRequest, caller: Caller = caller_of) -> StreamingResponse:
         thread_id = start(request, caller)
-        stream = event_stream(service.stream(request.message, thread_id, caller), request.events, heartbeat_s)
+        stream = event_stream(service.stream(request.message, thread_id, caller, request.knowledge_base),
+                              request.events, heartbeat_s)
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
 
@@ -94,7 +107,7 @@ def build_api(service: AgentService, traces: TraceStore, access: Access, heartbe
     async def chat(request: ChatRequest, caller: Caller = caller_of) -> JSONResponse:
         thread_id = start(request, caller)
         error = None
-        async for event in service.stream(request.message, thread_id, caller):
+        async for event in service.stream(request.message, thread_id, caller, request.knowledge_base):
             if isinstance(event, ErrorOccurred):
                 error = event.message
             if isinstance(event, RunEnded):
@@ -138,10 +151,12 @@ def build_api(service: AgentService, traces: TraceStore, access: Access, heartbe
     @api.get("/runs", summary="List your runs, newest first",
              response_model=None, responses=doc.answers(doc.RunList, 401, 404))
     def list_runs(thread_id: str | None = Query(None, pattern=ID_PATTERN), limit: int = Query(50, ge=1, le=500),
+                  grounding: Literal["grounded", "unsupported", "no_sources"] | None = Query(
+                      None, description="Only runs whose answer got this grounding verdict."),
                   caller: Caller = caller_of) -> dict[str, Any]:
         if thread_id is not None:
             _found(traces.get_thread(caller, thread_id), "thread")
-        return {"runs": traces.list_runs(caller, thread_id, limit)}
+        return {"runs": traces.list_runs(caller, thread_id, limit, grounding=grounding)}
 
     @api.get("/runs/{run_id}", summary="A run and its ordered events",
              response_model=None, responses=doc.answers(doc.RunWithEvents, 401, 404))

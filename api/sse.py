@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Collection
 from contextlib import suppress
@@ -27,6 +28,7 @@ def done_payload(end: RunEnded) -> dict[str, Any]:
         "answer": end.answer, "ttft_s": end.ttft_s, "latency_s": end.latency_s,
         "input_tokens": end.input_tokens, "output_tokens": end.output_tokens, "tool_calls": end.tool_calls,
         "approval_wait_s": end.approval_wait_s,
+        "citations": [dataclasses.asdict(hit) for hit in end.citations], "grounding": end.grounding,
     }
 
 

@@ -158,7 +158,7 @@ async def trace_store_cost(rounds: int) -> tuple[float, float]:
     reply = Script(reply="Faulty items can be returned within 45 days.", ttft_s=0.05, token_interval_s=0.002)
     with ScriptedServer(reply) as upstream:
         model, name = build_chat_model(Settings.from_env({"OPENAI_BASE_URL": upstream.base_url}))
-        tools = build_tools(_NoKnowledge(), TicketStore(state / "tickets.sqlite3"), top_k=1)
+        tools = build_tools(lambda _name: _NoKnowledge(), TicketStore(state / "tickets.sqlite3"), top_k=1)
         traces = TraceStore(state / "traces.sqlite3")
         plain = AgentService(lambda: Components(model, name, tools))
         stored = AgentService(lambda: Components(model, name, tools), listeners=[traces.record],

@@ -6,12 +6,16 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from chat.config import Settings
+
+if TYPE_CHECKING:
+    from rag.bases import KnowledgeBases
 
 
 @dataclass
@@ -21,31 +25,50 @@ class Components:
     model: BaseChatModel
     model_name: str
     tools: list[BaseTool]
-    knowledge_chunks: int = 0
+    knowledge_chunks: int = 0  # in the default knowledge base
     timings: dict[str, float] = field(default_factory=dict)  # load step -> seconds
+    knowledge: KnowledgeBases | None = None  # every named knowledge base; None in tests without one
+    default_knowledge_base: str = "sample"
+
+    def identity(self, name: str | None) -> tuple[str, str, str]:
+        """Return a knowledge base's resolved name, assistant name and instructions (chat.graph.Identity)."""
+        resolved = name or self.default_knowledge_base
+        if self.knowledge is None:
+            return resolved, "a support assistant", ""
+        manifest = self.knowledge.manifest(resolved)
+        return resolved, manifest.assistant_name, manifest.instructions
 
 
 def load_components(settings: Settings) -> Components:
-    """Load embeddings, the knowledge base (ingesting KNOWLEDGE_DIR), tools and the chat model."""
+    """Load embeddings, the knowledge bases (seeding `sample`, ingesting KNOWLEDGE_DIR), tools and the model."""
     from chat.models import build_chat_model
     from chat.tickets import TicketStore
     from chat.tools import build_tools
+    from rag.bases import SAMPLE, drop_copies, open_knowledge_bases
     from rag.embeddings import embedding_function_for
     from rag.ingest import ingest_paths
-    from rag.store import open_knowledge_base
 
     timings: dict[str, float] = {}
     with _timed(timings, "embeddings"):
         embed = embedding_function_for(settings)
         embed(["warm up"])  # load the embedding model now, not on the first question
     with _timed(timings, "knowledge_base"):
-        knowledge_base = open_knowledge_base(settings.state_dir, embed)
-        ingest_paths(knowledge_base, [settings.knowledge_dir], progress=False)
+        bases = open_knowledge_bases(settings.state_dir, embed, settings.sample_dir / "manifest.json")
+        ingest_paths(bases.open(SAMPLE).kb, [settings.sample_dir], progress=False)
+        if bases.legacy:  # an older version's single store: its copy of the sample shop goes
+            drop_copies(bases, bases.legacy, SAMPLE)
+        default = settings.knowledge_base
+        if settings.knowledge_dir is not None:
+            ingest_paths(bases.open(default).kb, [settings.knowledge_dir], progress=False)
+            bases.changed(default)
+        bases.open(default)  # the default exists, if empty: a new Space starts with nothing of its own
     with _timed(timings, "chat_model"):
         model, model_name = build_chat_model(settings)
     tickets = TicketStore(settings.state_dir / "tickets.sqlite3")
-    tools = build_tools(knowledge_base, tickets, settings.rag_top_k)
-    return Components(model, model_name, tools, knowledge_base.count(), timings)
+    tools = build_tools(lambda name: bases.get(name or default), tickets, settings.rag_top_k,
+                        min_score=settings.rag_min_score)
+    return Components(model, model_name, tools, knowledge_chunks=bases.get(default).count(), timings=timings,
+                      knowledge=bases, default_knowledge_base=default)
 
 
 def sqlite_checkpointer(settings: Settings) -> Callable[[], Awaitable[BaseCheckpointSaver]]:

@@ -22,6 +22,8 @@ RunStatus = Literal["completed", "failed", "cancelled"]
 # Bounded on purpose: these become the `kind` label of agent_errors_total.
 # rate_limited, auth, unavailable: the model's endpoint turned us away or could not be reached;
 # model: the model failed or is misnamed; timeout: it went silent; input: the request was refused as invalid.
+# Bounded: the `grounding` label of agent_answers_total.
+GroundingVerdict = Literal["grounded", "unsupported", "no_sources"]
 ErrorKind = Literal["rate_limited", "auth", "unavailable", "model", "timeout", "recursion_limit", "input", "internal"]
 
 
@@ -52,6 +54,8 @@ class RunStarted(Event):
     type: ClassVar[str] = "run_start"
     message: str
     model: str
+    knowledge_base: str = ""  # the knowledge base the run answers from
+    knowledge_fingerprint: str = ""  # a hash of that knowledge base's content when the run began
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,6 +146,16 @@ class Cancelled(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class GroundingChecked(Event):
+    """The finished answer compared with the sentences it was built on (chat/grounding.py)."""
+
+    type: ClassVar[str] = "grounding"
+    verdict: GroundingVerdict
+    unsupported: tuple[str, ...] = ()  # the answer's spans its sources don't back
+    evidence: str = ""  # the cited sentence closest to the answer: "The document says: ..."
+
+
+@dataclass(frozen=True, kw_only=True)
 class RunEnded(Event):
     type: ClassVar[str] = "run_end"
     status: RunStatus
@@ -153,6 +167,9 @@ class RunEnded(Event):
     tool_calls: int = 0
     # Seconds the run waited for a person to approve or reject; TTFT and latency leave them out.
     approval_wait_s: float = 0.0
+    # The retrieved sentences the answer was built on (those above RAG_MIN_SCORE), best first.
+    citations: tuple[Hit, ...] = ()
+    grounding: GroundingVerdict | None = None  # None when the run did not complete
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -171,6 +188,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Token,
         ErrorOccurred,
         Cancelled,
+        GroundingChecked,
         RunEnded,
     )
 }
@@ -182,4 +200,8 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     fields = {k: v for k, v in data.items() if k != "type"}
     if cls is RetrievalHits:
         fields["hits"] = tuple(Hit(**hit) for hit in fields["hits"])
+    if cls is RunEnded:
+        fields["citations"] = tuple(Hit(**hit) for hit in fields.get("citations", ()))
+    if cls is GroundingChecked:
+        fields["unsupported"] = tuple(fields.get("unsupported", ()))
     return cls(**fields)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
@@ -18,11 +19,18 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import interrupt
 from pydantic import BaseModel, ValidationError
 
-from chat.prompts import REJECTED_TOOL_RESULT, TOOL_GUIDANCE, system_prompt
+from chat.prompts import REJECTED_TOOL_RESULT, TOOL_GUIDANCE, not_covered, system_prompt
 from chat.state import ANSWER_NODE, AgentState
-from chat.tools import SEARCH_TOOL, needs_approval
+from chat.tools import SEARCH_QUERY_MAX, SEARCH_TOOL, TICKET_TOOL, knowledge_base_of, needs_approval
 
 THINK_BLOCK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL)
+# A knowledge base's name (None: the default) -> its resolved name, assistant name and instructions.
+Identity = Callable[[str | None], tuple[str, str, str]]
+
+
+def default_identity(name: str | None) -> tuple[str, str, str]:
+    """The identity of a graph built without knowledge bases (tests, benchmarks)."""
+    return name or "default", "a support assistant", ""
 
 
 def route_after_agent(state: AgentState) -> Literal["tools", "__end__"]:
@@ -84,8 +92,14 @@ def build_graph(
     *,
     checkpointer: BaseCheckpointSaver | None = None,
     history_messages: int = 6,
+    identity: Identity = default_identity,
 ) -> CompiledStateGraph:
-    """Compile the agent graph for `model`; tools are bound when the model can call them."""
+    """Compile the agent graph for `model`; tools are bound when the model can call them.
+
+    The run's knowledge base (config["configurable"]["knowledge_base"]) gives the assistant its
+    name and instructions; when none of its sentences is relevant enough, the answer says so
+    instead of asking the model.
+    """
     by_name = {tool.name: tool for tool in tools}
     try:
         answering = model.bind_tools(tools)
@@ -94,12 +108,19 @@ def build_graph(
         answering, guidance = model, ""
 
     async def retrieve(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
-        call = {"name": SEARCH_TOOL, "id": f"retrieve-{uuid.uuid4().hex[:12]}", "args": {"query": last_user_text(state["messages"])}}
+        # A long message is searched by its beginning: the search tool takes at most SEARCH_QUERY_MAX
+        # characters, and MiniLM reads only its first 256 tokens anyway.
+        query = last_user_text(state["messages"])[:SEARCH_QUERY_MAX]
+        call = {"name": SEARCH_TOOL, "id": f"retrieve-{uuid.uuid4().hex[:12]}", "args": {"query": query}}
         result = await run_tool_call(by_name.get(SEARCH_TOOL), call, config)
         return {"facts": [hit.text for hit in result.artifact or []]}
 
     async def agent(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
-        system = SystemMessage(system_prompt(state.get("facts", []), guidance))
+        name, assistant, instructions = identity(knowledge_base_of(config))
+        if SEARCH_TOOL in by_name and not state.get("facts"):  # nothing passed RAG_MIN_SCORE
+            # Returned, not generated: LangGraph's "messages" stream carries it to the reader like tokens.
+            return {"messages": [AIMessage(not_covered(name, can_open_tickets=bool(guidance) and TICKET_TOOL in by_name))]}
+        system = SystemMessage(system_prompt(state.get("facts", []), guidance, assistant, instructions))
         conversation = _recent_turns(state["messages"], history_messages)
         response = await answering.ainvoke([system, *conversation], config)
         if isinstance(response.content, str) and "<think>" in response.content:

@@ -12,17 +12,24 @@ FACT_TAG = re.compile(r"<(?=\s*/?\s*fact)", re.IGNORECASE)
 # tags on lines of their own, 11/16 with the tags inline or the old undelimited "Fact: ...",
 # 9/16 with "Fact: <fact>...</fact>", 10/16 with triple quotes, 8/16 with the note after the fact.
 # Small models are that sensitive: measure before changing a word (README, "Knowledge base").
-ONE_FACT_PROMPT = """You are Voltline's support assistant. Answer in one sentence, quoting the fact below. {quoted}{guidance}
+# {identity} is "You are <the knowledge base's assistant_name>." plus its instructions, from its
+# manifest: the sample's reads "You are Voltline's support assistant.", the wording measured above.
+ONE_FACT_PROMPT = """{identity} Answer in one sentence, quoting the fact below. {quoted}{guidance}
 
 {facts}"""
 
 # Several retrieved sentences (RAG_TOP_K > 1, the default for OpenAI-compatible models).
-FACTS_PROMPT = """You are Voltline's support assistant. Answer briefly, quoting the facts below.
+FACTS_PROMPT = """{identity} Answer briefly, quoting the facts below.
 If they do not answer the question, say you don't know. {quoted}{guidance}
 
 {facts}"""
 
 NO_FACTS = "(nothing in the knowledge base matches)"
+
+# The answer when no retrieved sentence reaches RAG_MIN_SCORE: said, not generated, so nothing is invented.
+NOT_COVERED = "The documents in the knowledge base “{name}” don't cover this question, so I won't guess."
+NOT_COVERED_TICKET = " If you'd like a person to follow up, ask me to open a support ticket."
+NOT_COVERED_REPHRASE = " Try asking it another way, or ask about something they cover."
 
 # Appended for models that can call tools.
 TOOL_GUIDANCE = """
@@ -62,8 +69,16 @@ def facts_list(facts: list[str]) -> str:
     return "\n".join(quoted_fact(fact) for fact in facts) or NO_FACTS
 
 
-def system_prompt(facts: list[str], guidance: str = "") -> str:
-    """Return the system prompt grounding the answer in the retrieved facts."""
+def system_prompt(facts: list[str], guidance: str = "", assistant: str = "a support assistant",
+                  instructions: str = "") -> str:
+    """Return the system prompt grounding the answer in the retrieved facts, as `assistant`."""
+    identity = f"You are {assistant}." + (f" {instructions}" if instructions else "")
     if len(facts) == 1:
-        return ONE_FACT_PROMPT.format(facts=quoted_fact(facts[0]), quoted=QUOTED_FACTS, guidance=guidance)
-    return FACTS_PROMPT.format(facts=facts_list(facts), quoted=QUOTED_FACTS, guidance=guidance)
+        return ONE_FACT_PROMPT.format(identity=identity, facts=quoted_fact(facts[0]), quoted=QUOTED_FACTS,
+                                      guidance=guidance)
+    return FACTS_PROMPT.format(identity=identity, facts=facts_list(facts), quoted=QUOTED_FACTS, guidance=guidance)
+
+
+def not_covered(knowledge_base: str, can_open_tickets: bool) -> str:
+    """Return the answer given when nothing in the knowledge base is relevant enough."""
+    return NOT_COVERED.format(name=knowledge_base) + (NOT_COVERED_TICKET if can_open_tickets else NOT_COVERED_REPHRASE)

@@ -36,6 +36,10 @@ class NotYours(LookupError):
     """The thread belongs to someone else (or was deleted): to this caller it does not exist."""
 
 
+class WrongKnowledgeBase(LookupError):
+    """The knowledge base asked for does not exist, or is not the one this conversation uses."""
+
+
 class MessageRefused(ValueError):
     """The message is empty or too long; the message says so and how to fix it."""
 
@@ -57,8 +61,9 @@ class AgentService:
         max_message_chars: int = 4000,
         listeners: list[Listener] | None = None,
         persisted: Callable[[str], Awaitable[bool]] | None = None,
-        claim: Callable[[Caller, str, str], bool] | None = None,
+        claim: Callable[[Caller, str, str, str], str | None] | None = None,
         approval_timeout_s: float = 300.0,
+        default_knowledge_base: str = "sample",
     ) -> None:
         self._load = load
         self._open_checkpointer = open_checkpointer
@@ -68,8 +73,10 @@ class AgentService:
         self.listeners = list(listeners or [])
         # Awaited before a run's end reaches its reader: what a reader was told is stored.
         self.persisted = persisted
-        # Creates a new thread for the caller, or says whether an existing one is theirs.
+        # Creates a new thread for the caller with a knowledge base, or returns an existing one's
+        # knowledge base if it is theirs; None when it is not.
         self.claim = claim
+        self.default_knowledge_base = default_knowledge_base
         self.approvals = Approvals(approval_timeout_s)  # runs paused until a person decides
         self.components: Components | None = None
         self.checkpointer: BaseCheckpointSaver | None = None
@@ -129,15 +136,26 @@ class AgentService:
         """Return whether a run is streaming in `thread_id`."""
         return thread_id in self._active
 
-    async def stream(self, message: str, thread_id: str, caller: Caller = LOCAL) -> AsyncIterator[Event]:
+    async def stream(self, message: str, thread_id: str, caller: Caller = LOCAL,
+                     knowledge_base: str | None = None) -> AsyncIterator[Event]:
         """Run one message in the caller's thread and yield its events, from `RunQueued` to `RunEnded`.
 
-        Raises MessageRefused, NotYours or ThreadBusy before anything runs.
+        A new thread answers from `knowledge_base` (default: the default one) for good; naming
+        another one for an existing thread is refused. Raises MessageRefused, NotYours,
+        WrongKnowledgeBase or ThreadBusy before anything runs.
         """
         self.check(message)
         message = clean_text(message)  # one odd character costs itself, never the store
-        if self.claim and not await asyncio.to_thread(self.claim, caller, thread_id, message):
-            raise NotYours("There is no conversation with that id; leave it out to start a new one.")
+        self.check_knowledge_base(knowledge_base)
+        wanted = knowledge_base or self.default_knowledge_base
+        used = wanted
+        if self.claim:
+            used = await asyncio.to_thread(self.claim, caller, thread_id, message, wanted)
+            if used is None:
+                raise NotYours("There is no conversation with that id; leave it out to start a new one.")
+            if knowledge_base and used != knowledge_base:
+                raise WrongKnowledgeBase(f"This conversation answers from the knowledge base “{used}”; "
+                                         "start a new conversation to use another one.")
         if self.is_busy(thread_id):
             raise ThreadBusy("An answer is still streaming in this conversation; stop it or wait.")
         queue: asyncio.Queue[Event] = asyncio.Queue()
@@ -147,7 +165,7 @@ class AgentService:
             queue.put_nowait(event)
 
         translator = RunTranslator(uuid.uuid4().hex, thread_id)
-        task = asyncio.create_task(self._run(message, translator, emit))
+        task = asyncio.create_task(self._run(message, translator, emit, used))
         self._active[thread_id] = task
         try:
             while True:
@@ -183,11 +201,25 @@ class AgentService:
         if connection is not None:
             await connection.close()
 
-    async def _run(self, message: str, translator: RunTranslator, emit: Listener) -> None:
+    def check_knowledge_base(self, name: str | None) -> None:
+        """Raise WrongKnowledgeBase if `name` is given and no such knowledge base exists (once warm)."""
+        library = self.components.knowledge if self.components else None
+        if name and library is not None and not library.exists(name):
+            raise WrongKnowledgeBase(f"There is no knowledge base named “{name[:40]}”; "
+                                     "GET /api/kb lists them.")
+
+    async def _run(self, message: str, translator: RunTranslator, emit: Listener, knowledge_base: str) -> None:
         emit(translator.queued(message))
         try:
             components = await self.wait_ready()
             graph = await self._compiled_graph(components)
+            library = components.knowledge
+            if library is not None and not library.exists(knowledge_base):  # asked for during warm-up
+                emit_all(emit, translator.finish("failed", error=(
+                    "input", f"There is no knowledge base named “{knowledge_base[:40]}”.")))
+                return
+            fingerprint = "" if library is None else (library.cached_fingerprint(knowledge_base)
+                                                      or await asyncio.to_thread(library.fingerprint, knowledge_base))
         except asyncio.CancelledError:  # stopped while queued
             emit_all(emit, translator.finish("cancelled", stopped="stopped while queued"))
             raise
@@ -196,6 +228,7 @@ class AgentService:
             return
         await stream_run(
             graph, message, translator=translator, model_name=components.model_name,
+            knowledge=(knowledge_base, fingerprint), assistant=components.identity(knowledge_base)[1],
             recursion_limit=self.recursion_limit, timeout_s=self.timeout_s, emit=emit,
             decide=self.approvals.wait,
         )
@@ -208,7 +241,8 @@ class AgentService:
             if self._graph is None:
                 if self._open_checkpointer:
                     self.checkpointer = await self._open_checkpointer()
-                self._graph = build_graph(components.model, components.tools, checkpointer=self.checkpointer)
+                self._graph = build_graph(components.model, components.tools, checkpointer=self.checkpointer,
+                                          identity=components.identity)
         return self._graph
 
     def _publish(self, event: Event) -> None:

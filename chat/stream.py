@@ -27,6 +27,7 @@ from chat.events import (
     ErrorKind,
     ErrorOccurred,
     Event,
+    GroundingChecked,
     NodeEnded,
     NodeStarted,
     ReasoningChunk,
@@ -40,6 +41,7 @@ from chat.events import (
     ToolStarted,
 )
 from chat.failures import describe_failure
+from chat.grounding import check_grounding
 from chat.memory import close_turn, despite_cancels
 from chat.reasoning import ThinkTagSplitter
 from chat.state import ANSWER_NODE
@@ -68,14 +70,17 @@ class RunTranslator:
         self._splitter = ThinkTagSplitter()
         self._task_started: dict[str, float] = {}
         self.pending_approval: ApprovalRequired | None = None  # the graph paused for this
+        self.citations: dict[str, Hit] = {}  # chunk id -> the best-scoring retrieved sentence
+        self.known_names: tuple[str, ...] = ()  # names the prompt gives (the assistant's): no source needs them
 
     def queued(self, message: str) -> RunQueued:
         """Return the run's first event: the message was accepted."""
         return RunQueued(**self.ids, at=self.started_at, message=message)
 
-    def start(self, message: str, model: str) -> RunStarted:
-        """Return the event that says the graph began."""
-        return RunStarted(**self.ids, at=self.clock(), message=message, model=model)
+    def start(self, message: str, model: str, knowledge_base: str = "", fingerprint: str = "") -> RunStarted:
+        """Return the event that says the graph began, from which knowledge base."""
+        return RunStarted(**self.ids, at=self.clock(), message=message, model=model,
+                          knowledge_base=knowledge_base, knowledge_fingerprint=fingerprint)
 
     def translate(self, mode: str, chunk: Any) -> list[Event]:
         """Return the events one stream item stands for (often none)."""
@@ -97,15 +102,23 @@ class RunTranslator:
             events.append(ErrorOccurred(**self.ids, at=self.clock(), kind=error[0], message=error[1]))
         if stopped is not None:
             events.append(Cancelled(**self.ids, at=self.clock(), reason=stopped))
+        answer = "".join(self.answer).strip()
+        citations = tuple(sorted(self.citations.values(), key=lambda hit: -hit.score))
+        grounding = None
+        if status == "completed":  # a finished answer is checked against the sentences it was built on
+            checked = check_grounding(answer, [hit.text for hit in citations], known_names=self.known_names)
+            grounding = checked.verdict
+            events.append(GroundingChecked(**self.ids, at=self.clock(), verdict=checked.verdict,
+                                           unsupported=checked.unsupported, evidence=checked.evidence))
         now = self.clock()
         ttft = (None if self.first_output_at is None
                 else self.first_output_at - self.started_at - self._paused_before_first_output)
         return events + [
             RunEnded(
-                **self.ids, at=now, status=status, answer="".join(self.answer).strip(),
+                **self.ids, at=now, status=status, answer=answer,
                 latency_s=now - self.started_at - self.paused_s, ttft_s=ttft, input_tokens=self.input_tokens,
                 output_tokens=self.output_tokens or self.token_events, tool_calls=self.tool_calls,
-                approval_wait_s=self.paused_s,
+                approval_wait_s=self.paused_s, citations=citations, grounding=grounding,
             )
         ]
 
@@ -164,6 +177,9 @@ class RunTranslator:
             return [ToolEnded(**self.ids, at=at, **fields)]
         if kind == "retrieval":
             hits = tuple(Hit(clean_text(h.source), h.chunk_id, h.score, clean_text(h.text)) for h in data["hits"])
+            for hit in hits:
+                if hit.chunk_id not in self.citations or self.citations[hit.chunk_id].score < hit.score:
+                    self.citations[hit.chunk_id] = hit
             return [RetrievalHits(**self.ids, at=at, call_id=fields["call_id"], query=fields["query"], hits=hits)]
         return []
 
@@ -198,6 +214,8 @@ async def stream_run(
     timeout_s: float,
     emit: Callable[[Event], None],
     decide: Decide | None = None,
+    knowledge: tuple[str, str] = ("", ""),
+    assistant: str = "",
 ) -> None:
     """Run the graph on one message, emitting every event; always ends with `RunEnded`.
 
@@ -205,8 +223,10 @@ async def stream_run(
     the person's decision, and the graph resumes with it, all within this one run.
     """
     ids = translator.ids
-    config = {"configurable": {"thread_id": ids["thread_id"]}, "recursion_limit": recursion_limit}
-    emit(translator.start(message, model_name))
+    configurable = {"thread_id": ids["thread_id"]} | ({"knowledge_base": knowledge[0]} if knowledge[0] else {})
+    config = {"configurable": configurable, "recursion_limit": recursion_limit}
+    translator.known_names = (assistant,) if assistant else ()
+    emit(translator.start(message, model_name, *knowledge))
     graph_input: Any = {"messages": [HumanMessage(message)]}
     try:
         while graph_input is not None:
@@ -234,7 +254,12 @@ async def stream_run(
 async def _stream_once(graph: CompiledStateGraph, graph_input: Any, config: dict[str, Any],
                        translator: RunTranslator, timeout_s: float, emit: Callable[[Event], None]) -> None:
     """Stream the graph until it ends or pauses, emitting events."""
-    stream = graph.astream(graph_input, config, stream_mode=STREAM_MODES)
+    # Memory is written when the graph stops (ends, fails, is stopped or pauses for approval), not
+    # after every step: with one SQLite connection, 25 concurrent runs' per-step writes queued
+    # behind each other and held the runs' first steps up to ~0.9 s (bench/load.py). A process
+    # killed mid-run loses that turn from memory; the trace store still has all of it.
+    durability = {"durability": "exit"} if graph.checkpointer else {}
+    stream = graph.astream(graph_input, config, stream_mode=STREAM_MODES, **durability)
     try:
         async for mode, chunk in _with_stall_timeout(stream, timeout_s):
             for event in translator.translate(mode, chunk):

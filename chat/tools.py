@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Literal, Protocol
 
 from langchain_core.runnables import RunnableConfig
@@ -17,13 +19,16 @@ TICKET_TOOL = "create_support_ticket"
 
 
 class Searchable(Protocol):
-    """What the search tool needs from a knowledge base."""
+    """What the search tool needs from a knowledge base (an `asearch` coroutine is used if it has one)."""
 
     def search(self, query: str, k: int) -> list[Hit]: ...
 
 
+SEARCH_QUERY_MAX = 1000
+
+
 class SearchInput(BaseModel):
-    query: str = Field(min_length=1, max_length=1000, description="What to look up.")
+    query: str = Field(min_length=1, max_length=SEARCH_QUERY_MAX, description="What to look up.")
 
 
 class TicketInput(BaseModel):
@@ -45,11 +50,27 @@ def format_hits(hits: list[Hit]) -> str:
     return facts_list([hit.text for hit in hits])
 
 
-def build_tools(knowledge_base: Searchable, tickets: TicketStore, top_k: int) -> list[BaseTool]:
-    """Return the agent's tools bound to this knowledge base and ticket store."""
+def knowledge_base_of(config: RunnableConfig | None) -> str | None:
+    """Return the name of the knowledge base a run uses (None: the default)."""
+    return ((config or {}).get("configurable") or {}).get("knowledge_base")
 
-    def search_knowledge_base(query: str) -> tuple[str, list[Hit]]:
-        hits = knowledge_base.search(query, top_k)
+
+def build_tools(library: Callable[[str | None], Searchable], tickets: TicketStore, top_k: int,
+                *, min_score: float = 0.0) -> list[BaseTool]:
+    """Return the agent's tools: search over the run's knowledge base (`library(name)`), and tickets.
+
+    Hits scoring below `min_score` are dropped: an off-topic sentence must not become a fact.
+    """
+
+    def search_knowledge_base(query: str, config: RunnableConfig) -> tuple[str, list[Hit]]:
+        hits = [h for h in library(knowledge_base_of(config)).search(query, top_k) if h.score >= min_score]
+        return format_hits(hits), hits
+
+    async def asearch_knowledge_base(query: str, config: RunnableConfig) -> tuple[str, list[Hit]]:
+        kb = library(knowledge_base_of(config))
+        asearch = getattr(kb, "asearch", None)
+        hits = await (asearch(query, top_k) if asearch else asyncio.to_thread(kb.search, query, top_k))
+        hits = [h for h in hits if h.score >= min_score]
         return format_hits(hits), hits
 
     def create_support_ticket(summary: str, severity: str, config: RunnableConfig) -> str:
@@ -60,6 +81,7 @@ def build_tools(knowledge_base: Searchable, tickets: TicketStore, top_k: int) ->
     return [
         StructuredTool.from_function(
             search_knowledge_base,
+            coroutine=asearch_knowledge_base,  # the graph's path: awaits the embedding, holds no thread
             name=SEARCH_TOOL,
             description="Search the support knowledge base for facts about orders, "
             "returns, shipping, warranty, payments and products.",

@@ -91,6 +91,8 @@ class RunRecorder:
             self._metrics.time_to_first_token.observe(event.ttft_s)
         self._metrics.request_latency.observe(event.latency_s)
         self._metrics.output_tokens.inc(event.output_tokens)
+        if event.grounding is not None:
+            self._metrics.answers.labels(grounding=event.grounding).inc()
         self._table.add(_row(event, datetime.fromtimestamp(self._clock())))
 
 

@@ -7,7 +7,7 @@ from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from chat.events import ErrorKind
+from chat.events import ErrorKind, GroundingVerdict
 
 # Bucket edges copied from vLLM (vllm/v1/metrics/loggers.py) so that dashboards and
 # recording rules written for an LLM server read these histograms the same way.
@@ -27,13 +27,14 @@ REQUEST_LATENCY_BUCKETS: tuple[float, ...] = (
 )  # fmt: skip
 
 ERROR_KINDS: tuple[str, ...] = get_args(ErrorKind)
+GROUNDING_VERDICTS: tuple[str, ...] = get_args(GroundingVerdict)
 # Where a tool name the agent does not have is counted, so a model that invents
 # tool names cannot grow the number of series without bound.
 UNKNOWN_TOOL = "unknown"
 
 
 class AgentMetrics:
-    """Hold the eight agent metrics, all registered on `registry`."""
+    """Hold the nine agent metrics, all registered on `registry`."""
 
     def __init__(self, registry: CollectorRegistry, tools: Iterable[str] = ()) -> None:
         """Create the metrics on `registry`; `tools` are the agent's tool names, if known."""
@@ -79,6 +80,12 @@ class AgentMetrics:
             "Answer tokens the model generated, over all runs.",
             registry=registry,
         )
+        self.answers = Counter(
+            "agent_answers",
+            "Completed answers, by the grounding check's verdict: grounded, unsupported or no_sources.",
+            ["grounding"],
+            registry=registry,
+        )
         self.active_streams = Gauge(
             "agent_active_streams",
             "Runs streaming an answer right now.",
@@ -92,6 +99,8 @@ class AgentMetrics:
         # miss that first error; a zero from the start does not.
         for kind in ERROR_KINDS:
             self.errors.labels(kind=kind)
+        for verdict in GROUNDING_VERDICTS:
+            self.answers.labels(grounding=verdict)
         for tool in self.tools:
             self.tool_invocations.labels(tool=tool)
 

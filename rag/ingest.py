@@ -11,12 +11,14 @@ from chromadb.api.types import Documents, EmbeddingFunction
 from tqdm import tqdm
 
 from chat.config import Settings, SettingsError
+from rag.bases import NAME_RULE, SAMPLE, open_knowledge_bases, valid_name
 from rag.embeddings import embedding_function_for
 from rag.loading import UnreadableDocument, collect_files, iter_documents
 from rag.splitting import split_into_chunks
-from rag.store import KnowledgeBase, open_knowledge_base
+from rag.store import KnowledgeBase
 
-USAGE = "usage: python -m rag.ingest PATH [PATH ...]  (files or folders of .md, .txt, .pdf)"
+USAGE = ("usage: python -m rag.ingest [--kb NAME] PATH [PATH ...]  (files or folders of .md, .txt, .pdf)\n"
+         "  --kb NAME  the knowledge base to add to (default: KNOWLEDGE_BASE, else docs); created if new")
 
 
 @dataclass
@@ -64,10 +66,16 @@ def main(
     embedding_function: EmbeddingFunction[Documents] | None = None,
 ) -> int:
     """Run the CLI; return 0 on success, 1 if any file failed, 2 on a usage error."""
-    args = sys.argv[1:] if argv is None else argv
+    args = list(sys.argv[1:] if argv is None else argv)
     if args in (["-h"], ["--help"]):
         print(USAGE)
         return 0
+    name = None
+    if args[:1] == ["--kb"]:
+        if len(args) < 2 or not valid_name(args[1]):
+            print(f"error: --kb needs a name. {NAME_RULE}.\n{USAGE}", file=sys.stderr)
+            return 2
+        name, args = args[1], args[2:]
     if not args:
         print(f"error: give at least one file or folder\n{USAGE}", file=sys.stderr)
         return 2
@@ -80,7 +88,15 @@ def main(
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    kb = open_knowledge_base(settings.state_dir, embedding_function or embedding_function_for(settings))
+    name = name or (settings.knowledge_base if settings.knowledge_base != SAMPLE else "docs")
+    if name == SAMPLE:
+        print("error: the knowledge base sample is the sample shop, kept in data/kb; give your documents "
+              "their own, e.g. --kb docs", file=sys.stderr)
+        return 2
+    bases = open_knowledge_bases(settings.state_dir, embedding_function or embedding_function_for(settings),
+                                 settings.sample_dir / "manifest.json")
+    kb = bases.open(name).kb
+    print(f"Adding to the knowledge base {name}. Stop the app first: its embedded store has one writer.")
     report = ingest_paths(kb, [Path(arg) for arg in args], progress=True)
     for path, reason in report.failures:
         print(f"skipped {path}: {reason}", file=sys.stderr)

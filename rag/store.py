@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import chromadb
 from chromadb.api import ClientAPI
@@ -26,6 +29,7 @@ class KnowledgeBase:
         embedding_function: EmbeddingFunction[Documents],
         collection_name: str = "knowledge_base",
     ) -> None:
+        self._embedding_function = embedding_function
         self._collection = client.get_or_create_collection(
             name=collection_name,
             embedding_function=embedding_function,
@@ -39,12 +43,13 @@ class KnowledgeBase:
             return 0
         existing = set(self._collection.get(ids=ids, include=[])["ids"])
         new = [chunk for chunk in chunks if chunk.chunk_id not in existing]
+        added_at = datetime.now(UTC).isoformat(timespec="seconds")
         for start in range(0, len(new), _BATCH):
             batch = new[start : start + _BATCH]
             self._collection.add(
                 ids=[chunk.chunk_id for chunk in batch],
                 documents=[chunk.text for chunk in batch],
-                metadatas=[{"source": chunk.source} for chunk in batch],
+                metadatas=[{"source": chunk.source, "added_at": added_at} for chunk in batch],
             )
         # An edited file must not leave its old sentences behind to be retrieved. Deleting
         # only after the add means a failed embedding call never leaves the file with nothing.
@@ -55,12 +60,21 @@ class KnowledgeBase:
 
     def search(self, query: str, k: int) -> list[Hit]:
         """Return the k chunks closest to `query`, best first."""
+        return self._nearest(k, query_texts=[query])
+
+    async def asearch(self, query: str, k: int) -> list[Hit]:
+        """Like search(), embedding the query without holding a worker thread where the
+        embedding function can (the bundled MiniLM's shared batch)."""
+        embed = getattr(self._embedding_function, "aembed", None)
+        if embed is None:
+            return await asyncio.to_thread(self.search, query, k)
+        return self._nearest(k, query_embeddings=await embed([query]))  # ~1 ms: no thread hop
+
+    def _nearest(self, k: int, **query: Any) -> list[Hit]:
         k = min(k, self.count())
         if k <= 0:
             return []
-        result = self._collection.query(
-            query_texts=[query], n_results=k, include=["documents", "metadatas", "distances"]
-        )
+        result = self._collection.query(**query, n_results=k, include=["documents", "metadatas", "distances"])
         rows = zip(
             result["ids"][0],
             result["documents"][0],
@@ -76,6 +90,33 @@ class KnowledgeBase:
     def count(self) -> int:
         """Return how many chunks the knowledge base holds."""
         return self._collection.count()
+
+    def ids(self) -> list[str]:
+        """Return every chunk's id (content hashes: equal content, equal ids)."""
+        return self._collection.get(include=[])["ids"]
+
+    def documents(self) -> list[dict[str, object]]:
+        """Return each document: its name, chunk count and when its newest chunk was added."""
+        found: dict[str, dict[str, object]] = {}
+        for meta in self._collection.get(include=["metadatas"])["metadatas"] or []:
+            source = str((meta or {}).get("source", ""))
+            entry = found.setdefault(source, {"document": source, "chunks": 0, "added_at": None})
+            entry["chunks"] = int(entry["chunks"]) + 1
+            added = (meta or {}).get("added_at")
+            if isinstance(added, str) and (entry["added_at"] is None or added > str(entry["added_at"])):
+                entry["added_at"] = added
+        return sorted(found.values(), key=lambda d: str(d["document"]))
+
+    def remove_document(self, source: str) -> int:
+        """Remove every chunk of the document `source`; return how many there were."""
+        ids = sorted(self._ids_of_sources({source}))
+        self.remove_ids(ids)
+        return len(ids)
+
+    def remove_ids(self, ids: Sequence[str]) -> None:
+        """Remove these chunks."""
+        for start in range(0, len(ids), _BATCH):
+            self._collection.delete(ids=list(ids[start:start + _BATCH]))
 
     def _ids_of_sources(self, sources: set[str]) -> set[str]:
         ids: set[str] = set()
@@ -95,10 +136,14 @@ def open_knowledge_base(state_dir: Path, embedding_function: EmbeddingFunction[D
 
 
 def collection_name_for(embedding_function: EmbeddingFunction[Documents]) -> str:
-    """Name the collection after the embedding model so vectors of different sizes never mix."""
+    """The single collection of versions before named knowledge bases (see rag/bases.py)."""
+    return f"knowledge_base-{model_slug(embedding_function)}"[:63].rstrip("-")
+
+
+def model_slug(embedding_function: EmbeddingFunction[Documents]) -> str:
+    """The embedding model's name as a collection-name part, so vectors of different sizes never mix."""
     model = getattr(embedding_function, "model_id", None) or embedding_function.name()
-    slug = re.sub(r"[^a-z0-9]+", "-", str(model).lower()).strip("-")
-    return f"knowledge_base-{slug}"[:63].rstrip("-")
+    return re.sub(r"[^a-z0-9]+", "-", str(model).lower()).strip("-")
 
 
 def _similarity(distance: float) -> float:

@@ -138,7 +138,7 @@ def make_service(scripted_model, knowledge_base, tickets):
     """Build a service around the scripted model; keyword arguments go to AgentService."""
 
     def make(**kwargs: Any) -> AgentService:
-        tools = build_tools(knowledge_base, tickets, top_k=1)
+        tools = build_tools(lambda _name: knowledge_base, tickets, top_k=1)
         components = Components(model=scripted_model, model_name="scripted", tools=tools)
         service = AgentService(lambda: components, **kwargs)
         service.warm_up()
@@ -179,7 +179,7 @@ def serve_glassbox(tmp_path, scripted_model, knowledge_base, tickets):
             import time
 
             time.sleep(load_delay_s)
-            tools = build_tools(knowledge_base, tickets, top_k=1)
+            tools = build_tools(lambda _name: knowledge_base, tickets, top_k=1)
             return Components(scripted_model, "scripted", tools, knowledge_chunks=2, timings={"model": 0.0})
 
         glassbox = build_glassbox(Settings(state_dir=tmp_path / "state", **settings), load, open_saver)
@@ -240,7 +240,7 @@ def openai_service(knowledge_base, tickets):
     def make(base_url: str, **settings: Any) -> AgentService:
         config = Settings.from_env({"OPENAI_BASE_URL": base_url, "OPENAI_MODEL": "scripted", **settings})
         model, name = build_chat_model(config)
-        tools = build_tools(knowledge_base, tickets, top_k=config.rag_top_k)
+        tools = build_tools(lambda _name: knowledge_base, tickets, top_k=config.rag_top_k)
         service = AgentService(lambda: Components(model, name, tools), in_memory_checkpointer(),
                                timeout_s=config.model_timeout_s)
         service.warm_up()

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 
 import pytest
 from langchain_core.messages import HumanMessage
 
 from chat.components import load_components, sqlite_checkpointer
 from chat.config import Settings
+from chat.grounding import check_grounding
 from chat.service import AgentService
+from chat.tickets import TicketStore
+from chat.tools import build_tools
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +39,9 @@ async def test_the_local_model_answers_a_real_question_from_the_knowledge_base(l
     assert end.status == "completed" and end.answer.strip()
     assert end.output_tokens > 0 and end.input_tokens > 0
     assert components.knowledge_chunks >= 20
+    # Citations are attached, and the verdict is what the check says of this answer, whatever it is.
+    assert end.citations and end.citations[0].source == "returns.md"
+    assert end.grounding == check_grounding(end.answer, [c.text for c in end.citations]).verdict
 
 
 async def test_cancelling_the_local_model_stops_generation(local_components):
@@ -50,9 +57,12 @@ async def test_cancelling_the_local_model_stops_generation(local_components):
     assert not model._lock.locked(), "llama.cpp kept generating after the stream was cancelled"
 
 
-async def test_a_message_too_long_for_the_local_context_fails_with_a_clear_message(local_components):
+async def test_a_message_too_long_for_the_local_context_fails_with_a_clear_message(local_components, tmp_path):
     _, components = local_components
-    service = AgentService(lambda: components)
+    # No relevance floor here: gibberish would be answered "not covered" without reaching the model.
+    tools = build_tools(lambda name: components.knowledge.get(name or "sample"), TicketStore(tmp_path / "t.sqlite3"),
+                        top_k=1, min_score=0.0)
+    service = AgentService(lambda: replace(components, tools=tools))
     service.warm_up()
     words = " ".join(f"zq{i}x" for i in range(1400))[:3990]  # accepted (< 4,000 chars), yet over the context
 

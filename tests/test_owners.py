@@ -147,7 +147,7 @@ def test_a_lone_surrogate_in_a_message_is_stored_and_storing_goes_on(serve_glass
 
 def test_a_lone_surrogate_through_ask_is_stored_too(serve_glassbox):
     url = serve_glassbox().url
-    body = b'{"data": ["hi \\ud800 there", "t1"]}'  # gradio_client can't even encode one: raw HTTP
+    body = b'{"data": ["hi \\ud800 there", "t1", ""]}'  # gradio_client can't even encode one: raw HTTP
     call = httpx.post(f"{url}/gradio_api/call/ask", content=body, headers={"content-type": "application/json"})
     with httpx.stream("GET", f"{url}/gradio_api/call/ask/{call.json()['event_id']}", timeout=30) as stream:
         lines = list(stream.iter_lines())

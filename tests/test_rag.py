@@ -266,7 +266,9 @@ def test_cli_ingests_good_files_and_fails_on_a_broken_one(
     assert "Ingested 2 files: 2 chunks added, 0 unchanged, 1 failed." in out
     assert main([str(good)], embedding_function=BagOfWordsEmbeddings()) == 0
     assert "0 chunks added, 1 unchanged, 0 failed." in capsys.readouterr().out
-    assert open_knowledge_base(state_dir, BagOfWordsEmbeddings()).count() == 2
+    from rag.bases import open_knowledge_bases
+
+    assert open_knowledge_bases(state_dir, BagOfWordsEmbeddings()).get("docs").count() == 2  # not the sample
 
 
 def test_cli_usage_errors_exit_2(tmp_path: Path, state_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -341,3 +343,19 @@ def test_an_embedding_failure_reaches_its_callers_and_the_batcher_goes_on():
     with pytest.raises(RuntimeError):
         batcher(["bad"])
     assert batcher(["good"]) == ["good"]
+
+
+def test_the_async_search_finds_what_search_finds_holding_no_worker_thread(real_kb: KnowledgeBase) -> None:
+    import asyncio
+    import threading
+
+    question = "How long can I return a faulty item?"
+    before = {t.name for t in threading.enumerate()}
+
+    async def many() -> list[list]:
+        return await asyncio.gather(*(real_kb.asearch(question, 3) for _ in range(8)))
+
+    results = asyncio.run(many())
+    assert all([h.chunk_id for h in hits] == [h.chunk_id for h in real_kb.search(question, 3)] for hits in results)
+    # the embedding ran on the batcher's one thread: no executor thread was started for it
+    assert not any(name.startswith("asyncio_") for name in {t.name for t in threading.enumerate()} - before)

@@ -53,6 +53,15 @@ MIGRATIONS: tuple[str, ...] = (
         revoked_at TEXT
     );
     """,
+    # 3: knowledge bases: the one a conversation answers from; per run its name, content
+    # fingerprint and the grounding check's verdict (GET /api/runs?grounding=...).
+    """
+    ALTER TABLE threads ADD COLUMN knowledge_base TEXT;
+    ALTER TABLE runs ADD COLUMN knowledge_base TEXT;
+    ALTER TABLE runs ADD COLUMN knowledge_fingerprint TEXT;
+    ALTER TABLE runs ADD COLUMN grounding TEXT;
+    CREATE INDEX runs_by_grounding ON runs(grounding, created_at);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

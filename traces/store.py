@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
@@ -43,8 +44,12 @@ class TraceStore:
     def __init__(self, path: Path, now: Callable[[], str] = utc_now, *, max_queue: int = 20_000) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path, self.now = path, now
+        # Our own writers (the event writer, thread claims, renames) take turns on this lock: left
+        # to SQLite's busy handler, which sleeps and retries, 25 concurrent claims beside the event
+        # writer waited up to ~0.35 s for the file (bench/load.py).
+        self._write_lock = threading.Lock()
         self.schema_was, self.interrupted = self._open()
-        self.writer = EventWriter(self._connect, now, max_queue=max_queue)
+        self.writer = EventWriter(self._connect, now, max_queue=max_queue, write_lock=self._write_lock)
 
     # --- writing -----------------------------------------------------------------------------
 
@@ -60,16 +65,24 @@ class TraceStore:
         """Write what is queued, then stop the writer."""
         self.writer.close()
 
-    def claim_thread(self, caller: Caller, thread_id: str, message: str) -> bool:
-        """Create the thread for `caller` if it is new; return whether the caller may post to it."""
+    def claim_thread(self, caller: Caller, thread_id: str, message: str, knowledge_base: str) -> str | None:
+        """Create the thread for `caller`, answering from `knowledge_base`, if it is new.
+
+        Return the knowledge base the thread answers from, or None if the caller may not post to it.
+        """
         now = self.now()
         with self._writing() as db:
             db.execute(
-                "INSERT OR IGNORE INTO threads (id, title, created_at, updated_at, owner) VALUES (?, ?, ?, ?, ?)",
-                (thread_id, make_title(message), now, now, caller.owner),
+                "INSERT OR IGNORE INTO threads (id, title, created_at, updated_at, owner, knowledge_base) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (thread_id, make_title(message), now, now, caller.owner, knowledge_base),
             )
-            row = db.execute("SELECT owner, deleted FROM threads WHERE id = ?", (thread_id,)).fetchone()
-        return not row["deleted"] and caller.may_see(row["owner"])
+            row = db.execute("SELECT owner, deleted, knowledge_base FROM threads WHERE id = ?", (thread_id,)).fetchone()
+            if row["knowledge_base"] is None:  # a conversation from before knowledge bases had names
+                db.execute("UPDATE threads SET knowledge_base = ? WHERE id = ?", (knowledge_base, thread_id))
+        if row["deleted"] or not caller.may_see(row["owner"]):
+            return None
+        return row["knowledge_base"] or knowledge_base
 
     # --- reading and managing ----------------------------------------------------------------
 
@@ -120,13 +133,17 @@ class TraceStore:
                                   (thread_id,)).rowcount > 0
             return _remove_threads(db, [thread_id]) > 0
 
-    def list_runs(self, caller: Caller, thread_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        """Return the caller's runs, newest first, of one thread or of all."""
+    def list_runs(self, caller: Caller, thread_id: str | None = None, limit: int = 50,
+                  *, grounding: str | None = None) -> list[dict[str, Any]]:
+        """Return the caller's runs, newest first, of one thread or of all; with `grounding`, only
+        runs whose answer got that verdict."""
         query = ("SELECT runs.* FROM runs LEFT JOIN threads ON threads.id = runs.thread_id "
                  "WHERE (? OR threads.owner = ?)")
         args: list[Any] = [caller.is_admin, caller.owner]
         if thread_id is not None:
             query, args = query + " AND runs.thread_id = ?", [*args, thread_id]
+        if grounding is not None:
+            query, args = query + " AND runs.grounding = ?", [*args, grounding]
         with self._reading() as db:
             rows = db.execute(query + " ORDER BY runs.created_at DESC, runs.rowid DESC LIMIT ?", (*args, limit))
             return [dict(row) for row in rows.fetchall()]
@@ -210,6 +227,7 @@ class TraceStore:
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, check_same_thread=False, timeout=10)
         db.row_factory = sqlite3.Row
+        db.execute("PRAGMA synchronous=NORMAL")  # WAL: a commit survives the app crashing, without an fsync each
         return db
 
     @contextmanager
@@ -219,7 +237,7 @@ class TraceStore:
 
     @contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
-        with closing(self._connect()) as db, db:
+        with self._write_lock, closing(self._connect()) as db, db:
             yield db
 
 

@@ -57,8 +57,10 @@ class EventWriter:
     """Commit events to SQLite from one background thread; never stop, never lose silently."""
 
     def __init__(self, connect: Callable[[], sqlite3.Connection], now: Callable[[], str],
-                 *, max_queue: int = 20_000, put_timeout_s: float = 5.0) -> None:
+                 *, max_queue: int = 20_000, put_timeout_s: float = 5.0,
+                 write_lock: threading.Lock | None = None) -> None:
         self._connect, self.now, self.put_timeout_s = connect, now, put_timeout_s
+        self._write_lock = write_lock or threading.Lock()  # shared with the store's other writers
         self._queue: queue.Queue[Event | _Flush | None] = queue.Queue(maxsize=max_queue)
         self._seq: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -132,7 +134,7 @@ class EventWriter:
     def _commit(self, db: sqlite3.Connection, events: list[Event]) -> None:
         seq = dict(self._seq)
         try:
-            with db:
+            with self._write_lock, db:
                 for event in events:
                     self._write(db, event, seq)
             self._seq = seq
@@ -143,7 +145,7 @@ class EventWriter:
         for event in events:  # one transaction each: a bad row costs only itself
             trial = dict(self._seq)
             try:
-                with db:
+                with self._write_lock, db:
                     self._write(db, event, trial)
                 self._seq = trial
             except Exception:
@@ -166,8 +168,10 @@ class EventWriter:
                 (event.run_id, event.thread_id, clean_text(event.message), now, now),
             )
         elif isinstance(event, RunStarted):
-            db.execute("UPDATE runs SET status = 'in_progress', model = ?, updated_at = ? WHERE id = ?",
-                       (clean_text(event.model), now, event.run_id))
+            db.execute("UPDATE runs SET status = 'in_progress', model = ?, knowledge_base = ?, "
+                       "knowledge_fingerprint = ?, updated_at = ? WHERE id = ?",
+                       (clean_text(event.model), event.knowledge_base or None, event.knowledge_fingerprint or None,
+                        now, event.run_id))
         elif isinstance(event, (ApprovalRequired, ApprovalDecided)):
             status = "awaiting_approval" if isinstance(event, ApprovalRequired) else "in_progress"
             db.execute("UPDATE runs SET status = ?, updated_at = ? WHERE id = ?", (status, now, event.run_id))
@@ -177,9 +181,9 @@ class EventWriter:
         elif isinstance(event, RunEnded):
             db.execute(
                 "UPDATE runs SET status = ?, answer = ?, ttft_s = ?, latency_s = ?, input_tokens = ?, "
-                "output_tokens = ?, updated_at = ? WHERE id = ?",
+                "output_tokens = ?, grounding = ?, updated_at = ? WHERE id = ?",
                 (event.status, clean_text(event.answer), event.ttft_s, event.latency_s, event.input_tokens,
-                 event.output_tokens, now, event.run_id),
+                 event.output_tokens, event.grounding, now, event.run_id),
             )
             db.execute("UPDATE threads SET updated_at = ? WHERE id = ?", (now, event.thread_id))
         number = seq.get(event.run_id, 0)
@@ -204,7 +208,7 @@ class EventWriter:
         for event in lost:
             counts[event.run_id] = counts.get(event.run_id, 0) + 1
         try:
-            with db:
+            with self._write_lock, db:
                 db.executemany("UPDATE runs SET dropped_events = dropped_events + ? WHERE id = ?",
                                [(count, run_id) for run_id, count in counts.items()])
         except Exception:

@@ -12,7 +12,7 @@ import gradio as gr
 from fastapi import HTTPException
 
 from api.routes import ID_PATTERN
-from chat.service import MessageRefused
+from chat.service import MessageRefused, WrongKnowledgeBase
 from ui.chat_page import UI_FRAME_S, run_turn
 from ui.render import TurnView
 
@@ -24,19 +24,23 @@ def add_ask_api(glassbox: Glassbox) -> None:
     """Add /ask to the Blocks being built: streams partial answers, ends in an error status on failure."""
     service, access = glassbox.service, glassbox.access
 
-    async def ask(message: str, thread_id: str, request: gr.Request) -> AsyncIterator[str]:
-        """Answer `message` in conversation `thread_id`, yielding the answer so far."""
+    async def ask(message: str, thread_id: str, request: gr.Request, knowledge_base: str = "") -> AsyncIterator[str]:
+        """Answer `message` in conversation `thread_id`, yielding the answer so far.
+
+        `knowledge_base` (optional) picks the knowledge base of a new conversation.
+        """
         try:
             caller = access.ask_caller(request.headers.get("authorization"), request.session_hash)
             service.check(message or "")
-        except MessageRefused as refused:
+            service.check_knowledge_base(knowledge_base or None)
+        except (MessageRefused, WrongKnowledgeBase) as refused:
             raise gr.Error(str(refused)) from None
         except HTTPException as refused:
             raise gr.Error(refused.detail) from None
         if thread_id and not re.fullmatch(ID_PATTERN.strip("^$"), thread_id):
             raise gr.Error("thread_id must be 1 to 128 letters, digits, - or _; leave it empty to start a new one.")
         view, sent_at = TurnView(), -UI_FRAME_S
-        async for view in run_turn(service, message, thread_id or uuid.uuid4().hex, caller):
+        async for view in run_turn(service, message, thread_id or uuid.uuid4().hex, caller, knowledge_base or None):
             latest = view.events[-1] if view.events else None
             # The first token goes out at once; later ones at most once a frame, like the page:
             # each yield is a whole Gradio step, and under load those steps were the cost.

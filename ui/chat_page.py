@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import gradio as gr
 
 from auth.callers import Caller
-from chat.service import AgentService, MessageRefused, NotYours, ThreadBusy
+from chat.service import AgentService, MessageRefused, NotYours, ThreadBusy, WrongKnowledgeBase
 from metrics.counters import counters_markdown
 from ui.conversations import choices, remember, reopen
 from ui.observability import ObservabilityFeed, status_markdown
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from app import Glassbox
 
 UI_FRAME_S = 0.05  # while tokens stream, redraw the page at most this often
+WATCH_LIFETIME_S = 60.0  # a page's observability watcher ends after this; the page's timer starts the next
 CSS = """
 .gb-panel { max-height: 540px; overflow-y: auto; font-size: 0.85em; }
 .gb-panel table { width: 100%; border-collapse: collapse; }
@@ -34,14 +35,15 @@ CSS = """
 """
 
 
-async def run_turn(service: AgentService, message: str, thread_id: str, caller: Caller) -> AsyncIterator[TurnView]:
+async def run_turn(service: AgentService, message: str, thread_id: str, caller: Caller,
+                   knowledge_base: str | None = None) -> AsyncIterator[TurnView]:
     """Yield the turn's view after each event; a service fault becomes a note in it."""
     view = TurnView()
     try:
-        async for event in service.stream(message, thread_id, caller):
+        async for event in service.stream(message, thread_id, caller, knowledge_base):
             view.add(event)
             yield view
-    except (ThreadBusy, NotYours) as error:
+    except (ThreadBusy, NotYours, WrongKnowledgeBase) as error:
         view.note(f"⚠️ {error}")
         yield view
 
@@ -55,8 +57,41 @@ def build_chat_page(glassbox: Glassbox) -> gr.Blocks:
         # No id yet (the page is still loading): a fresh one, which owns nothing and is never shared.
         return access.page_caller(visitor or uuid.uuid4().hex, profile.username if profile else None)
 
+    def knowledge_bases() -> tuple[list[str], str]:
+        """Return the knowledge bases visitors may choose among, and the default."""
+        components, default = service.components, settings.knowledge_base
+        library = components.knowledge if components else None
+        return (library.names() if library else [default]), default
+
+    def identity_of(name: str) -> tuple[str, list[dict[str, str]]]:
+        """Return the chat's placeholder and clickable example questions for a knowledge base."""
+        library = service.components.knowledge if service.components else None
+        if library is None or not library.exists(name):
+            return "Ask a question about the documents…", []
+        manifest = library.manifest(name)
+        about = manifest.description or f"the knowledge base {name}"
+        return (f"**{inert(manifest.assistant_name[:1].upper() + manifest.assistant_name[1:])}** · {inert(about)}",
+                [{"text": question} for question in manifest.examples])
+
+    def chat_for(name: str):
+        placeholder, examples = identity_of(name)
+        return gr.update(value=[], placeholder=placeholder, examples=examples or None)
+
+    def show_knowledge_bases(current: str):
+        names, default = knowledge_bases()
+        value = current if current in names else default
+        return gr.update(choices=names, value=value), chat_for(value)
+
+    def switch_knowledge_base(name: str, thread_id: str, level: str):
+        """A conversation answers from one knowledge base: choosing another starts a new one."""
+        fresh, _, html, events, listed = new_conversation(thread_id, level)
+        return fresh, chat_for(name), html, events, listed
+
+    def ask_example(example: gr.SelectData):
+        return example.value["text"] if isinstance(example.value, dict) else str(example.value)
+
     async def respond(message: str, history: list, thread_id: str, level: str, visitor: str,
-                      profile: gr.OAuthProfile | None = None):
+                      knowledge: str, profile: gr.OAuthProfile | None = None):
         """Stream one turn into the chat and the panel; refuse bad input without losing it."""
         try:
             service.check(message or "")
@@ -72,7 +107,7 @@ def build_chat_page(glassbox: Glassbox) -> gr.Blocks:
         waiting = [gr.ChatMessage(role="assistant", content="⏳ Warming up: your question will be answered as soon as the model is ready.")]
         yield "", history + (waiting if service.status == "warming up" else []), panel_html([], level), [], gr.skip()
         last_frame = 0.0
-        async for view in run_turn(service, message, thread_id, page_caller(visitor, profile)):
+        async for view in run_turn(service, message, thread_id, page_caller(visitor, profile), knowledge or None):
             latest = view.events[-1] if view.events else None
             # Every step is drawn; tokens at most once a frame. The run always ends on run_end,
             # which is drawn, so no token is left undrawn.
@@ -121,10 +156,11 @@ def build_chat_page(glassbox: Glassbox) -> gr.Blocks:
         caller = page_caller(visitor, profile)
         if not selected or traces.get_thread(caller, selected) is None:
             gr.Warning("That conversation is gone, or not yours.")
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         service.cancel(current)
         history, events = reopen(traces, caller, selected)
-        return selected, history, panel_html(events, level), events
+        knowledge = traces.get_thread(caller, selected).get("knowledge_base") or gr.skip()
+        return selected, history, panel_html(events, level), events, knowledge
 
     def rename_conversation(title: str, current: str, ids: list[str], visitor: str,
                             profile: gr.OAuthProfile | None = None):
@@ -150,8 +186,9 @@ def build_chat_page(glassbox: Glassbox) -> gr.Blocks:
 
     feed = ObservabilityFeed(service, glassbox.table, glassbox.registry)
 
-    async def observe_all(drawn: int | None):  # async: on the loop, no worker thread per tick
-        return feed.figures(drawn)
+    async def watch_figures(drawn: int | None):  # async: on the loop, no worker thread per page
+        async for figures in feed.watch(drawn, lifetime_s=WATCH_LIFETIME_S):
+            yield figures
 
     with gr.Blocks(title="Glassbox") as demo:
         thread_id = gr.State(lambda: uuid.uuid4().hex)  # a new browser session starts a new thread
@@ -174,8 +211,11 @@ def build_chat_page(glassbox: Glassbox) -> gr.Blocks:
             status = gr.Markdown(status_markdown(service), elem_id="gb-status")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
+                knowledge = gr.Dropdown([settings.knowledge_base], value=settings.knowledge_base,
+                                        label="Knowledge base (choosing another starts a new conversation)",
+                                        elem_id="gb-kb", allow_custom_value=False)
                 chatbot = gr.Chatbot(label="Chat", height=520, elem_id="gb-chat", layout="bubble",
-                                     placeholder="Ask about returns, shipping, warranty, payments…")
+                                     placeholder="Ask a question about the documents…")
                 with gr.Row():
                     box = gr.Textbox(placeholder="Ask a question and press Enter", show_label=False,
                                      scale=5, max_length=settings.max_message_chars, elem_id="gb-input")
@@ -201,10 +241,10 @@ def build_chat_page(glassbox: Glassbox) -> gr.Blocks:
                 counters = gr.Markdown(counters_markdown(glassbox.registry), elem_id="gb-counters")
                 target_table = gr.Dataframe(label="Percentiles of completed runs vs targets",
                                             interactive=False, elem_id="gb-targets")
-        timer = gr.Timer(1.0)
+        timer = gr.Timer(WATCH_LIFETIME_S + 1)  # starts the next watcher as the last one ends
 
         private = {"api_visibility": "private"}
-        turn = [box, chatbot, thread_id, level, visitor]
+        turn = [box, chatbot, thread_id, level, visitor, knowledge]
         outputs = [box, chatbot, panel, run_events, approval_row]
         listing = [browser_threads, conversations]
         for trigger in (box.submit, send.click):
@@ -216,16 +256,22 @@ def build_chat_page(glassbox: Glassbox) -> gr.Blocks:
         new_button.click(new_conversation, [thread_id, level],
                          [thread_id, chatbot, panel, run_events, conversations], **private)
         conversations.input(open_conversation, [conversations, thread_id, level, visitor],
-                            [thread_id, chatbot, panel, run_events], **private)
+                            [thread_id, chatbot, panel, run_events, knowledge], **private)
+        knowledge.input(switch_knowledge_base, [knowledge, thread_id, level],
+                        [thread_id, chatbot, panel, run_events, conversations], **private)
+        chatbot.example_select(ask_example, None, box, **private).then(
+            respond, turn, outputs, concurrency_limit=None, **private).then(
+            show_conversations_after_turn, [browser_threads, thread_id, visitor], listing, **private)
         rename_button.click(rename_conversation, [title_box, thread_id, browser_threads, visitor],
                             [title_box, *listing], **private)
         delete_button.click(delete_conversation, [thread_id, browser_threads, level, visitor],
                             [thread_id, chatbot, panel, run_events, browser_threads, conversations], **private)
         level.change(lambda events, lvl: panel_html(events, lvl), [run_events, level], panel, **private)
         figures = [status, ttft_plot, latency_plot, counters, target_table, charts_drawn]
-        # Cheap and shared by all pages (ObservabilityFeed): no concurrency limit of 1 queueing every tick.
-        timer.tick(observe_all, charts_drawn, figures, show_progress="hidden", concurrency_limit=None, **private)
-        demo.load(observe_all, charts_drawn, figures, **private)
+        # One long-lived watcher per page sends only changes (ObservabilityFeed.watch); no concurrency limit.
+        for trigger in (demo.load, timer.tick):
+            trigger(watch_figures, charts_drawn, figures, show_progress="hidden", concurrency_limit=None, **private)
+        demo.load(show_knowledge_bases, knowledge, [knowledge, chatbot], **private)
         demo.load(known_visitor, visitor, visitor, **private).then(
             show_conversations, [browser_threads, thread_id, visitor], listing, **private)
     return demo

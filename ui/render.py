@@ -19,6 +19,7 @@ from chat.events import (
     Cancelled,
     ErrorOccurred,
     Event,
+    GroundingChecked,
     NodeEnded,
     NodeStarted,
     ReasoningChunk,
@@ -35,7 +36,10 @@ Level = Literal["answer only", "full trace"]
 LEVELS: tuple[Level, ...] = ("answer only", "full trace")
 # Events the "answer only" level shows: the reference designs' token-only level plus the
 # run's outcome, so a demo still sees how long the answer took and whether it failed.
-ANSWER_ONLY = (RunQueued, Token, ApprovalRequired, ApprovalDecided, ErrorOccurred, Cancelled, RunEnded)
+ANSWER_ONLY = (RunQueued, Token, ApprovalRequired, ApprovalDecided, ErrorOccurred, Cancelled, GroundingChecked,
+               RunEnded)
+BADGES = {"grounded": "✅ grounded in the documents", "unsupported": "⚠️ not supported by the documents",
+          "no_sources": "ℹ️ no sources"}
 # "!" before "[" makes a markdown link an image (inline `![a](u)` or by reference `![a][r]`).
 IMAGE_MARK = re.compile(r"!+(?=\[)")
 EMPTY_IMAGE_LABEL = re.compile(r"!+\[(?=\])")
@@ -45,7 +49,7 @@ EMPTY_IMAGE_LABEL = re.compile(r"!+\[(?=\])")
 class Segment:
     """One block of the assistant's turn: a tool step, some reasoning, or answer text."""
 
-    kind: Literal["tool", "reasoning", "answer", "note"]
+    kind: Literal["tool", "reasoning", "answer", "note", "sources"]
     key: str
     text: str = ""
     title: str = ""
@@ -60,6 +64,7 @@ class TurnView:
     events: list[Event] = field(default_factory=list)
     segments: list[Segment] = field(default_factory=list)
     pending_approval: ApprovalRequired | None = None  # the run waits for Approve or Reject
+    grounding: GroundingChecked | None = None
 
     def add(self, event: Event) -> None:
         """Take the next event of the run."""
@@ -82,10 +87,27 @@ class TurnView:
             self.note(f"⚠️ **Error:** {event.message}")
         elif isinstance(event, Cancelled):
             self.note("⏹ **Stopped.** The answer above is partial.")
+        elif isinstance(event, GroundingChecked):
+            self.grounding = event
         elif isinstance(event, RunEnded):
             self._close_open()
             if event.status == "completed" and not event.answer:
                 self.note("(The model returned an empty answer.)")
+            self._sources(event)
+
+    def _sources(self, end: RunEnded) -> None:
+        """Under a finished answer: its sources (collapsed) with the grounding badge, and when the
+        check found claims the documents don't back, the document's own sentence, plainly."""
+        verdict = self.grounding.verdict if self.grounding else end.grounding
+        if end.citations:
+            rows = [f"- **{hit.source}** · {_section(hit.text)[0] or 'text'} · score {hit.score:.2f}\n\n"
+                    f"  > {_section(hit.text)[1]}" for hit in end.citations]
+            title = f"📚 Sources ({len(end.citations)})" + (f" · {BADGES[verdict]}" if verdict else "")
+            self.segments.append(Segment("sources", "sources", "\n".join(rows), title, status="done"))
+        if verdict == "unsupported" and self.grounding is not None:
+            spans = ", ".join(f"“{span}”" for span in self.grounding.unsupported[:5]) or "part of it"
+            said = f" The document says: “{_section(self.grounding.evidence)[1]}”" if self.grounding.evidence else ""
+            self.note(f"⚠️ **Check this answer:** the documents don't support {spans}.{said}")
 
     @property
     def answer(self) -> str:
@@ -180,6 +202,12 @@ def _message(segment: Segment) -> gr.ChatMessage:
     return gr.ChatMessage(role="assistant", content=inert(segment.text), metadata=metadata)
 
 
+def _section(chunk: str) -> tuple[str, str]:
+    """Split a chunk ("Heading: sentence") into its section and its sentence."""
+    head, sep, sentence = chunk.partition(": ")
+    return (head, sentence) if sep and len(head) <= 80 else ("", chunk)
+
+
 def _hits_markdown(event: RetrievalHits) -> str:
     if not event.hits:
         return "**Hits** none"
@@ -211,7 +239,7 @@ def _detail(event: Event) -> str:
     if isinstance(event, RunQueued):
         return f"“{event.message[:80]}”"
     if isinstance(event, RunStarted):
-        return event.model
+        return event.model + (f" · knowledge base {event.knowledge_base}" if event.knowledge_base else "")
     if isinstance(event, (NodeStarted, NodeEnded)):
         took = f" · {event.duration_s * 1000:.0f} ms" if isinstance(event, NodeEnded) else ""
         return event.node + took
@@ -230,12 +258,16 @@ def _detail(event: Event) -> str:
         return f"{event.tool} {verdict} by {event.by} after {event.waited_s:.1f} s" + (f": {event.reason}" if event.reason else "")
     if isinstance(event, ErrorOccurred):
         return f"{event.kind}: {event.message}"
+    if isinstance(event, GroundingChecked):
+        spans = "; ".join(event.unsupported[:5])
+        return event.verdict + (f": {spans}" if spans else "")
     if isinstance(event, Cancelled):
         return event.reason
     if isinstance(event, RunEnded):
         ttft = "–" if event.ttft_s is None else f"{event.ttft_s:.2f} s"
+        cited = f" · {len(event.citations)} citation(s)" if event.citations else ""
         return (f"{event.status} · TTFT {ttft} · latency {event.latency_s:.2f} s · "
-                f"{event.output_tokens} tokens · {event.tool_calls} tool call(s)")
+                f"{event.output_tokens} tokens · {event.tool_calls} tool call(s){cited}")
     return ""
 
 

@@ -1,0 +1,88 @@
+"""Answer quality and the grounding check, on the set we tune on and on a held-out one.
+
+    python -m bench.quality            # the check on each set's written right and wrong answers
+    python -m bench.quality --model    # also: the local model answers each set from its own knowledge base
+
+Sets: `data/eval.jsonl` over `data/kb` (the sample shop: the prompt, RAG_MIN_SCORE and the check were
+tuned on it) and `data/heldout/eval.jsonl` over `data/heldout/kb` (a bike-sharing service, written
+apart and never tuned on). Each row has a question, the strings a right answer contains, its
+source document, and a written right and wrong answer. Figures, not assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+from pathlib import Path
+
+from chat.grounding import check_grounding
+from rag.loading import load_text
+from rag.splitting import split_into_chunks
+
+REPO = Path(__file__).resolve().parent.parent
+SETS = {"tuning (sample shop)": (REPO / "data" / "eval.jsonl", REPO / "data" / "kb"),
+        "held-out (bike share)": (REPO / "data" / "heldout" / "eval.jsonl", REPO / "data" / "heldout" / "kb")}
+
+
+def rows_of(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def written_answers(rows: list[dict], kb: Path, known: tuple[str, ...]) -> tuple[int, int, int, int]:
+    """Return (wrong flagged, wrong total, right flagged, right total) for the written answers."""
+    caught = false_flags = 0
+    for row in rows:
+        sources = [c.text for c in split_into_chunks(load_text(kb / row["source"]), row["source"])]
+        caught += check_grounding(row["wrong_answer"], sources, known_names=known).verdict == "unsupported"
+        false_flags += check_grounding(row["right_answer"], sources, known_names=known).verdict == "unsupported"
+    return caught, len(rows), false_flags, len(rows)
+
+
+async def model_answers(rows: list[dict], kb: Path) -> dict[str, int]:
+    """Ingest `kb` into its own knowledge base beside `sample`, ask the local model each question."""
+    from chat.components import load_components
+    from chat.config import Settings
+    from chat.service import AgentService
+
+    settings = Settings(state_dir=Path(tempfile.mkdtemp(prefix="glassbox-quality-")), knowledge_dir=kb,
+                        knowledge_base="eval")
+    components = load_components(settings)
+    service = AgentService(lambda: components, default_knowledge_base="eval")
+    service.warm_up()
+    figures = {"right": 0, "wrong": 0, "wrong_flagged": 0, "right_flagged": 0, "from_sample": 0}
+    for index, row in enumerate(rows):
+        events = [e async for e in service.stream(row["question"], f"q{index}")]
+        end = events[-1]
+        right = any(s.lower() in end.answer.lower() for s in row["must_contain"])
+        figures["right" if right else "wrong"] += 1
+        flagged = end.grounding == "unsupported"
+        figures["right_flagged" if right else "wrong_flagged"] += flagged
+        figures["from_sample"] += sum(1 for c in end.citations if c.source not in {p.name for p in kb.iterdir()})
+    return figures
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Answer quality and the grounding check")
+    parser.add_argument("--model", action="store_true", help="also ask the local model (about a minute a set)")
+    args = parser.parse_args(argv)
+    print(f"{'set':<24} {'wrong answers flagged':>22} {'right answers flagged':>22}")
+    for label, (path, kb) in SETS.items():
+        manifest = json.loads((kb / "manifest.json").read_text())
+        caught, wrong, false_flags, right = written_answers(rows_of(path), kb, (manifest["assistant_name"],))
+        print(f"{label:<24} {f'{caught}/{wrong} ({caught / wrong:.0%})':>22} "
+              f"{f'{false_flags}/{right} ({false_flags / right:.0%})':>22}   (written answers)")
+    if not args.model:
+        return
+    print(f"\n{'set':<24} {'local model right':>18} {'wrong flagged':>14} {'right flagged':>14} {'sample citations':>17}")
+    for label, (path, kb) in SETS.items():
+        f = asyncio.run(model_answers(rows_of(path), kb))
+        right = "{}/{}".format(f["right"], f["right"] + f["wrong"])
+        caught = "{}/{}".format(f["wrong_flagged"], f["wrong"])
+        false_flags = "{}/{}".format(f["right_flagged"], f["right"])
+        print(f"{label:<24} {right:>18} {caught:>14} {false_flags:>14} {f['from_sample']:>17}")
+
+
+if __name__ == "__main__":
+    main()

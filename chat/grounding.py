@@ -1,0 +1,572 @@
+"""Check that an answer's claims are backed by the sentences it cites.
+
+A cheap, deterministic check with no model: the answer's numbers (with their units), names and
+negations are compared with the cited sentences, and the answer spans they do not back are
+reported. Answers and sources are untrusted text: both are bounded and cleaned before any
+pattern sees them, and nothing here raises on odd input.
+
+The check leans towards "grounded". A number or a name found anywhere in the sources is
+supported, except a number that contradicts the sentence its clause is plainly about: a shifted
+range ("5 to 7 days" against "3 to 5 days"), or a value borrowed from another fact ("locked for
+30 minutes" when the lock-out sentence says 15 and 30 minutes is how long a reset link lasts).
+Polarity is judged only where an answer clause shares two or more content words with a source
+sentence, and only when the other clause says what a negation denies: the denied word itself
+("cannot be *returned*"), or its complement said of the same subject ("you can take your dog *in
+the basket*" against "dogs cannot ride in the basket"). A name or number the negation is aimed at
+("not to Mexico") excuses the other clause only when that clause names or counts something else
+("we ship to Canada"); "of a Loop bike" after the basket does not excuse "dogs can ride in it".
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal
+
+from chat.quantities import NUMBER_WORDS, Facts, Quantity, read_quantities
+from chat.text import clean_text
+
+MAX_ANSWER_CHARS = 4_000
+MAX_SOURCES = 50
+MAX_SOURCE_CHARS = 1_000  # a retrieved chunk is at most 600 (rag/splitting.py)
+MAX_KNOWN_NAMES = 20
+MAX_KNOWN_NAME_CHARS = 200
+MAX_UNSUPPORTED = 20  # spans reported; beyond that the verdict will not change
+MIN_SHARED_WORDS = 2  # below this, an answer clause and a source sentence are not about the same thing
+
+
+@dataclass(frozen=True)
+class Grounding:
+    """Whether an answer's claims are backed by its cited sentences, and where they are not."""
+
+    verdict: Literal["grounded", "unsupported", "no_sources"]
+    unsupported: tuple[str, ...] = ()  # spans of the answer the sources do not back, in answer order
+    evidence: str = ""  # the cited sentence that best matches the answer, or its unsupported part
+
+
+def check_grounding(answer: str, sources: Sequence[str], *, known_names: Iterable[str] = ()) -> Grounding:
+    """Return whether the answer's numbers, names and negations are backed by the cited sentences.
+
+    The words of `known_names` (the assistant's own name, which the system prompt gives it) are
+    supported wherever the answer capitalises them, though no source mentions them.
+    """
+    known = _known_keys(known_names)
+    originals = dict.fromkeys(_bounded(s, MAX_SOURCE_CHARS).strip() for s in _first(sources, MAX_SOURCES))
+    texts = [_strip_markup(original) for original in originals]
+    cited = [
+        sentence
+        for original, text in zip(originals, texts)
+        for sentence in _read(text, known, source=original)
+    ]
+    if not cited:
+        return Grounding("no_sources")
+    claim = _claim_text(_bounded(answer, MAX_ANSWER_CHARS))
+    spans = _unsupported_identifiers(claim, " ".join(texts).lower())
+    claims = [s for s in _read(_mask(claim, _IDENTIFIER), known) if not s.question]
+    facts = Facts.of(q for s in cited for q in s.quantities)
+    names = _NameIndex(texts, known)
+    for sentence in claims:
+        if len(spans) >= MAX_UNSUPPORTED:
+            break
+        spans += _unsupported_in(sentence, cited, facts, names)
+    if not spans:
+        return Grounding(
+            "grounded", evidence=_best_match(frozenset().union(*(s.tokens for s in claims)), cited).source
+        )
+    spans = _outermost(spans)[:MAX_UNSUPPORTED]
+    return Grounding(
+        "unsupported",
+        tuple(" ".join(claim[start:end].split()) for start, end in spans),
+        _evidence(spans[0][0], claims, cited).source,
+    )
+
+
+# --- Bounding and cleaning untrusted text -----------------------------------------------------------
+
+_BLANK = re.compile(r"[^\n]")
+_MARKUP = re.compile(
+    r"<[a-zA-Z/!][^<>]{0,300}>"  # HTML tags
+    r"|&#?[a-zA-Z0-9]{1,10};"  # HTML entities
+    r"|(?<=\])\([^()\s]{0,500}\)"  # markdown link targets; the link text stays
+    r"|^[ \t]*#{1,6}[ \t][^\n]*"  # markdown headings label, they do not claim
+    r"|^[ \t]*(?:[0-9]{1,2}[.)]|[-+•])(?=[ \t])"  # list markers, so "1." is not a number
+    r"|[*_`~|>]",
+    re.M,
+)
+# What the app or the model adds that claims nothing: a trailing source list, the app's notes.
+_NOT_CLAIMS = re.compile(
+    r"^[ \t]*(?:sources?|references?|citations?)[ \t]*:.*\Z"
+    r"|\((?:sources?|see)[ \t]*:[^)\n]{0,300}\)"
+    r"|(?:\(the answer was cut off|\[answer cut off|\[no answer|\(the model returned an empty answer"
+    r"|⚠|⏹)[^\n]*",
+    re.I | re.M | re.S,
+)
+_IDENTIFIER = re.compile(
+    r"\b[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,5}|\b(?:https?://|www\.)[^\s<>\"'()\[\]]{1,300}", re.I
+)
+
+
+def _first(sources: object, limit: int) -> list[object]:
+    if isinstance(sources, str):
+        return [sources]
+    if not isinstance(sources, Iterable):
+        return []
+    first: list[object] = []
+    for source in sources:
+        if len(first) == limit:
+            break
+        first.append(source)
+    return first
+
+
+def _bounded(text: object, limit: int) -> str:
+    return clean_text(text[:limit]) if isinstance(text, str) else ""
+
+
+def _mask(text: str, pattern: re.Pattern[str]) -> str:
+    """Blank what `pattern` matches, keeping every offset (and line break) where it was."""
+    return pattern.sub(lambda m: _BLANK.sub(" ", m.group()), text)
+
+
+def _strip_markup(text: str) -> str:
+    return _mask(text, _MARKUP)
+
+
+def _claim_text(answer: str) -> str:
+    return _mask(_strip_markup(answer), _NOT_CLAIMS)
+
+
+def _unsupported_identifiers(text: str, sources: str) -> list[tuple[int, int]]:
+    """Return the spans of e-mail addresses and links the sources never mention."""
+    spans = []
+    for match in _IDENTIFIER.finditer(text):
+        written = match.group().rstrip(".,;:!?")
+        if re.sub(r"^(?:https?://)?(?:www\.)?", "", written.lower().rstrip("/")) not in sources:
+            spans.append((match.start(), match.start() + len(written)))
+    return spans
+
+
+# --- Names ---------------------------------------------------------------------------------------------
+
+_SENTENCE_START = re.compile(r"(?:\A|[.!?:;][ \t]|\n)[\W_]*")
+_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
+_LETTERS = re.compile(r"[^\W\d_]+")
+_COMPOUND = re.compile(r"(?<![^\W\d_])[^\W\d_]++(?:[-'’.][^\W\d_]++)+")
+_CAPITALISED_RUN = re.compile(r"\b[A-Z][^\W\d_]*(?: [A-Z][^\W\d_]*){1,5}\b")
+_APOSTROPHE = re.compile("['’]")
+_TERM = re.compile(r"[^\W_]+")  # a word or a number, apostrophes apart: "can't" is "can" and "t"
+_UNITED_STATES = frozenset({"us", "usa", "united", "states", "america"})
+
+
+@dataclass(frozen=True)
+class _Name:
+    """A capitalised phrase: "Portland", "Care Plus", "ET"."""
+
+    start: int
+    end: int
+    keys: tuple[str, ...]  # its words, lower-cased
+
+
+def _names(text: str, rest: str) -> list[_Name]:
+    """Return the capitalised phrases of `text` that are not a sentence's first word or a common word."""
+    starts = {m.end() for m in _SENTENCE_START.finditer(text)}
+    names, phrase = [], []
+    for match in _WORD.finditer(rest):
+        if not _is_name(match, starts):
+            continue
+        if phrase and rest[phrase[-1].end() : match.start()] != " ":
+            names.append(phrase)
+            phrase = []
+        phrase.append(match)
+    names += [phrase] if phrase else []
+    return [_Name(p[0].start(), p[-1].end(), tuple(_name_key(m.group()) for m in p)) for p in names]
+
+
+def _is_name(match: re.Match[str], starts: set[int]) -> bool:
+    word, key = match.group(), _name_key(match.group())
+    return (
+        word[0].isupper()
+        and match.start() not in starts
+        and key not in _NOT_NAMES
+        and len(key) > 1
+        and not (word.isupper() and len(word) > 3)
+    )  # "NOT", "FREE": emphasis, not names
+
+
+def _name_key(word: str) -> str:
+    """Return a word's lower-cased key without its ending: "Acme's" and "I'm" are "acme" and "i"."""
+    return _APOSTROPHE.split(word.lower())[0]
+
+
+def _known_keys(known_names: Iterable[str]) -> frozenset[str]:
+    """Return the keys of the names' words: "Acme's support assistant" gives "acme", "support", "assistant"."""
+    return frozenset(
+        _name_key(word.group())
+        for name in _first(known_names, MAX_KNOWN_NAMES)
+        for word in _WORD.finditer(_bounded(name, MAX_KNOWN_NAME_CHARS))
+    )
+
+
+class _NameIndex:
+    """Every word of the cited sentences and of the known names, to look names up in any case."""
+
+    def __init__(self, texts: list[str], known: frozenset[str]) -> None:
+        words: set[str] = set()
+        for text in texts:
+            lowered = text.lower()
+            words.update(_LETTERS.findall(lowered))
+            words.update(re.sub(r"[-'’.]", "", w) for w in _COMPOUND.findall(lowered))
+        self.joined = " ".join(sorted(words))
+        self.united_states = bool(words & _UNITED_STATES)
+        self.words = words | _acronyms(texts)
+        self.known = known
+
+    def knows(self, name: _Name) -> bool:
+        return self._knows("".join(name.keys)) or all(self._knows(key) for key in name.keys)
+
+    def _knows(self, key: str) -> bool:
+        if key in self.words or key in self.known or (key.endswith("s") and key[:-1] in self.words):
+            return True
+        if key in _UNITED_STATES:
+            return self.united_states
+        return len(key) >= 4 and key in self.joined  # "Sound" in "SoundBar"
+
+
+def _acronyms(texts: list[str]) -> set[str]:
+    """Return the initials of the sources' capitalised phrases: "ET" stands for "Eastern Time"."""
+    found = set()
+    for text in texts:
+        for run in _CAPITALISED_RUN.finditer(text):
+            initials = "".join(word[0] for word in run.group().split()).lower()
+            found.update(initials[i:j] for i in range(len(initials)) for j in range(i + 2, len(initials) + 1))
+    return found
+
+
+# --- Sentences, clauses and their polarity -------------------------------------------------------------
+
+# Each whitespace run is tried from its start only ("(?<!\s)"), or a long run would cost its square.
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])[\"')\]]*[ \t]+|(?<!\s)\s*\n\s*")
+_CLAUSE_BREAK = re.compile(
+    r"(?<!\s)\s*;\s*|,\s*(?=(?:but|and|or|so|yet|while|whereas|although|though|however|not)\b)"
+    r"|(?<!\s)\s+(?=but\b)|(?<!\s)\s+[–—-]\s+",
+    re.I,
+)
+_STOP_WORDS = frozenset(
+    """a about above after again all also am an and any anything are as at be because been before being both
+    but by can could did do does doing done don down during each either else even ever every everything few
+    for from further get gets getting got had has have having he her here hers him his how however i if in
+    into is it its itself just know let lets like may me might more most much must my need no nor not now of
+    off on once only or other our ours out over own per please really same shall she should so some
+    something such sure than that the their theirs them then there these they this those though through to
+    too under until up upon us very via was we were what when where whether which while who whom whose why
+    will with within without would yes yet you your yours hi hello hey ok okay glad happy help great thank
+    thanks feel won isn aren doesn didn wasn weren shouldn couldn wouldn haven hasn hadn mustn hundred""".split()
+) | frozenset(NUMBER_WORDS)
+# Capitalised words that name nothing: greetings, sign-offs, and the stop words after a colon.
+_NOT_NAMES = _STOP_WORDS | frozenset(
+    """sorry unfortunately note tip dear best regards cheers welcome good absolutely certainly of course
+    support team customer service assistant""".split()
+)
+_NEGATION = re.compile(r"\b(?:not|no|never|cannot|none|nothing|nobody|neither|nor)\b|n['’]t\b")
+# Negative words that do not deny the claim beside them.
+_NOT_NEGATIONS = re.compile(
+    r"\b(?:not only|(?:no|not) (?:more|later|less|fewer|longer) than|no (?:problem|worries|trouble|doubt|matter)"
+    r"|(?:do not|don['’]t) hesitate|not sure|no need|(?:do|does|will) not (?:need|have) to"
+    r"|(?:don|doesn|won)['’]t (?:need|have) to)\b|^[\W_]*(?:no|nope)(?=\s*[,.!:;–—-])"
+)
+# Words that deny another: "closed" is "not open", "interest-free" is "no interest".
+_ANTONYM = re.compile(r"\b(?:closed|unavailable|invalid|non-refundable)\b|\b([^\W\d_]+)-free\b")
+_ANTONYMS = {"closed": "open", "unavailable": "available", "invalid": "valid", "non-refundable": "refund"}
+# A negation with one of these is bounded ("can't change it after it's packed" is "can change
+# it until it's packed"), so the plain statement is no contradiction. "Not when" is not bounded.
+_LIMITERS = re.compile(
+    r"\b(?:until|till|unless|except|only|once|after|before|than|outside|beyond|besides|apart|if|when)\b"
+)
+_ONLY_IF = re.compile(r"\bonly\b.*\b(?:if|when|unless)\b")  # "can only be returned if faulty"
+
+
+@lru_cache(maxsize=8192)
+def _stem(word: str) -> str:
+    """Return a crude stem, so "returned", "returns" and "return" compare equal."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 5 and word.endswith("ing"):
+        word = word[:-3]
+    elif len(word) > 4 and word.endswith("ed"):
+        word = word[:-2]
+    elif len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        word = word[:-1]
+    if len(word) > 3 and word[-1] == word[-2]:
+        word = word[:-1]
+    return word[:-1] if len(word) > 3 and word.endswith("e") else word
+
+
+@dataclass(frozen=True)
+class _Clause:
+    """A clause of a sentence, where a polarity holds: "We ship to Canada" / "but not to Mexico"."""
+
+    start: int
+    end: int
+    words: frozenset[str]  # stems of content words
+    tokens: frozenset[str]  # the words, and the keys of its quantities ("duration:900") and names ("name:us")
+    negated: bool
+    focus: frozenset[str]  # what its negations deny: the first content after each
+    said_of: frozenset[str]  # what comes before its first negation: "*dogs* cannot ride"
+    complements: frozenset[str]  # what completes each denied word: "cannot ride *in the basket*"
+    wording: str  # its words as stems, in order and padded: " dog can ride in the basket "
+    scope: frozenset[str]  # the quantities and names after its first negation: "not to *Mexico*"
+    limited: bool  # its negation is bounded by a condition or an exception
+    only_if: bool  # "can only be returned if faulty": says nothing of the other cases
+    names: tuple[_Name, ...]
+
+
+@dataclass(frozen=True)
+class _Sentence:
+    """A sentence of the answer or of a cited source, read into clauses."""
+
+    source: str  # the cited text it is part of; "" in the answer
+    start: int
+    end: int
+    question: bool
+    clauses: tuple[_Clause, ...]
+    quantities: tuple[Quantity, ...]
+    words: frozenset[str]
+    tokens: frozenset[str]
+    facts: Facts
+
+
+def _spans(text: str, pattern: re.Pattern[str], start: int, end: int) -> list[tuple[int, int]]:
+    spans, position = [], start
+    for match in pattern.finditer(text, start, end):
+        spans.append((position, match.start()))
+        position = match.end()
+    spans.append((position, end))
+    return [(s, e) for s, e in spans if text[s:e].strip()]
+
+
+def _read(text: str, known: frozenset[str], source: str | None = None) -> list[_Sentence]:
+    """Split an answer, or a cited `source`, into sentences and clauses, with what each claims.
+
+    The words of known names are no tokens: like "we", they tell no clause from another.
+    """
+    quantities, rest = read_quantities(text)
+    names = _names(text, rest)
+    sentences = []
+    for start, end in _spans(text, _SENTENCE_BREAK, 0, len(text)):
+        inside = tuple(q for q in quantities if start <= q.start < end)
+        clauses = tuple(
+            _clause(text, s, e, inside, names, known, as_source=source is not None)
+            for s, e in _spans(text, _CLAUSE_BREAK, start, end)
+        )
+        question = text[start:end].rstrip("\"')] \t\n").endswith("?")
+        words = frozenset().union(*(c.words for c in clauses))
+        tokens = frozenset().union(*(c.tokens for c in clauses))
+        sentences.append(
+            _Sentence(source or "", start, end, question, clauses, inside, words, tokens, Facts.of(inside))
+        )
+    return sentences
+
+
+def _clause(
+    text: str,
+    start: int,
+    end: int,
+    quantities: Iterable[Quantity],
+    names: Iterable[_Name],
+    known: frozenset[str],
+    *,
+    as_source: bool,
+) -> _Clause:
+    """Read one clause: its content words, the keys of its quantities and names, and its negations."""
+    quantities = [q for q in quantities if start <= q.start < end]
+    names = [n for n in names if start <= n.start < end]
+    lowered = _mask(text[start:end].lower(), _NOT_NEGATIONS)
+    positioned = [(m.start(), _stem(_APOSTROPHE.split(m.group())[0])) for m in _WORD.finditer(lowered)]
+    positioned = [(p, w) for p, w in positioned if w not in _STOP_WORDS and len(w) > 1]
+    words = frozenset(w for _, w in positioned)
+    for q in quantities:
+        keys = q.backs if as_source else q.keys
+        positioned += [(q.start - start, key) for key in (keys if q.kind == "number" else keys | {q.kind})]
+    positioned += [(n.start - start, "name:" + key) for n in names for key in n.keys if key not in known]
+    positioned.sort()
+    cues = list(_NEGATION.finditer(lowered))
+    antonyms = list(_ANTONYM.finditer(lowered))
+    focus = {_stem(m.group(1) or _ANTONYMS[m.group()]) for m in antonyms} | _denied(positioned, cues)
+    first = min((m.start() for m in cues + antonyms), default=len(lowered))
+    said_of = frozenset(w for p, w in positioned if p < first)
+    scope = frozenset(w for p, w in positioned if p >= first and ":" in w)
+    tokens = frozenset(w for _, w in positioned)
+    wording, complements = _wording(lowered, cues)
+    limited, only_if = _is_limited(lowered, cues), bool(_ONLY_IF.search(lowered))
+    return _Clause(
+        start,
+        end,
+        words,
+        tokens,
+        bool(focus),
+        frozenset(focus),
+        said_of,
+        complements,
+        wording,
+        scope,
+        limited,
+        only_if,
+        tuple(names),
+    )
+
+
+def _denied(positioned: list[tuple[int, str]], cues: list[re.Match[str]]) -> set[str]:
+    """Return what each negation denies: the first words or quantity after it, else the last before."""
+    positions = [p for p, _ in positioned]
+    denied = set()
+    for cue in cues:
+        first = bisect_left(positions, cue.end())
+        if first < len(positioned):
+            denied.update(w for p, w in positioned[first : bisect_right(positions, positions[first])])
+        elif positioned and positions[-1] < cue.start():
+            denied.add(positioned[-1][1])
+    return denied
+
+
+def _wording(lowered: str, cues: list[re.Match[str]]) -> tuple[str, frozenset[str]]:
+    """Return a clause's words as padded stems, and what completes the word each negation denies.
+
+    A complement is the phrase from the denied word up to the next content word, when function
+    words join them: "cannot ride *in the basket*" but not "do not accept cash".
+    """
+    terms = [(m.start(), _stem(m.group())) for m in _TERM.finditer(lowered)]
+    content = [i for i, (_, w) in enumerate(terms) if w not in _STOP_WORDS and len(w) > 1]
+    starts = [terms[i][0] for i in content]
+    complements = set()
+    for cue in cues:
+        n = bisect_left(starts, cue.end())
+        if n + 1 < len(content) and content[n + 1] > content[n] + 1:
+            complements.add(" " + " ".join(w for _, w in terms[content[n] + 1 : content[n + 1] + 1]) + " ")
+    return " " + " ".join(w for _, w in terms) + " ", frozenset(complements)
+
+
+def _is_limited(lowered: str, cues: list[re.Match[str]]) -> bool:
+    """Return whether a limiter bounds the clause; "not when you place it" is a plain denial."""
+    return any(
+        not (limiter.group() == "when" and any(lowered[c.end() : limiter.start()].isspace() for c in cues))
+        for limiter in _LIMITERS.finditer(lowered)
+    )
+
+
+# --- Judging claims ------------------------------------------------------------------------------------
+
+
+def _overlap(tokens: frozenset[str], sentence: _Sentence) -> int:
+    return len(tokens & sentence.tokens)
+
+
+def _best_match(tokens: frozenset[str], cited: list[_Sentence]) -> _Sentence:
+    """Return the cited sentence sharing most with `tokens`; the shortest, then the first, on a tie."""
+    return max(cited, key=lambda s: (_overlap(tokens, s), -len(s.tokens)))
+
+
+def _closest(clause: _Clause, sentence: _Sentence, cited: list[_Sentence]) -> tuple[list[_Sentence], int]:
+    """Return the cited sentences sharing the most words with a clause, best first, and how many.
+
+    The clause's own sentence orders a tie, so "it also covers accidental damage" after "Care Plus
+    costs $29" is about Care Plus rather than the standard warranty.
+    """
+    shared = [len(clause.words & s.words) for s in cited]
+    most = max(shared)
+    tied = [s for s, n in zip(cited, shared) if n == most]
+    return sorted(tied, key=lambda s: (-len(sentence.words & s.words), len(s.words))), most
+
+
+def _evidence(position: int, claims: list[_Sentence], cited: list[_Sentence]) -> _Sentence:
+    """Return the cited sentence that the answer's clause at `position` is about.
+
+    Shared words decide, not numbers: a wrong number may be borrowed from another sentence.
+    """
+    for sentence in claims:
+        for clause in sentence.clauses:
+            if clause.start <= position < clause.end:
+                closest, shared = _closest(clause, sentence, cited)
+                return closest[0] if shared else _best_match(clause.tokens, cited)
+    return cited[0]
+
+
+def _unsupported_in(
+    sentence: _Sentence, cited: list[_Sentence], facts: Facts, names: _NameIndex
+) -> list[tuple[int, int]]:
+    """Return the spans of one answer sentence that the cited sentences do not back."""
+    spans = []
+    for clause in sentence.clauses:
+        closest, shared = _closest(clause, sentence, cited)
+        about = closest[0] if shared >= MIN_SHARED_WORDS else None
+        inside = [q for q in sentence.quantities if clause.start <= q.start < clause.end]
+        spans += [
+            (q.start, q.end)
+            for q in inside
+            if not facts.back(q) or _contradicts(q, inside, about, closest, facts)
+        ]
+        if not clause.negated:  # "we don't ship to Mexico" needs no source naming Mexico
+            spans += [(n.start, n.end) for n in clause.names if not names.knows(n)]
+        if about and _flips_polarity(clause, about):
+            spans.append((clause.start, clause.end))
+    return spans
+
+
+def _contradicts(
+    quantity: Quantity,
+    inside: list[Quantity],
+    about: _Sentence | None,
+    closest: list[_Sentence],
+    facts: Facts,
+) -> bool:
+    """Return whether a number found in the sources still contradicts the fact its clause is about."""
+    if quantity.pair and quantity.pair not in facts.pairs:
+        if any(set(quantity.pair) & set(pair) for pair in facts.pairs):
+            return True  # "5 to 7 days" where the sources say "3 to 5 days"
+    if about is None or quantity.kind not in ("number", "duration", "money", "percent", "time"):
+        return False
+    if any(s.facts.back(quantity) for s in closest):
+        return False  # the value is at home in a sentence as close to the claim as any
+    same_kind = [q for q in inside if q.kind == quantity.kind]
+    return any(q.kind == quantity.kind for q in about.quantities) and not any(
+        about.facts.back(q) for q in same_kind
+    )
+
+
+def _flips_polarity(clause: _Clause, about: _Sentence) -> bool:
+    """Return whether the source sentence denies what the clause says, or says what it denies."""
+    for other in about.clauses:
+        if other.negated == clause.negated:
+            continue
+        negated, plain = (clause, other) if clause.negated else (other, clause)
+        if negated.limited or plain.only_if or not _says_denied(plain, negated):
+            continue
+        # "Not to Mexico" or "not on 5 GHz" denies nothing about Canada or 2.4 GHz; but "of a Loop
+        # bike" does not make "dogs cannot ride in the basket" true of some other basket.
+        if negated.scope - plain.tokens and {t for t in plain.tokens if ":" in t} - negated.tokens:
+            continue
+        return True
+    return False
+
+
+def _says_denied(plain: _Clause, negated: _Clause) -> bool:
+    """Return whether the plain clause says what the negated one denies, in its words or others.
+
+    Other words are the same complement of the same subject: "you can take your dog in the
+    basket" says what "dogs cannot ride in the basket" denies; "you can place a second order" is
+    not what "items cannot be added to an order" denies.
+    """
+    if negated.focus & plain.tokens:
+        return True
+    return bool(negated.said_of & plain.tokens) and any(c in plain.wording for c in negated.complements)
+
+
+def _outermost(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Return the spans in answer order, without repeats or spans inside another."""
+    kept: list[tuple[int, int]] = []
+    for start, end in sorted(set(spans), key=lambda s: (s[0], -s[1])):
+        if not kept or end > kept[-1][1]:
+            kept.append((start, end))
+    return kept

@@ -1,0 +1,259 @@
+"""Named knowledge bases: one Chroma collection and one manifest each, in one embedded store.
+
+The sample shop is the knowledge base `sample`; a user's documents go into their own, so
+answers about them never mix with the shop's. A knowledge base's identity (the assistant's
+name, a description, instructions and example questions) is its manifest: `manifest.json`
+beside its documents for `sample`, under `APP_STATE_DIR/knowledge/NAME/` for the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import shutil
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import chromadb
+from chromadb.api import ClientAPI
+from chromadb.api.types import Documents, EmbeddingFunction
+
+from chat.config import KB_NAME_MAX, KB_NAME_PATTERN, KB_NAME_RULE
+from rag.store import KnowledgeBase, collection_name_for, model_slug
+
+log = logging.getLogger("glassbox.knowledge")
+
+SAMPLE = "sample"
+NAME_RULE = KB_NAME_RULE[0].upper() + KB_NAME_RULE[1:]
+
+
+def valid_name(name: object) -> bool:
+    """Return whether `name` is a valid knowledge-base name."""
+    return isinstance(name, str) and len(name) <= KB_NAME_MAX and bool(re.fullmatch(KB_NAME_PATTERN, name))
+
+
+class KnowledgeBaseError(ValueError):
+    """A knowledge-base request that cannot be done; the message says why, in our words."""
+
+
+class UnknownKnowledgeBase(KnowledgeBaseError):
+    """There is no knowledge base of that name (or the caller may not use it)."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Who the assistant is when it answers from a knowledge base."""
+
+    assistant_name: str = "a support assistant"
+    description: str = ""
+    instructions: str = ""
+    examples: tuple[str, ...] = ()
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Manifest:
+        """Read a manifest leniently: unknown keys are ignored, wrong types fall back to defaults."""
+        if not isinstance(data, dict):
+            return cls()
+        text = {key: str(data[key]).strip()[:limit] for key, limit in
+                (("assistant_name", 80), ("description", 200), ("instructions", 1000)) if isinstance(data.get(key), str)}
+        examples = data.get("examples")
+        examples = tuple(str(e).strip()[:200] for e in examples[:6] if str(e).strip()) if isinstance(examples, list) else ()
+        return cls(**text, examples=examples)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the manifest as JSON-ready data."""
+        return {**asdict(self), "examples": list(self.examples)}
+
+
+@dataclass
+class _Base:
+    kb: KnowledgeBase
+    manifest: Manifest
+    fingerprint: str | None = None  # recomputed after each change
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class KnowledgeBases:
+    """Every named knowledge base in one embedded Chroma store, and their manifests."""
+
+    def __init__(self, client: ClientAPI, embedding_function: EmbeddingFunction[Documents], manifests_dir: Path,
+                 sample_manifest: Path | None = None) -> None:
+        self._client, self._embed = client, embedding_function
+        self._manifests_dir, self._sample_manifest = manifests_dir, sample_manifest
+        self._slug = model_slug(embedding_function)
+        self._bases: dict[str, _Base] = {}
+        self._lock = threading.RLock()  # create() opens under it
+        self.legacy: str | None = None  # the name an older version's single collection now has
+
+    # --- naming -------------------------------------------------------------------------------
+
+    def collection_name(self, name: str) -> str:
+        """The Chroma collection of `name`: named after the embedding model, so vectors never mix."""
+        return f"kb-{name}--{self._slug}"[:63].rstrip("-_")
+
+    @staticmethod
+    def check_name(name: str) -> str:
+        """Return `name` if it is a valid knowledge-base name, else raise with the rule."""
+        if not valid_name(name):
+            raise KnowledgeBaseError(NAME_RULE + ".")
+        return name
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        """Return every knowledge base's name, `sample` first if present, then alphabetically."""
+        found = set()
+        for collection in self._client.list_collections():
+            name = collection.name[3:].split("--")[0]
+            if collection.name.startswith("kb-") and collection.name == self.collection_name(name):
+                found.add(name)
+        return sorted(found, key=lambda n: (n != SAMPLE, n))
+
+    def exists(self, name: str) -> bool:
+        """Return whether a knowledge base of that name exists."""
+        return isinstance(name, str) and (name in self._bases or (valid_name(name) and name in self.names()))
+
+    def cached_fingerprint(self, name: str) -> str | None:
+        """Return the fingerprint if it is known already (no store access), else None."""
+        base = self._bases.get(name)
+        return base.fingerprint if base is not None else None
+
+    def get(self, name: str) -> KnowledgeBase:
+        """Return the knowledge base `name`; raise UnknownKnowledgeBase if there is none."""
+        return self._base(name).kb
+
+    def manifest(self, name: str) -> Manifest:
+        """Return the identity of the knowledge base `name`."""
+        return self._base(name).manifest
+
+    def fingerprint(self, name: str) -> str:
+        """Return a short hash of the knowledge base's content: equal content, equal fingerprint."""
+        base = self._base(name)
+        with base.lock:
+            if base.fingerprint is None:
+                ids = sorted(base.kb.ids())
+                base.fingerprint = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
+            return base.fingerprint
+
+    def describe(self, name: str) -> dict[str, Any]:
+        """Return what a client sees of a knowledge base: name, manifest, sizes, fingerprint."""
+        base = self._base(name)
+        return {"name": name, **base.manifest.to_dict(), "chunks": base.kb.count(),
+                "documents": len(base.kb.documents()), "fingerprint": self.fingerprint(name)}
+
+    # --- changing -----------------------------------------------------------------------------
+
+    def create(self, name: str, manifest: Manifest | None = None) -> KnowledgeBase:
+        """Create an empty knowledge base; raise if the name is invalid or taken."""
+        self.check_name(name)
+        with self._lock:
+            if name in self.names():
+                raise KnowledgeBaseError(f"There is already a knowledge base named {name}.")
+            self._write_manifest(name, manifest or Manifest(description=f"Documents in {name}."))
+            return self.open(name).kb
+
+    def open(self, name: str) -> _Base:
+        """Open `name`, creating its collection if it is new (start-up seeding uses this)."""
+        self.check_name(name)
+        with self._lock:
+            base = self._bases.get(name)
+            if base is None:
+                kb = KnowledgeBase(self._client, self._embed, self.collection_name(name))
+                base = self._bases[name] = _Base(kb, self._read_manifest(name))
+            return base
+
+    def set_manifest(self, name: str, manifest: Manifest) -> None:
+        """Replace the identity of `name`."""
+        base = self._base(name)
+        self._write_manifest(name, manifest)
+        base.manifest = manifest
+
+    def changed(self, name: str) -> None:
+        """Say that `name`'s content changed: its fingerprint is computed afresh."""
+        base = self._bases.get(name)
+        if base is not None:
+            with base.lock:
+                base.fingerprint = None
+
+    def delete(self, name: str) -> None:
+        """Delete the knowledge base `name`, its documents and its manifest."""
+        self._base(name)
+        with self._lock:
+            self._client.delete_collection(self.collection_name(name))
+            self._bases.pop(name, None)
+            folder = self._manifest_folder(name)
+            if folder is not None and folder.is_dir():
+                shutil.rmtree(folder, ignore_errors=True)
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _base(self, name: str) -> _Base:
+        base = self._bases.get(name) if isinstance(name, str) else None
+        if base is not None:  # opened in this process: no store round trip on every search
+            return base
+        if not valid_name(name) or name not in self.names():
+            raise UnknownKnowledgeBase(f"There is no knowledge base named {str(name)[:40]!r}.")
+        return self.open(name)
+
+    def _manifest_folder(self, name: str) -> Path | None:
+        return None if name == SAMPLE and self._sample_manifest else self._manifests_dir / name
+
+    def _read_manifest(self, name: str) -> Manifest:
+        path = self._sample_manifest if name == SAMPLE and self._sample_manifest else self._manifests_dir / name / "manifest.json"
+        try:
+            return Manifest.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            return Manifest(description=f"Documents in {name}.")
+        except (OSError, ValueError):
+            log.warning("unreadable manifest; using defaults", extra={"knowledge_base": name})
+            return Manifest(description=f"Documents in {name}.")
+
+    def _write_manifest(self, name: str, manifest: Manifest) -> None:
+        folder = self._manifest_folder(name)
+        if folder is None:
+            raise KnowledgeBaseError("The sample knowledge base's manifest lives in the repository (data/kb/manifest.json).")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "manifest.json").write_text(json.dumps(manifest.to_dict(), indent=1), encoding="utf-8")
+
+
+def open_knowledge_bases(state_dir: Path, embedding_function: EmbeddingFunction[Documents],
+                         sample_manifest: Path | None = None) -> KnowledgeBases:
+    """Open the embedded store under `state_dir`; a store from before named knowledge bases
+    becomes the knowledge base `docs` (see seed_sample for the sample's own chunks)."""
+    client = chromadb.PersistentClient(
+        path=str(state_dir / "chroma"),
+        # Chroma's product telemetry is the only network call it would make on its own.
+        settings=chromadb.config.Settings(anonymized_telemetry=False),
+    )
+    bases = KnowledgeBases(client, embedding_function, state_dir / "knowledge", sample_manifest)
+    _adopt_legacy_collection(client, bases, embedding_function)
+    return bases
+
+
+def _adopt_legacy_collection(client: ClientAPI, bases: KnowledgeBases,
+                             embedding_function: EmbeddingFunction[Documents]) -> None:
+    """Before knowledge bases had names, everything went into one collection. What a user
+    ingested there is kept as the knowledge base `docs`, nothing is re-embedded."""
+    legacy = collection_name_for(embedding_function)
+    if legacy not in {c.name for c in client.list_collections()}:
+        return
+    target = "docs" if "docs" not in bases.names() else "imported"
+    client.get_collection(legacy).modify(name=bases.collection_name(target))
+    bases.legacy = target
+    log.info("the single knowledge base of an older version is now the knowledge base %r", target,
+             extra={"knowledge_base": target})
+
+
+def drop_copies(bases: KnowledgeBases, name: str, of: str) -> None:
+    """Remove from `name` every chunk that `of` also holds, and `name` itself if nothing is left
+    (the legacy store's copy of the sample shop, once `sample` is seeded)."""
+    kb, reference = bases.get(name), set(bases.get(of).ids())
+    kb.remove_ids(sorted(set(kb.ids()) & reference))
+    if kb.count() == 0:
+        bases.delete(name)
+    else:
+        bases.changed(name)

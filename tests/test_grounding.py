@@ -1,0 +1,504 @@
+"""The grounding check: an answer's numbers, names and negations against its cited sentences."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+
+from chat.grounding import Grounding, check_grounding
+from rag.splitting import split_into_chunks
+
+REPO = Path(__file__).resolve().parent.parent
+EVAL_ROWS = [
+    json.loads(line) for line in (REPO / "data" / "eval.jsonl").read_text().splitlines() if line.strip()
+]
+
+HEADPHONES = "Change of mind: Opened headphones and earbuds cannot be returned for a change of mind, for hygiene reasons."
+FAULTY = "Faulty items: Faulty items can be returned within 45 days of delivery for a replacement or a full refund."
+UNOPENED = (
+    "Change of mind: Unopened items can be returned within 14 days of delivery if you change your mind."
+)
+RESTOCKING = "Change of mind: A restocking fee of 10% applies to opened items returned for a change of mind."
+SHIPPING = "Costs and times: Standard shipping costs $4.99 and takes 3 to 5 business days."
+FREE_OVER_50 = "Costs and times: Orders over $50 ship free of charge."
+LOCKED = "Sign-in problems: After 5 failed sign-in attempts, your account is locked for 15 minutes."
+RESET_LINK = "Passwords: Password reset links expire after 30 minutes."
+PHONE_HOURS = (
+    "Phone and chat: Phone support is open Monday to Friday, 8 am to 8 pm Eastern Time, on 1-800-555-0142."
+)
+CHAT_HOURS = "Phone and chat: Live chat is open every day from 9 am to 9 pm Eastern Time."
+SHOWROOM = "Showroom: Our showroom is at 120 Harbor Street, Portland, Oregon."
+SECOND_ORDER = (
+    "Changing an order: Items cannot be added to an order that has been placed; place a second order instead."
+)
+LOOP_PETS = "Pets: Dogs cannot ride in the basket of a Loop bike."
+ASSISTANT = "Voltline's support assistant"  # the assistant's name in data/kb/manifest.json
+
+
+def sentences_of(source: str) -> list[str]:
+    """Return the cited sentences of one knowledge-base document, as the app retrieves them."""
+    return [chunk.text for chunk in split_into_chunks((REPO / "data" / "kb" / source).read_text(), source)]
+
+
+def grounded(answer: str, *sources: str, known_names: Iterable[str] = ()) -> bool:
+    return check_grounding(answer, list(sources), known_names=known_names).verdict == "grounded"
+
+
+# --- The examples in the brief ---------------------------------------------------------------------------
+
+
+def test_claiming_what_the_source_denies_is_unsupported_and_shows_the_denying_sentence() -> None:
+    result = check_grounding("Yes, you can return opened headphones.", [FAULTY, HEADPHONES])
+
+    assert result == Grounding("unsupported", ("Yes, you can return opened headphones.",), HEADPHONES)
+
+
+def test_a_place_the_sources_never_name_is_unsupported() -> None:
+    result = check_grounding("Yes, we ship to Mexico.", ["We ship to the United States and Canada only."])
+
+    assert result.verdict == "unsupported"
+    assert result.unsupported == ("Mexico",)
+    assert result.evidence == "We ship to the United States and Canada only."
+
+
+def test_a_wrong_number_is_reported_with_its_unit_and_the_sentence_it_contradicts() -> None:
+    result = check_grounding("You can return a faulty item within 30 days of delivery.", [UNOPENED, FAULTY])
+
+    assert result == Grounding("unsupported", ("30 days",), FAULTY)
+
+
+def test_a_grounded_answer_cites_its_best_matching_sentence() -> None:
+    result = check_grounding("Faulty items can be returned within 45 days.", [HEADPHONES, FAULTY])
+
+    assert result == Grounding("grounded", (), FAULTY)
+
+
+# --- Numbers ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answer", "source"),
+    [
+        ("You have forty-five days to return it.", FAULTY),
+        ("You have 45 days to return it.", "Faulty items can be returned within forty-five days."),
+        ("Every product has a two-year warranty.", "Every Voltline product comes with a 2-year warranty."),
+        ("Every product has a 2 year warranty.", "Every Voltline product comes with a two-year warranty."),
+        ("You can cancel within 60 minutes.", "You can cancel an order within 1 hour of placing it."),
+        ("Voltline Pay splits it into four payments.", "Voltline Pay splits any purchase into 4 payments."),
+    ],
+)
+def test_numbers_in_words_and_digits_are_the_same_claim(answer: str, source: str) -> None:
+    assert grounded(answer, source)
+
+
+def test_a_number_in_words_that_differs_is_reported_as_written() -> None:
+    result = check_grounding(
+        "Every Voltline product has a one-year warranty.",
+        ["Every product has a 2-year warranty."],
+        known_names=[ASSISTANT],
+    )
+
+    assert result.unsupported == ("one-year",)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "It takes 3-5 business days.",
+        "It takes 3 to 5 business days.",
+        "It takes three to five business days.",
+        "It takes between 3 and 5 days.",
+    ],
+)
+def test_ranges_match_however_they_are_written(answer: str) -> None:
+    assert grounded(answer, "Standard shipping takes 3-5 business days.")
+    assert grounded(answer, SHIPPING)
+
+
+def test_a_shifted_range_is_unsupported_even_when_its_ends_appear_elsewhere() -> None:
+    tracking = "Tracking: A parcel marked as delivered must be reported within 7 days."
+
+    result = check_grounding("Standard delivery takes 5 to 7 days.", [SHIPPING, tracking])
+
+    assert result.unsupported == ("5 to 7 days",)
+    assert result.evidence == SHIPPING
+
+
+def test_business_days_are_not_backed_by_calendar_days() -> None:
+    assert grounded("Refunds arrive within 5 days.", "Refunds arrive within 5 business days.")
+    assert not grounded("Refunds arrive within 7 business days.", "Refunds arrive within 7 days.")
+
+
+@pytest.mark.parametrize(
+    ("answer", "is_grounded"),
+    [
+        ("Standard shipping costs $4.99.", True),
+        ("Standard shipping costs 4.99 dollars.", True),
+        ("Standard shipping costs USD 4.99.", True),
+        ("Standard shipping costs $5.99.", False),
+        ("Standard shipping costs $5.", False),
+    ],
+)
+def test_money(answer: str, is_grounded: bool) -> None:
+    assert grounded(answer, SHIPPING) is is_grounded
+
+
+@pytest.mark.parametrize(
+    ("answer", "is_grounded"),
+    [
+        ("A 10% restocking fee applies to opened items.", True),
+        ("A 10 percent restocking fee applies to opened items.", True),
+        ("A ten per cent restocking fee applies to opened items.", True),
+        ("A 15% restocking fee applies to opened items.", False),
+    ],
+)
+def test_percentages(answer: str, is_grounded: bool) -> None:
+    assert grounded(answer, RESTOCKING) is is_grounded
+
+
+@pytest.mark.parametrize(
+    ("answer", "is_grounded"),
+    [
+        ("Phone support is open from 8:00 to 20:00.", True),
+        ("Phone support is open from 8am to 8pm.", True),
+        ("Phone support is open from 8 a.m. to 8 p.m. ET.", True),
+        ("Phone support is open Monday–Friday.", True),
+        ("Phone support opens at 7 am.", False),
+        ("Phone support is open Monday to Sunday.", False),
+        ("Phone support is open until 6 pm.", False),
+    ],
+)
+def test_times_and_weekdays(answer: str, is_grounded: bool) -> None:
+    assert grounded(answer, PHONE_HOURS) is is_grounded
+
+
+@pytest.mark.parametrize(
+    ("answer", "is_grounded"),
+    [
+        ("The sale ends on March 3.", True),
+        ("The sale ends on 3 March 2024.", True),
+        ("The sale ends on 2024-03-03.", True),
+        ("The sale ends on March 4.", False),
+        ("The sale ends in April.", False),
+    ],
+)
+def test_dates(answer: str, is_grounded: bool) -> None:
+    assert grounded(answer, "Sale: The spring sale ends on March 3, 2024.") is is_grounded
+
+
+def test_a_value_borrowed_from_another_fact_is_unsupported() -> None:
+    result = check_grounding(
+        "After 5 failed attempts, your account is locked for 30 minutes.", [RESET_LINK, LOCKED]
+    )
+
+    assert result == Grounding("unsupported", ("30 minutes",), LOCKED)
+
+
+def test_hours_borrowed_from_another_service_are_unsupported() -> None:
+    result = check_grounding("Phone support is open from 9 am to 9 pm.", [CHAT_HOURS, PHONE_HOURS])
+
+    assert result == Grounding("unsupported", ("9 am to 9 pm",), PHONE_HOURS)
+
+
+def test_a_value_in_a_sentence_that_is_not_about_the_claim_is_not_borrowed() -> None:
+    answer = "Your account is locked for 15 minutes, and reset links last 30 minutes."
+
+    assert grounded(answer, LOCKED, RESET_LINK)
+
+
+def test_a_phone_number_must_match() -> None:
+    assert grounded("Call us on 1-800-555-0142.", PHONE_HOURS)
+    assert grounded("Call us on 800-555-0142.", PHONE_HOURS)
+    assert check_grounding("Call us on 1-800-555-0199.", [PHONE_HOURS]).unsupported == ("1-800-555-0199",)
+
+
+def test_list_numbering_ordinals_and_the_customers_own_numbers_are_not_claims() -> None:
+    answer = (
+        "1. Open the Returns page in your account.\n2. Print the free prepaid label.\n"
+        "Your 1st step is the label; we're here 24/7 for order #12345."
+    )
+
+    assert grounded(
+        answer, "To start a return, open the Returns page in your account and print the free prepaid label."
+    )
+
+
+# --- Names ------------------------------------------------------------------------------------------------
+
+
+def test_a_wrong_name_is_unsupported_and_known_names_in_any_case_are_not() -> None:
+    assert check_grounding("Our showroom is in Portland, Maine.", [SHOWROOM]).unsupported == ("Maine",)
+    assert grounded("Visit our showroom on Harbor Street in Portland, Oregon.", SHOWROOM)
+    assert grounded("Phone support hours are in ET.", PHONE_HOURS)  # the initials of "Eastern Time"
+
+
+def test_denying_a_name_the_sources_do_not_list_is_grounded() -> None:
+    source = "Where we ship: We ship to all 50 US states and to Canada, but not to any other country."
+
+    assert grounded("Sorry, we don't ship to Mexico, only to the US and Canada.", source)
+    assert check_grounding("Yes, we ship to Mexico.", [source]).unsupported == ("Mexico",)
+
+
+def test_the_assistants_own_name_needs_no_source_once_it_is_known() -> None:
+    answer = "Faulty items can be returned to Voltline within 45 days."
+
+    assert check_grounding(answer, [FAULTY]).unsupported == ("Voltline",)
+    assert grounded(answer, FAULTY, known_names=[ASSISTANT])
+
+
+@pytest.mark.parametrize(
+    ("known_names", "is_grounded"),
+    [
+        (["Ada", ASSISTANT], True),
+        (["VOLTLINE'S ADA"], True),
+        ("Voltline's Ada", True),  # one name, not its letters
+        ([ASSISTANT], False),
+        (["Volt", "Ada"], False),  # whole words only
+        ([], False),
+    ],
+)
+def test_known_names_count_word_by_word_in_any_case(known_names: Iterable[str], is_grounded: bool) -> None:
+    answer = "Ask Voltline or Ada: faulty items can be returned within 45 days."
+
+    assert grounded(answer, FAULTY, known_names=known_names) is is_grounded
+
+
+# --- Polarity ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "No, opened headphones can't be returned.",
+        "Unfortunately, opened headphones and earbuds cannot be returned if you change your mind.",
+        "Opened headphones are not returnable for a change of mind.",
+    ],
+)
+def test_a_denial_the_source_also_makes_is_grounded(answer: str) -> None:
+    assert grounded(answer, HEADPHONES)
+
+
+def test_denying_what_the_source_says_is_unsupported() -> None:
+    assert not grounded("Orders over $50 don't ship free of charge.", FREE_OVER_50)
+    assert not grounded("Faulty items cannot be returned.", FAULTY)
+
+
+@pytest.mark.parametrize(
+    ("answer", "source"),
+    [
+        (
+            "Support is open on US public holidays.",
+            "Phone and chat: Support is closed on US public holidays.",
+        ),
+        (
+            "The Smart Plug works on 5 GHz Wi-Fi.",
+            "The Voltline Smart Plug only works on 2.4 GHz Wi-Fi networks, not on 5 GHz.",
+        ),
+        (
+            "Your card is charged when you place your order.",
+            "Your card is charged only when your order ships, not when you place it.",
+        ),
+        (
+            "Voltline Pay charges interest on the payments.",
+            "Voltline Pay splits any purchase over $200 into 4 interest-free monthly payments.",
+        ),
+    ],
+)
+def test_claiming_what_the_source_denies_in_other_words_is_unsupported(answer: str, source: str) -> None:
+    assert not grounded(answer, source)
+
+
+@pytest.mark.parametrize(
+    ("answer", "source"),
+    [
+        (
+            "The Smart Plug needs 2.4 GHz Wi-Fi; it doesn't work on 5 GHz.",
+            "The Voltline Smart Plug only works on 2.4 GHz Wi-Fi networks, not on 5 GHz.",
+        ),
+        (
+            "You won't be charged until your order ships.",
+            "Your card is charged only when your order ships, not when you place it.",
+        ),
+        (
+            "You can't change the address after the order is packed.",
+            "You can change the delivery address until the order is packed.",
+        ),
+        (
+            "You don't need to pay for return shipping on faulty items.",
+            "Voltline pays the return shipping for faulty items.",
+        ),
+        (
+            "Care Plus costs $29, and it also covers accidental damage.",
+            "Accidental damage is not covered by the standard warranty.",
+        ),
+    ],
+)
+def test_a_bounded_or_differently_aimed_negation_is_no_contradiction(answer: str, source: str) -> None:
+    care_plus = "Voltline Care Plus: Care Plus costs $29 per product and also covers accidental damage."
+
+    assert grounded(answer, source, care_plus)
+
+
+@pytest.mark.parametrize(
+    ("answer", "source"),
+    [
+        ("Dogs can ride in the basket.", LOOP_PETS),
+        ("Yes, dogs can ride in the basket.", "Dogs cannot ride in the basket of a Loop bike."),
+        ("You can take your dog in the basket.", LOOP_PETS),
+        ("Dogs can ride in the basket.", "Pets: Dogs cannot ride in the basket."),
+    ],
+)
+def test_a_name_after_the_denied_words_does_not_excuse_claiming_them(answer: str, source: str) -> None:
+    assert check_grounding(answer, [source]) == Grounding("unsupported", (answer,), source)
+
+
+def test_repeating_a_denial_without_its_name_is_grounded() -> None:
+    assert grounded("Dogs cannot ride in the basket.", LOOP_PETS)
+
+
+def test_claiming_it_for_another_name_reports_the_name() -> None:
+    result = check_grounding("Dogs can ride in the basket of a Bolt bike.", [LOOP_PETS])
+
+    assert result.unsupported == ("Bolt",)
+
+
+def test_another_verb_says_what_is_denied_only_with_the_same_subject_and_complement() -> None:
+    assert not grounded("You can take your dog in the basket.", "Pets: Dogs cannot ride in the basket.")
+    assert grounded("You can place a second order for the extra items.", SECOND_ORDER)
+    assert grounded("A Loop bike can carry your bag in the basket.", LOOP_PETS)
+
+
+def test_polarity_is_judged_only_where_the_answer_and_a_source_share_two_content_words() -> None:
+    assert grounded("Don't hesitate to ask if anything else comes up!", HEADPHONES)
+    assert grounded("It can't be helped.", HEADPHONES)
+
+
+# --- What is not a claim ----------------------------------------------------------------------------------
+
+
+def test_friendly_filler_is_not_flagged() -> None:
+    answer = (
+        "Happy to help! Sure, I'm glad you asked Voltline's Support Team. Faulty items can be returned within "
+        "**45 days** of delivery. Is there anything else I can help with? Have a great day!"
+    )
+
+    assert grounded(answer, FAULTY, known_names=[ASSISTANT])
+
+
+def test_a_trailing_source_list_and_the_apps_notes_are_ignored() -> None:
+    answer = (
+        "Faulty items can be returned within 45 days.\n"
+        "(The answer was cut off: the model took longer than 30 seconds.)\n"
+        "Sources:\n- Returns Policy 2023, page 7\n- returns.md"
+    )
+
+    assert grounded(answer, FAULTY)
+
+
+def test_questions_back_to_the_customer_claim_nothing() -> None:
+    assert grounded("Would you like 2 options in Mexico?", FAULTY)
+
+
+def test_an_unknown_link_or_email_address_is_unsupported() -> None:
+    emails = "Email: Emails to support@voltline.example are answered within 1 business day."
+
+    assert grounded("Write to support@voltline.example.", emails)
+    assert check_grounding("Write to help@voltline.example.", [emails]).unsupported == (
+        "help@voltline.example",
+    )
+
+
+def test_markdown_and_html_are_read_as_text() -> None:
+    answer = "<p>You have <b>45 days</b> &mdash; see [the policy](https://voltline.example/returns/2024).</p>"
+
+    assert grounded(answer, FAULTY)
+    assert check_grounding("<p>You have <b>30 days</b>.</p>", [FAULTY]).unsupported == ("30 days",)
+
+
+def test_spans_come_in_answer_order() -> None:
+    answer = "Standard shipping costs $5.99, takes 5 to 7 business days and ships to Mexico."
+
+    assert check_grounding(answer, [SHIPPING]).unsupported == ("$5.99", "5 to 7 business days", "Mexico")
+
+
+# --- No sources, empty answers ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sources", [[], ["", "   \n"], ()])
+def test_no_sources(sources: list[str]) -> None:
+    assert check_grounding("Faulty items can be returned within 45 days.", sources) == Grounding("no_sources")
+
+
+@pytest.mark.parametrize("answer", ["", "   \n  "])
+def test_an_empty_answer_claims_nothing(answer: str) -> None:
+    assert check_grounding(answer, [FAULTY]).verdict == "grounded"
+
+
+# --- Untrusted input --------------------------------------------------------------------------------------
+
+MEGABYTE = ("Mexico 30 days $5.99 <b>not</b> 1-2-3 " * 40_000)[:1_000_000]
+
+
+@pytest.mark.parametrize(
+    ("answer", "sources"),
+    [
+        (MEGABYTE, [FAULTY]),
+        ("Faulty items: 45 days.", [MEGABYTE] * 60),
+        (MEGABYTE, [MEGABYTE[i:] for i in range(50)]),
+        ("a" * 1_000_000, ["b" * 1_000_000] * 50),
+        (" " * 1_000_000 + "x", [" \n" * 500_000] * 50),
+        ("\ud800\udfff\x00 45 days \ud800", ["\x00Faulty items\ud800 45 days"]),
+        ("<script>alert(1)</script><img src=x onerror=alert(2)> 45 days", [FAULTY]),
+        ("İstanbul ǅ ﬁ 45 days \u2028 x", ["İ 45 days ß"]),
+        ("**" * 500_000, ["[a](" * 250_000]),
+        (None, [None, 5, b"45 days", FAULTY]),
+    ],
+)
+def test_hostile_input_returns_quickly_without_raising(answer, sources) -> None:
+    started = time.perf_counter()
+
+    result = check_grounding(answer, sources)
+
+    assert time.perf_counter() - started < 2.0
+    assert result.verdict in ("grounded", "unsupported", "no_sources")
+    assert all(isinstance(span, str) for span in result.unsupported)
+
+
+def test_hostile_known_names_are_ignored_without_raising() -> None:
+    result = check_grounding("Faulty items: 45 days.", [FAULTY], known_names=[None, 5, "x" * 1_000_000] * 100)
+
+    assert result.verdict == "grounded"
+
+
+def test_a_typical_answer_is_checked_in_well_under_five_milliseconds() -> None:
+    sources = [FAULTY, UNOPENED, HEADPHONES, RESTOCKING]
+    answer = "Happy to help! You can return a faulty item within 45 days of delivery for a replacement or a refund."
+    check_grounding(answer, sources)
+
+    started = time.perf_counter()
+    for _ in range(50):
+        check_grounding(answer, sources)
+
+    assert (time.perf_counter() - started) / 50 < 0.005
+
+
+# --- The tuning set: data/eval.jsonl ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("row", EVAL_ROWS, ids=[row["question"] for row in EVAL_ROWS])
+def test_eval_right_answers_are_grounded(row: dict) -> None:
+    result = check_grounding(row["right_answer"], sentences_of(row["source"]))
+
+    assert result.verdict == "grounded", result.unsupported
+
+
+@pytest.mark.parametrize("row", EVAL_ROWS, ids=[row["question"] for row in EVAL_ROWS])
+def test_eval_wrong_answers_are_unsupported(row: dict) -> None:
+    result = check_grounding(row["wrong_answer"], sentences_of(row["source"]))
+
+    assert result.verdict == "unsupported"
+    assert result.unsupported and result.evidence in sentences_of(row["source"])

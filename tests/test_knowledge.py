@@ -1,0 +1,186 @@
+"""Named knowledge bases: the registry, a conversation's one knowledge base, the relevance floor,
+citations and the grounding verdict on every path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import chromadb
+import pytest
+
+from chat.components import Components
+from chat.events import GroundingChecked, RunEnded, RunStarted
+from chat.service import AgentService, WrongKnowledgeBase
+from chat.tools import build_tools
+from rag.bases import (
+    KnowledgeBaseError,
+    KnowledgeBases,
+    Manifest,
+    UnknownKnowledgeBase,
+    drop_copies,
+    open_knowledge_bases,
+)
+from rag.ingest import ingest_paths
+from rag.store import KnowledgeBase, collection_name_for
+from tests.conftest import Reply
+from tests.test_rag import BagOfWordsEmbeddings
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def bases(tmp_path: Path) -> KnowledgeBases:
+    library = open_knowledge_bases(tmp_path / "state", BagOfWordsEmbeddings(), REPO / "data" / "kb" / "manifest.json")
+    ingest_paths(library.open("sample").kb, [REPO / "data" / "kb"])
+    return library
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(text)
+    return folder
+
+
+# The registry
+
+
+def test_knowledge_bases_are_created_listed_described_and_deleted(bases: KnowledgeBases, tmp_path: Path) -> None:
+    bases.create("bikes", Manifest(assistant_name="Loop's helper", examples=("Can I bring my dog?",)))
+    ingest_paths(bases.get("bikes"), [write(tmp_path / "docs", "rules.md", "# Rules\n\nDogs are not allowed on bikes.\n")])
+    bases.changed("bikes")
+
+    assert bases.names() == ["sample", "bikes"]  # sample first
+    described = bases.describe("bikes")
+    assert described["assistant_name"] == "Loop's helper" and described["chunks"] == 1 and described["documents"] == 1
+    assert [d["document"] for d in bases.get("bikes").documents()] == ["rules.md"]
+    assert bases.get("bikes").documents()[0]["added_at"]
+    bases.delete("bikes")
+    assert bases.names() == ["sample"] and not bases.exists("bikes")
+    with pytest.raises(UnknownKnowledgeBase):
+        bases.get("bikes")
+
+
+@pytest.mark.parametrize("name", ["", "Sample", "../etc", "a--b", "a b", "-a", "a" * 41, "ü"])
+def test_a_bad_name_is_refused_in_our_words(bases: KnowledgeBases, name: str) -> None:
+    with pytest.raises(KnowledgeBaseError, match="lowercase letters"):
+        bases.create(name)
+
+
+def test_a_taken_name_is_refused(bases: KnowledgeBases) -> None:
+    with pytest.raises(KnowledgeBaseError, match="already"):
+        bases.create("sample")
+
+
+def test_the_sample_keeps_its_identity_from_its_manifest(bases: KnowledgeBases) -> None:
+    manifest = bases.manifest("sample")
+    assert manifest.assistant_name == "Voltline's support assistant"
+    assert "How long can I return a faulty item?" in manifest.examples
+
+
+def test_a_broken_manifest_falls_back_to_defaults(bases: KnowledgeBases, tmp_path: Path) -> None:
+    bases.create("odd")
+    (tmp_path / "state" / "knowledge" / "odd" / "manifest.json").write_text("{not json")
+    fresh = KnowledgeBases(bases._client, BagOfWordsEmbeddings(), tmp_path / "state" / "knowledge")
+    assert fresh.manifest("odd") == Manifest(description="Documents in odd.")
+    assert Manifest.from_dict({"assistant_name": 3, "examples": "no"}) == Manifest()
+
+
+def test_the_fingerprint_follows_the_content(bases: KnowledgeBases, tmp_path: Path) -> None:
+    bases.create("a")
+    bases.create("b")
+    docs = write(tmp_path / "docs", "x.md", "# X\n\nThe office opens at 9 am.\n")
+    for name in ("a", "b"):
+        ingest_paths(bases.get(name), [docs])
+        bases.changed(name)
+    assert bases.fingerprint("a") == bases.fingerprint("b") != bases.fingerprint("sample")
+    bases.get("b").remove_document("x.md")
+    bases.changed("b")
+    assert bases.fingerprint("a") != bases.fingerprint("b")
+
+
+def test_an_older_single_store_becomes_docs_without_the_sample_copy(tmp_path: Path) -> None:
+    embed = BagOfWordsEmbeddings()
+    client = chromadb.PersistentClient(path=str(tmp_path / "state" / "chroma"),
+                                       settings=chromadb.config.Settings(anonymized_telemetry=False))
+    legacy = KnowledgeBase(client, embed, collection_name_for(embed))
+    ingest_paths(legacy, [REPO / "data" / "kb", write(tmp_path / "mine", "notes.md", "# Notes\n\nOur van leaves at noon.\n")])
+    del client
+
+    bases = open_knowledge_bases(tmp_path / "state", embed, REPO / "data" / "kb" / "manifest.json")
+    ingest_paths(bases.open("sample").kb, [REPO / "data" / "kb"])
+    drop_copies(bases, bases.legacy, "sample")
+
+    assert bases.names() == ["sample", "docs"]
+    assert [d["document"] for d in bases.get("docs").documents()] == ["notes.md"]
+
+
+# A conversation's knowledge base, the floor, citations and grounding
+
+
+@pytest.fixture
+def service(bases: KnowledgeBases, tmp_path: Path, scripted_model, tickets) -> AgentService:
+    bases.create("bikes", Manifest(assistant_name="Loop Bike Share's helper"))
+    ingest_paths(bases.get("bikes"), [write(tmp_path / "bikes", "pets.md",
+                                            "# Pets\n\nDogs cannot ride in the basket of a Loop bike.\n")])
+    tools = build_tools(lambda name: bases.get(name or "sample"), tickets, top_k=2, min_score=0.35)
+    components = Components(scripted_model, "scripted", tools, knowledge=bases, default_knowledge_base="sample")
+    threads: dict[str, str] = {}
+
+    def claim(caller, thread_id, message, knowledge_base):
+        return threads.setdefault(thread_id, knowledge_base)
+
+    service = AgentService(lambda: components, claim=claim)
+    service.warm_up()
+    return service
+
+
+async def run(service: AgentService, message: str, thread_id: str, knowledge_base: str | None = None) -> list:
+    return [event async for event in service.stream(message, thread_id, knowledge_base=knowledge_base)]
+
+
+async def test_a_conversation_answers_from_its_own_knowledge_base_with_its_identity(service, scripted_model):
+    scripted_model.replies = [Reply(tokens=["Dogs cannot ride in the basket."])]
+    events = await run(service, "Can my dog ride in the basket?", "t1", "bikes")
+
+    started = next(e for e in events if isinstance(e, RunStarted))
+    end = events[-1]
+    assert started.knowledge_base == "bikes" and len(started.knowledge_fingerprint) == 16
+    assert "Loop Bike Share's helper" in scripted_model.prompts[0][0].content
+    assert "Voltline" not in scripted_model.prompts[0][0].content
+    assert [c.source for c in end.citations] == ["pets.md"]  # nothing from the sample shop
+    assert end.grounding == "grounded"
+    assert any(isinstance(e, GroundingChecked) and e.verdict == "grounded" for e in events)
+
+
+async def test_a_thread_keeps_its_knowledge_base(service, scripted_model):
+    await run(service, "Can my dog ride in the basket?", "t1", "bikes")
+    later = await run(service, "And a cat?", "t1")  # no name: the thread's own
+    assert next(e for e in later if isinstance(e, RunStarted)).knowledge_base == "bikes"
+    with pytest.raises(WrongKnowledgeBase, match="start a new conversation"):
+        await run(service, "Returns?", "t1", "sample")
+
+
+async def test_an_unknown_knowledge_base_is_refused_before_anything_runs(service):
+    with pytest.raises(WrongKnowledgeBase, match="no knowledge base named"):
+        await run(service, "Hello?", "t2", "nope")
+
+
+async def test_nothing_relevant_enough_is_said_plainly_without_asking_the_model(service, scripted_model):
+    events = await run(service, "zebra quantum violin", "t3", "bikes")
+
+    end = events[-1]
+    assert isinstance(end, RunEnded) and end.status == "completed"
+    assert end.answer.count("don't cover this question") == 1 and "bikes" in end.answer
+    assert "support ticket" in end.answer  # tools are bound: a person can be asked
+    assert scripted_model.prompts == [] and end.citations == () and end.grounding == "no_sources"
+    assert end.ttft_s is not None and any(e.type == "token" for e in events)
+
+
+async def test_a_wrong_claim_is_flagged_with_the_documents_sentence(service, scripted_model):
+    scripted_model.replies = [Reply(tokens=["Yes, ", "dogs can ride in the basket."])]
+    events = await run(service, "Can my dog ride in the basket?", "t4", "bikes")
+
+    checked = next(e for e in events if isinstance(e, GroundingChecked))
+    assert checked.verdict == "unsupported" and checked.unsupported
+    assert "cannot ride" in checked.evidence
+    assert events[-1].grounding == "unsupported"
