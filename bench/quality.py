@@ -46,10 +46,12 @@ async def model_answers(rows: list[dict], kb: Path) -> dict[str, int]:
     from chat.config import Settings
     from chat.service import AgentService
 
-    settings = Settings(state_dir=Path(tempfile.mkdtemp(prefix="glassbox-quality-")), knowledge_dir=kb,
-                        knowledge_base="eval")
+    sample = kb == REPO / "data" / "kb"  # the tuning set is the sample knowledge base itself
+    name = "sample" if sample else "eval"
+    settings = Settings(state_dir=Path(tempfile.mkdtemp(prefix="glassbox-quality-")),
+                        knowledge_dir=None if sample else kb, knowledge_base=name)
     components = load_components(settings)
-    service = AgentService(lambda: components, default_knowledge_base="eval")
+    service = AgentService(lambda: components, default_knowledge_base=name)
     service.warm_up()
     figures = {"right": 0, "wrong": 0, "wrong_flagged": 0, "right_flagged": 0, "from_sample": 0}
     for index, row in enumerate(rows):

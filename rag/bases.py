@@ -248,6 +248,20 @@ def _adopt_legacy_collection(client: ClientAPI, bases: KnowledgeBases,
              extra={"knowledge_base": target})
 
 
+def adopt_manifest(bases: KnowledgeBases, name: str, folder: Path) -> bool:
+    """Take `folder/manifest.json`, if there is one, as the identity of `name`; return whether it was."""
+    path = folder / "manifest.json"
+    if not folder.is_dir() or not path.is_file():
+        return False
+    try:
+        manifest = Manifest.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        log.warning("unreadable manifest beside the documents; kept the old one", extra={"knowledge_base": name})
+        return False
+    bases.set_manifest(name, manifest)
+    return True
+
+
 def drop_copies(bases: KnowledgeBases, name: str, of: str) -> None:
     """Remove from `name` every chunk that `of` also holds, and `name` itself if nothing is left
     (the legacy store's copy of the sample shop, once `sample` is seeded)."""

@@ -11,7 +11,7 @@ from chromadb.api.types import Documents, EmbeddingFunction
 from tqdm import tqdm
 
 from chat.config import Settings, SettingsError
-from rag.bases import NAME_RULE, SAMPLE, open_knowledge_bases, valid_name
+from rag.bases import NAME_RULE, SAMPLE, adopt_manifest, open_knowledge_bases, valid_name
 from rag.embeddings import embedding_function_for
 from rag.loading import UnreadableDocument, collect_files, iter_documents
 from rag.splitting import split_into_chunks
@@ -98,6 +98,9 @@ def main(
     kb = bases.open(name).kb
     print(f"Adding to the knowledge base {name}. Stop the app first: its embedded store has one writer.")
     report = ingest_paths(kb, [Path(arg) for arg in args], progress=True)
+    for folder in (Path(arg) for arg in args):
+        if adopt_manifest(bases, name, folder):
+            print(f"Took {folder / 'manifest.json'} as the identity of {name}.")
     for path, reason in report.failures:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     print(report.summary())

@@ -184,3 +184,12 @@ async def test_a_wrong_claim_is_flagged_with_the_documents_sentence(service, scr
     assert checked.verdict == "unsupported" and checked.unsupported
     assert "cannot ride" in checked.evidence
     assert events[-1].grounding == "unsupported"
+
+
+def test_a_manifest_beside_the_documents_is_the_knowledge_bases_identity(bases: KnowledgeBases) -> None:
+    from rag.bases import adopt_manifest
+
+    bases.create("bikes")
+    assert adopt_manifest(bases, "bikes", REPO / "data" / "heldout" / "kb")
+    assert bases.manifest("bikes").assistant_name == "Loop Bike Share helper"
+    assert not adopt_manifest(bases, "bikes", REPO / "data" / "nowhere")
