@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from api.errors import install_error_handlers
 from api.headers import SecurityHeaders
+from api.knowledge import build_knowledge_api
 from api.limits import BodyLimit
 from api.openapi import document_api
 from api.routes import build_api
@@ -101,6 +102,7 @@ def build_app(glassbox: Glassbox) -> FastAPI:
     document_api(app)  # errors documented as sent, /docs offline, 405 for an undocumented method
     settings = glassbox.settings
     app.include_router(build_api(glassbox.service, glassbox.traces, glassbox.access, settings.heartbeat_s))
+    app.include_router(build_knowledge_api(glassbox.service, glassbox.access))
     app.add_middleware(VisitorCookies, access=glassbox.access)
     app.add_middleware(BodyLimit, api_bytes=settings.max_body_bytes, upload_bytes=settings.max_upload_bytes)
     app.add_middleware(SecurityHeaders)  # outermost: refusals and errors carry the headers too

@@ -34,9 +34,10 @@ ERRORS = {
     401: "A bearer token is needed (AUTH_MODE=private), or the one sent is not valid.",
     403: "Only the admin may do this.",
     404: "No such thread, run or token is yours to see.",
-    409: "An answer is still streaming in this thread, or the approval was already decided.",
+    409: "An answer is still streaming in this thread, or the approval was already decided, or the name is taken.",
     413: "The request body is over MAX_BODY_BYTES, or the message over MAX_MESSAGE_CHARS.",
     422: "A field is missing or invalid, or the body is not JSON; `detail` says which.",
+    503: "The agent is still warming up (or failed to): try again in a moment.",
 }
 BEARER = {"bearer": {"type": "http", "scheme": "bearer",
                      "description": "ADMIN_TOKEN or a token from POST /api/tokens. Needed when AUTH_MODE=private."}}
@@ -168,6 +169,42 @@ class TokenList(Documented):
 class TokenRevoked(Documented):
     id: str
     revoked: bool
+
+
+class KnowledgeBaseInfo(Documented):
+    name: str
+    assistant_name: str
+    description: str
+    instructions: str
+    examples: list[str]
+    chunks: int
+    documents: int
+    fingerprint: str = Field(description="A hash of the content: equal content, equal fingerprint.")
+
+
+class KnowledgeBaseList(Documented):
+    knowledge_bases: list[KnowledgeBaseInfo]
+    default: str = Field(description="The one new conversations use (KNOWLEDGE_BASE).")
+
+
+class KnowledgeBaseDeleted(Documented):
+    name: str
+    deleted: bool
+
+
+class Document(Documented):
+    document: str
+    chunks: int
+    added_at: str | None = Field(description="When its newest chunk was added, ISO 8601, UTC.")
+
+
+class DocumentList(Documented):
+    documents: list[Document]
+
+
+class DocumentRemoved(Documented):
+    document: str
+    chunks_removed: int
 
 
 class Health(Documented):

@@ -193,3 +193,41 @@ def test_a_manifest_beside_the_documents_is_the_knowledge_bases_identity(bases: 
     assert adopt_manifest(bases, "bikes", REPO / "data" / "heldout" / "kb")
     assert bases.manifest("bikes").assistant_name == "Loop Bike Share helper"
     assert not adopt_manifest(bases, "bikes", REPO / "data" / "nowhere")
+
+
+# Over HTTP
+
+
+def test_the_knowledge_bases_over_http(serve_glassbox, bases: KnowledgeBases, tmp_path: Path) -> None:
+    import httpx
+
+    running = serve_glassbox()
+    url = running.url
+    assert httpx.get(f"{url}/api/kb").status_code in (200, 503)  # 503 only while warming up
+    import time
+
+    for _ in range(100):
+        if running.glassbox.service.components is not None:
+            break
+        time.sleep(0.05)
+    running.glassbox.service.components.knowledge = bases
+
+    made = httpx.post(f"{url}/api/kb", json={"name": "bikes", "assistant_name": "Loop's helper",
+                                               "examples": ["Can I bring my dog?"]})
+    assert made.status_code == 200 and made.json()["assistant_name"] == "Loop's helper"
+    assert httpx.post(f"{url}/api/kb", json={"name": "bikes"}).status_code == 409
+    assert httpx.post(f"{url}/api/kb", json={"name": "../x"}).status_code == 422
+    listed = httpx.get(f"{url}/api/kb").json()
+    assert [kb["name"] for kb in listed["knowledge_bases"]] == ["sample", "bikes"] and listed["default"] == "sample"
+
+    ingest_paths(bases.get("bikes"), [write(tmp_path / "b", "pets.md", "# Pets\n\nDogs cannot ride in the basket.\n")])
+    documents = httpx.get(f"{url}/api/kb/bikes/documents").json()["documents"]
+    assert [(d["document"], d["chunks"]) for d in documents] == [("pets.md", 1)]
+    assert httpx.delete(f"{url}/api/kb/bikes/documents/nope.md").status_code == 404
+    assert httpx.delete(f"{url}/api/kb/bikes/documents/pets.md").json() == {"document": "pets.md", "chunks_removed": 1}
+    assert httpx.delete(f"{url}/api/kb/sample").status_code == 409
+    assert httpx.delete(f"{url}/api/kb/bikes").json() == {"name": "bikes", "deleted": True}
+    assert httpx.get(f"{url}/api/kb/bikes/documents").status_code == 404
+
+    chat = httpx.post(f"{url}/api/chat", json={"message": "Hi", "knowledge_base": "nope"})
+    assert chat.status_code == 404 and "no knowledge base named" in chat.json()["detail"]
