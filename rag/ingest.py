@@ -18,6 +18,8 @@ from rag.splitting import split_into_chunks
 from rag.store import KnowledgeBase
 
 USAGE = ("usage: python -m rag.ingest [--kb NAME] PATH [PATH ...]  (files or folders of .md, .txt, .pdf)\n"
+         "       python -m rag.ingest --list [--kb NAME]      knowledge bases, or one's documents\n"
+         "       python -m rag.ingest --kb NAME --remove DOCUMENT [DOCUMENT ...]\n"
          "  --kb NAME  the knowledge base to add to (default: KNOWLEDGE_BASE, else docs); created if new")
 
 
@@ -70,12 +72,17 @@ def main(
     if args in (["-h"], ["--help"]):
         print(USAGE)
         return 0
+    listing = "--list" in args
+    if listing:
+        args.remove("--list")
     name = None
     if args[:1] == ["--kb"]:
         if len(args) < 2 or not valid_name(args[1]):
             print(f"error: --kb needs a name. {NAME_RULE}.\n{USAGE}", file=sys.stderr)
             return 2
         name, args = args[1], args[2:]
+    if listing or args[:1] == ["--remove"]:
+        return _manage(name, args[1:] if args[:1] == ["--remove"] else None, embedding_function)
     if not args:
         print(f"error: give at least one file or folder\n{USAGE}", file=sys.stderr)
         return 2
@@ -105,6 +112,40 @@ def main(
         print(f"skipped {path}: {reason}", file=sys.stderr)
     print(report.summary())
     return 1 if report.failures else 0
+
+
+def _manage(name: str | None, remove: list[str] | None,
+            embedding_function: EmbeddingFunction[Documents] | None) -> int:
+    """--list (knowledge bases, or one's documents) and --remove DOCUMENT...; return the exit code."""
+    if remove is not None and (not name or not remove):
+        print(f"error: --remove needs --kb NAME and at least one document\n{USAGE}", file=sys.stderr)
+        return 2
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    bases = open_knowledge_bases(settings.state_dir, embedding_function or embedding_function_for(settings),
+                                 settings.sample_dir / "manifest.json")
+    if name is not None and not bases.exists(name):
+        print(f"error: there is no knowledge base named {name}; --list shows them", file=sys.stderr)
+        return 2
+    if remove is None and name is None:
+        for known in bases.names():
+            described = bases.describe(known)
+            print(f"{known}: {described['documents']} documents, {described['chunks']} chunks · {described['assistant_name']}")
+        return 0
+    kb = bases.get(name)
+    if remove is None:
+        for document in kb.documents():
+            print(f"{document['document']}: {document['chunks']} chunks, added {document['added_at'] or 'before dates were kept'}")
+        return 0
+    missing = 0
+    for document in remove:
+        removed = kb.remove_document(document)
+        missing += not removed
+        print(f"removed {document}: {removed} chunks" if removed else f"no document named {document} in {name}")
+    return 1 if missing else 0
 
 
 if __name__ == "__main__":

@@ -359,3 +359,20 @@ def test_the_async_search_finds_what_search_finds_holding_no_worker_thread(real_
     assert all([h.chunk_id for h in hits] == [h.chunk_id for h in real_kb.search(question, 3)] for hits in results)
     # the embedding ran on the batcher's one thread: no executor thread was started for it
     assert not any(name.startswith("asyncio_") for name in {t.name for t in threading.enumerate()} - before)
+
+
+def test_cli_lists_knowledge_bases_and_documents_and_removes_one(
+    tmp_path: Path, state_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(tmp_path / "docs", "returns.md", "Faulty items can be returned within 45 days of delivery.")
+    assert main(["--kb", "shop", str(tmp_path / "docs")], embedding_function=BagOfWordsEmbeddings()) == 0
+    capsys.readouterr()
+    assert main(["--list"], embedding_function=BagOfWordsEmbeddings()) == 0
+    assert "shop: 1 documents, 1 chunks" in capsys.readouterr().out
+    assert main(["--list", "--kb", "shop"], embedding_function=BagOfWordsEmbeddings()) == 0
+    assert "returns.md: 1 chunks, added 20" in capsys.readouterr().out
+    assert main(["--kb", "shop", "--remove", "returns.md", "nope.md"], embedding_function=BagOfWordsEmbeddings()) == 1
+    out = capsys.readouterr().out
+    assert "removed returns.md: 1 chunks" in out and "no document named nope.md in shop" in out
+    assert main(["--list", "--kb", "nothere"], embedding_function=BagOfWordsEmbeddings()) == 2
+    assert main(["--remove", "x.md"], embedding_function=BagOfWordsEmbeddings()) == 2
