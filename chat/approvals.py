@@ -32,10 +32,23 @@ class Approvals:
         self.timeout_s = timeout_s
         self._waiting: dict[str, tuple[ApprovalRequired, asyncio.Future[dict[str, Any]]]] = {}
 
+    def expect(self, request: ApprovalRequired) -> None:
+        """Take decisions on `request` from the moment it is announced.
+
+        A reader sees `approval_required` while the graph is still stopping (it writes its memory
+        as it stops); a decision sent then must not be lost (it once waited out APPROVAL_TIMEOUT_S).
+        """
+        if request.run_id not in self._waiting:
+            self._waiting[request.run_id] = (request, asyncio.get_running_loop().create_future())
+
+    def forget(self, run_id: str) -> None:
+        """Drop what a run that ended was waiting for."""
+        self._waiting.pop(run_id, None)
+
     async def wait(self, request: ApprovalRequired) -> dict[str, Any]:
         """Wait for the decision on `request`; no decision in time is a rejection."""
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._waiting[request.run_id] = (request, future)
+        self.expect(request)
+        future = self._waiting[request.run_id][1]
         try:
             return await asyncio.wait_for(future, self.timeout_s)
         except TimeoutError:

@@ -15,7 +15,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from auth.callers import LOCAL, Caller
 from chat.approvals import Approvals
 from chat.components import Components
-from chat.events import Event, RunEnded
+from chat.events import ApprovalRequired, Event, RunEnded
 from chat.graph import build_graph
 from chat.stream import RunTranslator, emit_all, stream_run
 from chat.text import clean_text
@@ -161,6 +161,8 @@ class AgentService:
         queue: asyncio.Queue[Event] = asyncio.Queue()
 
         def emit(event: Event) -> None:
+            if isinstance(event, ApprovalRequired):  # decidable from the moment anyone can see it
+                self.approvals.expect(event)
             self._publish(event)
             queue.put_nowait(event)
 
@@ -177,6 +179,7 @@ class AgentService:
                     break
         finally:
             self._active.pop(thread_id, None)
+            self.approvals.forget(translator.ids["run_id"])
             if not task.done():  # the reader went away (Stop, closed tab): stop the model too
                 task.cancel()
             with suppress(asyncio.CancelledError):

@@ -149,3 +149,18 @@ def test_the_api_streams_the_pause_and_only_the_owner_may_decide(serve_glassbox,
     assert owner.post(f"{url}/api/runs/{run_id}/approve").status_code == 404  # nothing waits now
     stored = [e["type"] for e in owner.get(f"{url}/api/runs/{run_id}").json()["events"]]
     assert stored.index("approval_required") < stored.index("approval_decided")  # the pause, in the trace
+
+
+async def test_a_decision_sent_as_soon_as_the_request_is_seen_is_not_lost():
+    """A reader sees approval_required while the graph is still stopping; deciding then once waited
+    out APPROVAL_TIMEOUT_S (seen in CI)."""
+    from chat.approvals import Approvals
+    from chat.events import ApprovalRequired
+
+    approvals = Approvals(timeout_s=5)
+    request = ApprovalRequired(run_id="r1", thread_id="t1", at=0.0, call_id="c1", tool="create_support_ticket", input={})
+    approvals.expect(request)  # announced: the service does this as it emits the event
+    assert approvals.decide("r1", False, by="user", reason="not needed")  # before anyone waits
+    decision = await asyncio.wait_for(approvals.wait(request), 1)
+    assert decision == {"approved": False, "by": "user", "reason": "not needed"}
+    assert approvals.pending("r1") is None
