@@ -45,7 +45,7 @@ def build_knowledge_api(service: AgentService, access: Access) -> APIRouter:
         """The warm service's knowledge bases (None: an agent built without any, as in tests)."""
         if service.components is None:
             raise HTTPException(503, "The knowledge bases are still loading; try again in a moment.")
-        return service.components.knowledge
+        return service.knowledge
 
     def found(name: str) -> KnowledgeBases:
         bases = library()

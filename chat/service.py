@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import suppress
+from typing import TYPE_CHECKING
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
@@ -19,6 +20,9 @@ from chat.events import ApprovalRequired, Event, RunEnded
 from chat.graph import build_graph
 from chat.stream import RunTranslator, emit_all, stream_run
 from chat.text import clean_text
+
+if TYPE_CHECKING:
+    from rag.bases import KnowledgeBases
 
 log = logging.getLogger("glassbox.service")
 Listener = Callable[[Event], None]
@@ -204,9 +208,14 @@ class AgentService:
         if connection is not None:
             await connection.close()
 
+    @property
+    def knowledge(self) -> KnowledgeBases | None:
+        """The knowledge bases, once warm (None before, or for an agent built without any)."""
+        return self.components.knowledge if self.components else None
+
     def check_knowledge_base(self, name: str | None) -> None:
         """Raise WrongKnowledgeBase if `name` is given and no such knowledge base exists (once warm)."""
-        library = self.components.knowledge if self.components else None
+        library = self.knowledge
         if name and library is not None and not library.exists(name):
             raise WrongKnowledgeBase(f"There is no knowledge base named “{name[:40]}”; "
                                      "GET /api/kb lists them.")

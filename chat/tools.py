@@ -62,16 +62,17 @@ def build_tools(library: Callable[[str | None], Searchable], tickets: TicketStor
     Hits scoring below `min_score` are dropped: an off-topic sentence must not become a fact.
     """
 
+    def relevant(hits: list[Hit]) -> tuple[str, list[Hit]]:
+        kept = [hit for hit in hits if hit.score >= min_score]
+        return format_hits(kept), kept
+
     def search_knowledge_base(query: str, config: RunnableConfig) -> tuple[str, list[Hit]]:
-        hits = [h for h in library(knowledge_base_of(config)).search(query, top_k) if h.score >= min_score]
-        return format_hits(hits), hits
+        return relevant(library(knowledge_base_of(config)).search(query, top_k))
 
     async def asearch_knowledge_base(query: str, config: RunnableConfig) -> tuple[str, list[Hit]]:
         kb = library(knowledge_base_of(config))
         asearch = getattr(kb, "asearch", None)
-        hits = await (asearch(query, top_k) if asearch else asyncio.to_thread(kb.search, query, top_k))
-        hits = [h for h in hits if h.score >= min_score]
-        return format_hits(hits), hits
+        return relevant(await (asearch(query, top_k) if asearch else asyncio.to_thread(kb.search, query, top_k)))
 
     def create_support_ticket(summary: str, severity: str, config: RunnableConfig) -> str:
         thread_id = config.get("configurable", {}).get("thread_id")

@@ -18,12 +18,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import chromadb
 from chromadb.api import ClientAPI
 from chromadb.api.types import Documents, EmbeddingFunction
 
 from chat.config import KB_NAME_MAX, KB_NAME_PATTERN, KB_NAME_RULE
-from rag.store import KnowledgeBase, collection_name_for, model_slug
+from rag.store import KnowledgeBase, collection_name_for, model_slug, persistent_client
 
 log = logging.getLogger("glassbox.knowledge")
 
@@ -63,6 +62,11 @@ class Manifest:
         examples = data.get("examples")
         examples = tuple(str(e).strip()[:200] for e in examples[:6] if str(e).strip()) if isinstance(examples, list) else ()
         return cls(**text, examples=examples)
+
+    @classmethod
+    def default_for(cls, name: str) -> Manifest:
+        """The identity of a knowledge base nobody described."""
+        return cls(description=f"Documents in {name}.")
 
     def to_dict(self) -> dict[str, Any]:
         """Return the manifest as JSON-ready data."""
@@ -153,7 +157,7 @@ class KnowledgeBases:
         with self._lock:
             if name in self.names():
                 raise KnowledgeBaseError(f"There is already a knowledge base named {name}.")
-            self._write_manifest(name, manifest or Manifest(description=f"Documents in {name}."))
+            self._write_manifest(name, manifest or Manifest.default_for(name))
             return self.open(name).kb
 
     def open(self, name: str) -> _Base:
@@ -207,10 +211,10 @@ class KnowledgeBases:
         try:
             return Manifest.from_dict(json.loads(path.read_text(encoding="utf-8")))
         except FileNotFoundError:
-            return Manifest(description=f"Documents in {name}.")
+            return Manifest.default_for(name)
         except (OSError, ValueError):
             log.warning("unreadable manifest; using defaults", extra={"knowledge_base": name})
-            return Manifest(description=f"Documents in {name}.")
+            return Manifest.default_for(name)
 
     def _write_manifest(self, name: str, manifest: Manifest) -> None:
         folder = self._manifest_folder(name)
@@ -224,11 +228,7 @@ def open_knowledge_bases(state_dir: Path, embedding_function: EmbeddingFunction[
                          sample_manifest: Path | None = None) -> KnowledgeBases:
     """Open the embedded store under `state_dir`; a store from before named knowledge bases
     becomes the knowledge base `docs` (see seed_sample for the sample's own chunks)."""
-    client = chromadb.PersistentClient(
-        path=str(state_dir / "chroma"),
-        # Chroma's product telemetry is the only network call it would make on its own.
-        settings=chromadb.config.Settings(anonymized_telemetry=False),
-    )
+    client = persistent_client(state_dir)
     bases = KnowledgeBases(client, embedding_function, state_dir / "knowledge", sample_manifest)
     _adopt_legacy_collection(client, bases, embedding_function)
     return bases

@@ -11,7 +11,7 @@ from chromadb.api.types import Documents, EmbeddingFunction
 from tqdm import tqdm
 
 from chat.config import Settings, SettingsError
-from rag.bases import NAME_RULE, SAMPLE, adopt_manifest, open_knowledge_bases, valid_name
+from rag.bases import NAME_RULE, SAMPLE, KnowledgeBases, adopt_manifest, open_knowledge_bases, valid_name
 from rag.embeddings import embedding_function_for
 from rag.loading import UnreadableDocument, collect_files, iter_documents
 from rag.splitting import split_into_chunks
@@ -90,18 +90,15 @@ def main(
     if missing:
         print(f"error: no such file or folder: {', '.join(missing)}\n{USAGE}", file=sys.stderr)
         return 2
-    try:
-        settings = Settings.from_env()
-    except SettingsError as error:
-        print(f"error: {error}", file=sys.stderr)
+    settings = _settings()
+    if settings is None:
         return 2
     name = name or (settings.knowledge_base if settings.knowledge_base != SAMPLE else "docs")
     if name == SAMPLE:
         print("error: the knowledge base sample is the sample shop, kept in data/kb; give your documents "
               "their own, e.g. --kb docs", file=sys.stderr)
         return 2
-    bases = open_knowledge_bases(settings.state_dir, embedding_function or embedding_function_for(settings),
-                                 settings.sample_dir / "manifest.json")
+    bases = _open_bases(settings, embedding_function)
     kb = bases.open(name).kb
     print(f"Adding to the knowledge base {name}. Stop the app first: its embedded store has one writer.")
     report = ingest_paths(kb, [Path(arg) for arg in args], progress=True)
@@ -120,13 +117,10 @@ def _manage(name: str | None, remove: list[str] | None,
     if remove is not None and (not name or not remove):
         print(f"error: --remove needs --kb NAME and at least one document\n{USAGE}", file=sys.stderr)
         return 2
-    try:
-        settings = Settings.from_env()
-    except SettingsError as error:
-        print(f"error: {error}", file=sys.stderr)
+    settings = _settings()
+    if settings is None:
         return 2
-    bases = open_knowledge_bases(settings.state_dir, embedding_function or embedding_function_for(settings),
-                                 settings.sample_dir / "manifest.json")
+    bases = _open_bases(settings, embedding_function)
     if name is not None and not bases.exists(name):
         print(f"error: there is no knowledge base named {name}; --list shows them", file=sys.stderr)
         return 2
@@ -146,6 +140,20 @@ def _manage(name: str | None, remove: list[str] | None,
         missing += not removed
         print(f"removed {document}: {removed} chunks" if removed else f"no document named {document} in {name}")
     return 1 if missing else 0
+
+
+def _settings() -> Settings | None:
+    """Read the settings, or say what is wrong with them and return None."""
+    try:
+        return Settings.from_env()
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return None
+
+
+def _open_bases(settings: Settings, embedding_function: EmbeddingFunction[Documents] | None) -> KnowledgeBases:
+    return open_knowledge_bases(settings.state_dir, embedding_function or embedding_function_for(settings),
+                                settings.sample_dir / "manifest.json")
 
 
 if __name__ == "__main__":

@@ -127,12 +127,16 @@ class KnowledgeBase:
 
 def open_knowledge_base(state_dir: Path, embedding_function: EmbeddingFunction[Documents]) -> KnowledgeBase:
     """Open (or create) the persistent knowledge base under `state_dir`."""
-    client = chromadb.PersistentClient(
+    return KnowledgeBase(persistent_client(state_dir), embedding_function, collection_name_for(embedding_function))
+
+
+def persistent_client(state_dir: Path) -> ClientAPI:
+    """Open the embedded Chroma store under `state_dir`."""
+    return chromadb.PersistentClient(
         path=str(state_dir / "chroma"),
         # Chroma's product telemetry is the only network call it would make on its own.
         settings=chromadb.config.Settings(anonymized_telemetry=False),
     )
-    return KnowledgeBase(client, embedding_function, collection_name_for(embedding_function))
 
 
 def collection_name_for(embedding_function: EmbeddingFunction[Documents]) -> str:

@@ -59,13 +59,12 @@ def build_chat_page(glassbox: Glassbox) -> gr.Blocks:
 
     def knowledge_bases() -> tuple[list[str], str]:
         """Return the knowledge bases visitors may choose among, and the default."""
-        components, default = service.components, settings.knowledge_base
-        library = components.knowledge if components else None
+        library, default = service.knowledge, service.default_knowledge_base
         return (library.names() if library else [default]), default
 
     def identity_of(name: str) -> tuple[str, list[dict[str, str]]]:
         """Return the chat's placeholder and clickable example questions for a knowledge base."""
-        library = service.components.knowledge if service.components else None
+        library = service.knowledge
         if library is None or not library.exists(name):
             return "Ask a question about the documents…", []
         manifest = library.manifest(name)

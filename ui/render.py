@@ -100,8 +100,9 @@ class TurnView:
         check found claims the documents don't back, the document's own sentence, plainly."""
         verdict = self.grounding.verdict if self.grounding else end.grounding
         if end.citations:
-            rows = [f"- **{hit.source}** · {_section(hit.text)[0] or 'text'} · score {hit.score:.2f}\n\n"
-                    f"  > {_section(hit.text)[1]}" for hit in end.citations]
+            sections = [(hit, *_section(hit.text)) for hit in end.citations]
+            rows = [f"- **{hit.source}** · {section or 'text'} · score {hit.score:.2f}\n\n  > {sentence}"
+                    for hit, section, sentence in sections]
             title = f"📚 Sources ({len(end.citations)})" + (f" · {BADGES[verdict]}" if verdict else "")
             self.segments.append(Segment("sources", "sources", "\n".join(rows), title, status="done"))
         if verdict == "unsupported" and self.grounding is not None:
