@@ -1,14 +1,12 @@
-"""The knowledge bases over HTTP: anyone may list them and their documents; the admin manages them.
-
-Uploading documents through the API is not here yet; `python -m rag.ingest --kb NAME` adds them.
-"""
+"""The knowledge bases over HTTP: anyone may list them and their documents; the admin manages
+them and uploads documents (multipart, several files, each checked on its own: rag/uploads.py)."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path
+from fastapi import APIRouter, Depends, File, HTTPException, Path, UploadFile
 from pydantic import BaseModel, Field
 
 from api import openapi as doc
@@ -16,10 +14,12 @@ from auth.access import Access
 from auth.callers import Caller
 from chat.config import KB_NAME_MAX, KB_NAME_PATTERN
 from chat.service import AgentService
-from rag.bases import KnowledgeBaseError, KnowledgeBases, Manifest, UnknownKnowledgeBase
+from rag.bases import SAMPLE, KnowledgeBaseError, KnowledgeBases, Manifest, UnknownKnowledgeBase
+from rag.uploads import Upload, remove_from, upload_into
 
 KbName = Path(pattern=KB_NAME_PATTERN, max_length=KB_NAME_MAX, description="A knowledge base's name.")
 DocumentName = Path(min_length=1, max_length=255, description="A document's file name, as listed.")
+Files = File(min_length=1, description="One part named `files` per document.")
 
 
 class NewKnowledgeBase(BaseModel):
@@ -31,7 +31,7 @@ class NewKnowledgeBase(BaseModel):
     examples: list[str] = Field(default_factory=list, max_length=6)
 
 
-def build_knowledge_api(service: AgentService, access: Access) -> APIRouter:
+def build_knowledge_api(service: AgentService, access: Access, max_upload_bytes: int) -> APIRouter:
     """Return the /api/kb routes over the warm service's knowledge bases."""
     api = APIRouter(prefix="/api/kb", tags=["knowledge bases"])
     caller_of = Depends(access.api_caller)
@@ -92,16 +92,28 @@ def build_knowledge_api(service: AgentService, access: Access) -> APIRouter:
         bases = found(name)
         return {"documents": await asyncio.to_thread(bases.get(name).documents)}
 
+    @api.post("/{name}/documents", summary="Upload documents: .md, .txt, .pdf, .html (admin only)",
+              response_model=None, responses=doc.answers(doc.UploadResults, 401, 403, 404, 409, 503))
+    async def upload_documents(name: str = KbName,
+                               files: list[UploadFile] = Files,
+                               _: Caller = admin) -> dict[str, Any]:
+        bases = found(name)
+        if name == SAMPLE:
+            raise HTTPException(409, "The sample's documents live in the repository (data/kb); "
+                                     "create a knowledge base of your own for yours.")
+        uploads = [Upload(f.filename, f.size if f.size is not None else 0, f.file.read) for f in files]
+        return await asyncio.to_thread(upload_into, bases, name, uploads, max_upload_bytes)
+
     @api.delete("/{name}/documents/{document}", summary="Remove a document from a knowledge base (admin only)",
                 response_model=None, responses=doc.answers(doc.DocumentRemoved, 401, 403, 404, 503))
     async def remove_document(name: str = KbName, document: str = DocumentName, _: Caller = admin) -> dict[str, Any]:
         bases = found(name)
         if name == "sample":
             raise HTTPException(404, "The sample's documents live in the repository (data/kb).")
-        removed = await asyncio.to_thread(bases.get(name).remove_document, document)
+        removed = await asyncio.to_thread(remove_from, bases, name, document)
         if not removed:
             raise HTTPException(404, "That knowledge base has no document of that name.")
-        bases.changed(name)
         return {"document": document, "chunks_removed": removed}
 
     return api
+

@@ -2,21 +2,31 @@
 
 A body over its limit gets a 413 in our words and never reaches the app: 10 MB of JSON costs
 the server at most the limit in memory. /api JSON that is not UTF-8 gets the README's 422.
+File uploads (the page's, and POST /api/kb/NAME/documents) are not held in memory: their bytes
+are counted as the app reads them, and the request is refused the moment they pass the limit.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
 PAGE_BODY_BYTES = 2 * 1024 * 1024  # the page's own requests carry the chat history
+UPLOAD_FILES = 10  # one upload request may carry this many files of the largest size, in all
+_DOCUMENT_UPLOAD = re.compile(r"^/api/kb/[^/]+/documents/?$")
+
+
+class _TooLarge(Exception):
+    """An upload's body passed its limit while the app read it."""
 
 
 class BodyLimit:
-    """ASGI middleware: /api bodies up to `api_bytes`, page uploads up to `upload_bytes`."""
+    """ASGI middleware: /api bodies up to `api_bytes`; an upload request up to UPLOAD_FILES files
+    of `upload_bytes` (each file's own limit is checked per file, rag/uploads.py)."""
 
     def __init__(self, app: ASGIApp, api_bytes: int, upload_bytes: int) -> None:
         self.app, self.api_bytes, self.upload_bytes = app, api_bytes, upload_bytes
@@ -26,9 +36,9 @@ class BodyLimit:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             return await app(scope, receive, send)
         path = scope["path"]
-        limit, setting = ((self.api_bytes, "MAX_BODY_BYTES") if path.startswith("/api/")
-                          else (self.upload_bytes, "MAX_UPLOAD_BYTES") if "/upload" in path
-                          else (PAGE_BODY_BYTES, None))
+        if _DOCUMENT_UPLOAD.match(path) or (not path.startswith("/api/") and "/upload" in path):
+            return await self._counted(scope, receive, send, UPLOAD_FILES * self.upload_bytes)
+        limit, setting = (self.api_bytes, "MAX_BODY_BYTES") if path.startswith("/api/") else (PAGE_BODY_BYTES, None)
         body = await _read(receive, limit, _declared_length(scope))
         if body is None:
             named = f" ({setting})" if setting else ""
@@ -45,6 +55,35 @@ class BodyLimit:
             return await receive()  # later reads see the client's disconnect as usual
 
         await app(scope, replay, send)
+
+
+    async def _counted(self, scope: Scope, receive: Any, send: Any, limit: int) -> None:
+        """Pass the body through as the app reads it; refuse it once it is over `limit`."""
+        refusal = (f"The upload is over the {limit:,}-byte limit for one request ({UPLOAD_FILES} files of "
+                   f"MAX_UPLOAD_MB); send fewer files at a time.")
+        declared = _declared_length(scope)
+        if declared is not None and declared > limit:
+            return await _refuse(send, 413, refusal)
+        size, started = 0, False
+
+        async def counting() -> MutableMapping[str, Any]:
+            nonlocal size
+            message = await receive()
+            size += len(message.get("body", b""))
+            if size > limit:
+                raise _TooLarge
+            return message
+
+        async def tracking(message: MutableMapping[str, Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting, tracking)
+        except _TooLarge:
+            if not started:
+                await _refuse(send, 413, refusal)
 
 
 def _declared_length(scope: Scope) -> int | None:

@@ -207,6 +207,22 @@ class DocumentRemoved(Documented):
     chunks_removed: int
 
 
+class UploadResult(Documented):
+    file: str = Field(description="The file's name, made printable.")
+    ok: bool
+    message: str = Field(description="`added: 12 chunks`, or why the file was refused, in plain words.")
+    chunks: int = Field(description="The document's chunks after the upload.")
+    new_chunks: int = Field(description="Of which were embedded now (an unchanged file adds none).")
+
+
+class UploadResults(Documented):
+    knowledge_base: str
+    results: list[UploadResult] = Field(description="One per file, in the order sent.")
+    added: int
+    refused: int
+    fingerprint: str = Field(description="The knowledge base's fingerprint after the upload.")
+
+
 class Health(Documented):
     status: str = Field(description="warming up, ready or failed.")
     model: str | None

@@ -53,7 +53,9 @@ def load_components(settings: Settings) -> Components:
         embed = embedding_function_for(settings)
         embed(["warm up"])  # load the embedding model now, not on the first question
     with _timed(timings, "knowledge_base"):
-        bases = open_knowledge_bases(settings.state_dir, embed, settings.sample_dir / "manifest.json")
+        bases = open_knowledge_bases(settings.state_dir, embed, settings.sample_dir / "manifest.json",
+                                     holder="Glassbox (python app.py)",
+                                     url=f"http://{settings.server_name}:{settings.server_port}")
         ingest_paths(bases.open(SAMPLE).kb, [settings.sample_dir], progress=False)
         if bases.legacy:  # an older version's single store: its copy of the sample shop goes
             drop_copies(bases, bases.legacy, SAMPLE)

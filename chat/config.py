@@ -89,8 +89,9 @@ class Settings:
     trace_max_runs: int | None = None
     # MAX_BODY_BYTES: the largest request body the HTTP API accepts.
     max_body_bytes: int = 64 * 1024
-    # MAX_UPLOAD_BYTES: the largest file the page accepts through /gradio_api/upload.
-    max_upload_bytes: int = 10 * 1024 * 1024
+    # MAX_UPLOAD_MB: the largest document a knowledge base takes (page or API), in megabytes; one
+    # upload request may carry ten times this in all.
+    max_upload_bytes: int = 20 * 1024 * 1024
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -163,7 +164,7 @@ class Settings:
             trace_retention_days=_float(env, "TRACE_RETENTION_DAYS", 0) or None,
             trace_max_runs=_int(env, "TRACE_MAX_RUNS", 0) or None,
             max_body_bytes=_int(env, "MAX_BODY_BYTES", cls.max_body_bytes),
-            max_upload_bytes=_int(env, "MAX_UPLOAD_BYTES", cls.max_upload_bytes),
+            max_upload_bytes=int(_float(env, "MAX_UPLOAD_MB", cls.max_upload_bytes / 1_048_576) * 1_048_576),
         )
 
 

@@ -22,6 +22,7 @@ from chromadb.api import ClientAPI
 from chromadb.api.types import Documents, EmbeddingFunction
 
 from chat.config import KB_NAME_MAX, KB_NAME_PATTERN, KB_NAME_RULE
+from rag.lock import StoreLock
 from rag.store import KnowledgeBase, collection_name_for, model_slug, persistent_client
 
 log = logging.getLogger("glassbox.knowledge")
@@ -79,6 +80,7 @@ class _Base:
     manifest: Manifest
     fingerprint: str | None = None  # recomputed after each change
     lock: threading.Lock = field(default_factory=threading.Lock)
+    writer: threading.Lock = field(default_factory=threading.Lock)  # one upload or removal at a time
 
 
 class KnowledgeBases:
@@ -92,6 +94,12 @@ class KnowledgeBases:
         self._bases: dict[str, _Base] = {}
         self._lock = threading.RLock()  # create() opens under it
         self.legacy: str | None = None  # the name an older version's single collection now has
+        self.lock: StoreLock | None = None  # held while this process may write (see rag/lock.py)
+
+    def close(self) -> None:
+        """Release the store's one-writer lock, if this process holds it."""
+        if self.lock is not None:
+            self.lock.release()
 
     # --- naming -------------------------------------------------------------------------------
 
@@ -129,6 +137,10 @@ class KnowledgeBases:
     def get(self, name: str) -> KnowledgeBase:
         """Return the knowledge base `name`; raise UnknownKnowledgeBase if there is none."""
         return self._base(name).kb
+
+    def writer(self, name: str) -> threading.Lock:
+        """The lock one upload or removal into `name` holds, so two never interleave."""
+        return self._base(name).writer
 
     def manifest(self, name: str) -> Manifest:
         """Return the identity of the knowledge base `name`."""
@@ -225,11 +237,23 @@ class KnowledgeBases:
 
 
 def open_knowledge_bases(state_dir: Path, embedding_function: EmbeddingFunction[Documents],
-                         sample_manifest: Path | None = None) -> KnowledgeBases:
+                         sample_manifest: Path | None = None, holder: str | None = None,
+                         url: str | None = None) -> KnowledgeBases:
     """Open the embedded store under `state_dir`; a store from before named knowledge bases
-    becomes the knowledge base `docs` (see seed_sample for the sample's own chunks)."""
-    client = persistent_client(state_dir)
+    becomes the knowledge base `docs` (see seed_sample for the sample's own chunks).
+
+    With a `holder` (serving at `url`, if it serves), first take the store's one-writer lock
+    (rag/lock.py), or raise StoreBusy.
+    """
+    lock = StoreLock.acquire(state_dir, holder, url) if holder else None
+    try:
+        client = persistent_client(state_dir)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
     bases = KnowledgeBases(client, embedding_function, state_dir / "knowledge", sample_manifest)
+    bases.lock = lock
     _adopt_legacy_collection(client, bases, embedding_function)
     return bases
 

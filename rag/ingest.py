@@ -14,10 +14,11 @@ from chat.config import Settings, SettingsError
 from rag.bases import NAME_RULE, SAMPLE, KnowledgeBases, adopt_manifest, open_knowledge_bases, valid_name
 from rag.embeddings import embedding_function_for
 from rag.loading import UnreadableDocument, collect_files, iter_documents
+from rag.lock import StoreBusy
 from rag.splitting import split_into_chunks
 from rag.store import KnowledgeBase
 
-USAGE = ("usage: python -m rag.ingest [--kb NAME] PATH [PATH ...]  (files or folders of .md, .txt, .pdf)\n"
+USAGE = ("usage: python -m rag.ingest [--kb NAME] PATH [PATH ...]  (files or folders of .md, .txt, .pdf, .html)\n"
          "       python -m rag.ingest --list [--kb NAME]      knowledge bases, or one's documents\n"
          "       python -m rag.ingest --kb NAME --remove DOCUMENT [DOCUMENT ...]\n"
          "  --kb NAME  the knowledge base to add to (default: KNOWLEDGE_BASE, else docs); created if new")
@@ -67,7 +68,7 @@ def main(
     argv: list[str] | None = None,
     embedding_function: EmbeddingFunction[Documents] | None = None,
 ) -> int:
-    """Run the CLI; return 0 on success, 1 if any file failed, 2 on a usage error."""
+    """Run the CLI; return 0 on success, 1 if any file failed, 2 on a usage error, 3 if the app holds the store."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args in (["-h"], ["--help"]):
         print(USAGE)
@@ -98,9 +99,11 @@ def main(
         print("error: the knowledge base sample is the sample shop, kept in data/kb; give your documents "
               "their own, e.g. --kb docs", file=sys.stderr)
         return 2
-    bases = _open_bases(settings, embedding_function)
+    bases = _open_bases(settings, embedding_function, name)
+    if bases is None:
+        return 3
     kb = bases.open(name).kb
-    print(f"Adding to the knowledge base {name}. Stop the app first: its embedded store has one writer.")
+    print(f"Adding to the knowledge base {name}.")
     report = ingest_paths(kb, [Path(arg) for arg in args], progress=True)
     for folder in (Path(arg) for arg in args):
         if adopt_manifest(bases, name, folder):
@@ -120,7 +123,9 @@ def _manage(name: str | None, remove: list[str] | None,
     settings = _settings()
     if settings is None:
         return 2
-    bases = _open_bases(settings, embedding_function)
+    bases = _open_bases(settings, embedding_function, name)
+    if bases is None:
+        return 3
     if name is not None and not bases.exists(name):
         print(f"error: there is no knowledge base named {name}; --list shows them", file=sys.stderr)
         return 2
@@ -151,9 +156,19 @@ def _settings() -> Settings | None:
         return None
 
 
-def _open_bases(settings: Settings, embedding_function: EmbeddingFunction[Documents] | None) -> KnowledgeBases:
-    return open_knowledge_bases(settings.state_dir, embedding_function or embedding_function_for(settings),
-                                settings.sample_dir / "manifest.json")
+def _open_bases(settings: Settings, embedding_function: EmbeddingFunction[Documents] | None,
+                name: str | None) -> KnowledgeBases | None:
+    """Open the store as its one writer, or say who holds it and what to do instead; None then."""
+    try:
+        return open_knowledge_bases(settings.state_dir, embedding_function or embedding_function_for(settings),
+                                    settings.sample_dir / "manifest.json", holder="python -m rag.ingest")
+    except StoreBusy as busy:
+        url = busy.url or f"http://{settings.server_name}:{settings.server_port}"
+        print(f"error: {busy}.\nWhile it serves, go through it instead: the Knowledge tab at {url}, or\n"
+              f"  curl {url}/api/kb/{name or 'NAME'}/documents            (list)\n"
+              f"  curl -F files=@FILE {url}/api/kb/{name or 'NAME'}/documents   (add; the admin's token if AUTH_MODE "
+              f"isn't local)\nOr stop the app and run this again.", file=sys.stderr)
+        return None
 
 
 if __name__ == "__main__":

@@ -113,6 +113,10 @@ class KnowledgeBase:
         self.remove_ids(ids)
         return len(ids)
 
+    def ids_of(self, source: str) -> list[str]:
+        """Return the ids of the document `source`'s chunks (none if it isn't there)."""
+        return sorted(self._ids_of_sources({source}))
+
     def remove_ids(self, ids: Sequence[str]) -> None:
         """Remove these chunks."""
         for start in range(0, len(ids), _BATCH):
