@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
+import os
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
 from fastapi import FastAPI
@@ -19,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from api.errors import install_error_handlers
 from api.headers import SecurityHeaders
 from api.knowledge import build_knowledge_api
-from api.limits import BodyLimit
+from api.limits import UPLOAD_FILES, BodyLimit
 from api.openapi import document_api
 from api.routes import build_api
 from auth.access import Access, VisitorCookies
@@ -34,8 +37,8 @@ from metrics.table import RunTable
 from traces.store import TraceStore
 from traces.tokens import TokenStore
 from ui.ask import add_ask_api
-from ui.chat_page import CSS, build_chat_page
 from ui.conversations import browser_secret
+from ui.page import CSS, build_page
 
 log = logging.getLogger("glassbox.app")
 @dataclass
@@ -79,7 +82,7 @@ def build_glassbox(
 
 def build_demo(glassbox: Glassbox) -> gr.Blocks:
     """Build the page and the /ask API on it."""
-    demo = build_chat_page(glassbox)
+    demo = build_page(glassbox)
     with demo:
         add_ask_api(glassbox)
     return demo
@@ -102,7 +105,7 @@ def build_app(glassbox: Glassbox) -> FastAPI:
     document_api(app)  # errors documented as sent, /docs offline, 405 for an undocumented method
     settings = glassbox.settings
     app.include_router(build_api(glassbox.service, glassbox.traces, glassbox.access, settings.heartbeat_s))
-    app.include_router(build_knowledge_api(glassbox.service, glassbox.access))
+    app.include_router(build_knowledge_api(glassbox.service, glassbox.access, settings.max_upload_bytes))
     app.add_middleware(VisitorCookies, access=glassbox.access)
     app.add_middleware(BodyLimit, api_bytes=settings.max_body_bytes, upload_bytes=settings.max_upload_bytes)
     app.add_middleware(SecurityHeaders)  # outermost: refusals and errors carry the headers too
@@ -112,7 +115,7 @@ def build_app(glassbox: Glassbox) -> FastAPI:
         return Response(generate_latest(glassbox.registry), media_type=CONTENT_TYPE_LATEST)
 
     return gr.mount_gradio_app(app, build_demo(glassbox), path="/", footer_links=["api"], css=CSS,
-                               max_file_size=settings.max_upload_bytes)
+                               max_file_size=UPLOAD_FILES * settings.max_upload_bytes)
 
 
 async def keep_within_retention(glassbox: Glassbox, every_s: float = 3600.0) -> None:
@@ -143,6 +146,14 @@ def spare_gradio_a_failed_import() -> None:
         sys.modules["matplotlib"] = None  # type: ignore[assignment]
 
 
+def keep_temporary_files_in(state_dir: Path) -> None:
+    """Uploads (Gradio's copies, spooled request bodies) go under APP_STATE_DIR, nowhere else."""
+    temporary = state_dir / "tmp"
+    temporary.mkdir(parents=True, exist_ok=True)
+    os.environ["GRADIO_TEMP_DIR"] = str(state_dir / "uploads")  # read when the app is built
+    tempfile.tempdir = str(temporary)
+
+
 def main() -> None:
     """Start warm-up, then serve on GRADIO_SERVER_NAME:GRADIO_SERVER_PORT."""
     import uvicorn
@@ -150,6 +161,7 @@ def main() -> None:
     configure_logging()
     spare_gradio_a_failed_import()
     settings = Settings.from_env()
+    keep_temporary_files_in(settings.state_dir)
     glassbox = build_glassbox(settings)
     glassbox.service.start_warm_up()
     host, port = settings.server_name, settings.server_port

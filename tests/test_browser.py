@@ -214,3 +214,45 @@ def test_images_from_the_model_a_document_or_the_user_load_nothing(serve_glassbo
     assert page.inner_text("#gb-chat").count(html) == 3  # the user's message, the document, the answer
     assert page.locator("#gb-chat a[href*='md-img']").count() == 3
     assert violations == []  # the page itself needs nothing the policy forbids
+
+
+def test_a_document_uploaded_in_the_page_is_cited_with_a_grounding_badge(serve_glassbox, scripted_model,
+                                                                          browser_page, tmp_path):
+    """The demo path: a new knowledge base, an upload, a question about it, the source and the badge."""
+    from rag.bases import open_knowledge_bases
+    from tests.test_rag import BagOfWordsEmbeddings
+
+    bases = open_knowledge_bases(tmp_path / "kb-state", BagOfWordsEmbeddings())
+    bases.open("sample")
+    scripted_model.replies = [Reply(tokens=["Dogs ", "cannot ", "ride ", "in ", "the ", "basket."])]
+    url = serve_glassbox(knowledge=bases).url
+    (tmp_path / "pets.md").write_text("# Pets\n\nDogs cannot ride in the basket of a Loop bike.\n")
+    (tmp_path / "song.mp3").write_bytes(b"ID3\x00\x00")
+    page = browser_page
+    page.goto(url)
+    page.wait_for_selector("#gb-status:has-text('ready')", timeout=20_000)
+
+    page.get_by_role("tab", name="Knowledge").click()
+    page.get_by_text("New knowledge base").click()
+    page.fill("#gb-kb-new-name textarea, #gb-kb-new-name input", "bikes")
+    page.click("#gb-kb-create")
+    page.wait_for_selector("#gb-kb-about:has-text('0 documents')", timeout=10_000)
+    page.set_input_files("#gb-kb-files input[type=file]", [str(tmp_path / "pets.md"), str(tmp_path / "song.mp3")])
+    page.click("#gb-kb-upload")
+    page.wait_for_selector("#gb-kb-results:has-text('1 of 2 files added')", timeout=20_000)
+    results = page.inner_text("#gb-kb-results")
+    assert "pets.md: added: 1 chunks" in results and "song.mp3: unsupported file type '.mp3'" in results
+    page.wait_for_function("document.querySelector('#gb-kb-documents').innerText.includes('pets.md')",
+                           timeout=10_000)
+
+    page.get_by_role("tab", name="Chat").click()
+    page.locator("#gb-kb input").click()
+    page.get_by_role("option", name="bikes").click()
+    page.fill("#gb-input textarea", "Can my dog ride in the basket?")
+    page.click("#gb-send")
+    page.wait_for_selector("#gb-chat :text('grounded in the documents')", timeout=20_000)
+    page.get_by_text("Sources (1)").click()
+    page.wait_for_selector("#gb-chat :text('pets.md')", timeout=5_000)
+    assert "Dogs cannot ride in the basket of a Loop bike." in page.inner_text("#gb-chat")
+    os.makedirs("tests/artifacts", exist_ok=True)
+    page.screenshot(path="tests/artifacts/knowledge.png", full_page=True)

@@ -1,10 +1,11 @@
-"""The chat page: chat, the live event panel, the observability panel, the sidebar, and their handlers.
+"""The Chat tab: chat, the live event panel, the observability panel, the sidebar, and their handlers.
 
-`build_chat_page(glassbox)` returns the Blocks; app.py adds the /ask API and mounts it.
+`add_chat_tab(glassbox, demo, tab, visitor)` builds it inside the page (ui/page.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from metrics.counters import counters_markdown
 from ui.conversations import choices, remember, reopen
 from ui.observability import ObservabilityFeed, status_markdown
 from ui.render import LEVELS, TurnView, inert, panel_html
+from ui.visitors import caller_of
 
 if TYPE_CHECKING:
     from app import Glassbox
@@ -48,14 +50,14 @@ async def run_turn(service: AgentService, message: str, thread_id: str, caller: 
         yield view
 
 
-def build_chat_page(glassbox: Glassbox) -> gr.Blocks:
-    """Build the page: chat, live event panel, observability panel, with their handlers."""
+def add_chat_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor: gr.BrowserState,
+                 sidebar: gr.Sidebar) -> None:
+    """Build the Chat tab and its handlers inside the page being built; its conversation list
+    goes into the page's `sidebar` (a sidebar must sit at the top of the page, not in a tab)."""
     settings, service, traces, access = glassbox.settings, glassbox.service, glassbox.traces, glassbox.access
 
     def page_caller(visitor: str, profile: gr.OAuthProfile | None) -> Caller:
-        """Who this page is: signed in with Hugging Face (on a Space with OAuth), else its browser."""
-        # No id yet (the page is still loading): a fresh one, which owns nothing and is never shared.
-        return access.page_caller(visitor or uuid.uuid4().hex, profile.username if profile else None)
+        return caller_of(access, visitor, profile)
 
     def knowledge_bases() -> tuple[list[str], str]:
         """Return the knowledge bases visitors may choose among, and the default."""
@@ -76,10 +78,17 @@ def build_chat_page(glassbox: Glassbox) -> gr.Blocks:
         placeholder, examples = identity_of(name)
         return gr.update(value=[], placeholder=placeholder, examples=examples or None)
 
-    def show_knowledge_bases(current: str):
+    async def show_knowledge_bases(current: str):
+        while service.status == "warming up":  # the list is known once warm; sleeping holds no thread
+            await asyncio.sleep(0.5)
         names, default = knowledge_bases()
         value = current if current in names else default
         return gr.update(choices=names, value=value), chat_for(value)
+
+    def offer_knowledge_bases(current: str):
+        """The admin may have added or deleted some in the Knowledge tab meanwhile."""
+        names, default = knowledge_bases()
+        return gr.update(choices=names, value=current if current in names else default)
 
     def switch_knowledge_base(name: str, thread_id: str, level: str):
         """A conversation answers from one knowledge base: choosing another starts a new one."""
@@ -189,88 +198,85 @@ def build_chat_page(glassbox: Glassbox) -> gr.Blocks:
         async for figures in feed.watch(drawn, lifetime_s=WATCH_LIFETIME_S):
             yield figures
 
-    with gr.Blocks(title="Glassbox") as demo:
-        thread_id = gr.State(lambda: uuid.uuid4().hex)  # a new browser session starts a new thread
-        run_events = gr.State([])
-        charts_drawn = gr.State(None)  # runs_recorded when this page's charts were last drawn
-        browser_threads = gr.BrowserState([], storage_key="glassbox-threads", secret=access.secret)
-        # This browser's anonymous identity (AUTH_MODE public/private): encrypted, so it can't be forged.
-        visitor = gr.BrowserState("", storage_key="glassbox-visitor", secret=access.secret)
-        with gr.Sidebar(label="Conversations", elem_id="gb-sidebar"):
-            if settings.hf_oauth:  # a Space with hf_oauth: true; signed in, the Space's owner is admin
-                gr.LoginButton(elem_id="gb-login")
-            conversations = gr.Radio([], label="Your conversations", elem_id="gb-conversations")
-            title_box = gr.Textbox(placeholder="A new title for this conversation", show_label=False,
-                                   max_length=200, elem_id="gb-title")
+    thread_id = gr.State(lambda: uuid.uuid4().hex)  # a new browser session starts a new thread
+    run_events = gr.State([])
+    charts_drawn = gr.State(None)  # runs_recorded when this page's charts were last drawn
+    browser_threads = gr.BrowserState([], storage_key="glassbox-threads", secret=access.secret)
+    with sidebar:
+        if settings.hf_oauth:  # a Space with hf_oauth: true; signed in, the Space's owner is admin
+            gr.LoginButton(elem_id="gb-login")
+        conversations = gr.Radio([], label="Your conversations", elem_id="gb-conversations")
+        title_box = gr.Textbox(placeholder="A new title for this conversation", show_label=False,
+                               max_length=200, elem_id="gb-title")
+        with gr.Row():
+            rename_button = gr.Button("Rename", size="sm", elem_id="gb-rename")
+            delete_button = gr.Button("Delete", size="sm", variant="stop", elem_id="gb-delete")
+    with gr.Row(equal_height=False):
+        gr.Markdown("## Glassbox · watch the agent think")
+        status = gr.Markdown(status_markdown(service), elem_id="gb-status")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            knowledge = gr.Dropdown([settings.knowledge_base], value=settings.knowledge_base,
+                                    label="Knowledge base (choosing another starts a new conversation)",
+                                    elem_id="gb-kb", allow_custom_value=False)
+            chatbot = gr.Chatbot(label="Chat", height=520, elem_id="gb-chat", layout="bubble",
+                                 placeholder="Ask a question about the documents…")
             with gr.Row():
-                rename_button = gr.Button("Rename", size="sm", elem_id="gb-rename")
-                delete_button = gr.Button("Delete", size="sm", variant="stop", elem_id="gb-delete")
-        with gr.Row(equal_height=False):
-            gr.Markdown("## Glassbox · watch the agent think")
-            status = gr.Markdown(status_markdown(service), elem_id="gb-status")
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=3):
-                knowledge = gr.Dropdown([settings.knowledge_base], value=settings.knowledge_base,
-                                        label="Knowledge base (choosing another starts a new conversation)",
-                                        elem_id="gb-kb", allow_custom_value=False)
-                chatbot = gr.Chatbot(label="Chat", height=520, elem_id="gb-chat", layout="bubble",
-                                     placeholder="Ask a question about the documents…")
-                with gr.Row():
-                    box = gr.Textbox(placeholder="Ask a question and press Enter", show_label=False,
-                                     scale=5, max_length=settings.max_message_chars, elem_id="gb-input")
-                    send = gr.Button("Send", variant="primary", scale=1, elem_id="gb-send")
-                with gr.Row(visible=False, elem_id="gb-approval") as approval_row:
-                    approve_button = gr.Button("Approve", variant="primary", elem_id="gb-approve")
-                    reject_button = gr.Button("Reject", variant="stop", elem_id="gb-reject")
-                with gr.Row():
-                    stop_button = gr.Button("Stop", variant="stop", elem_id="gb-stop")
-                    new_button = gr.Button("New conversation", elem_id="gb-new")
-            with gr.Column(scale=2):
-                level = gr.Radio(list(LEVELS), value="full trace", label="Event level", elem_id="gb-level")
-                panel = gr.HTML(panel_html([], "full trace"), elem_id="gb-panel")
-        with gr.Accordion("Observability", open=True, elem_id="gb-observability"):
+                box = gr.Textbox(placeholder="Ask a question and press Enter", show_label=False,
+                                 scale=5, max_length=settings.max_message_chars, elem_id="gb-input")
+                send = gr.Button("Send", variant="primary", scale=1, elem_id="gb-send")
+            with gr.Row(visible=False, elem_id="gb-approval") as approval_row:
+                approve_button = gr.Button("Approve", variant="primary", elem_id="gb-approve")
+                reject_button = gr.Button("Reject", variant="stop", elem_id="gb-reject")
             with gr.Row():
-                ttft_plot = gr.LinePlot(x="time", y="ttft_s", title="Time to first token (s)",
-                                        height=220, y_lim=[0, None], x_axis_format="%H:%M:%S",
-                                        elem_id="gb-ttft-plot")
-                latency_plot = gr.LinePlot(x="time", y="latency_s", title="Latency, end to end (s)",
-                                           height=220, y_lim=[0, None],
-                                           x_axis_format="%H:%M:%S", elem_id="gb-latency-plot")
-            with gr.Row():
-                counters = gr.Markdown(counters_markdown(glassbox.registry), elem_id="gb-counters")
-                target_table = gr.Dataframe(label="Percentiles of completed runs vs targets",
-                                            interactive=False, elem_id="gb-targets")
-        timer = gr.Timer(WATCH_LIFETIME_S + 1)  # starts the next watcher as the last one ends
+                stop_button = gr.Button("Stop", variant="stop", elem_id="gb-stop")
+                new_button = gr.Button("New conversation", elem_id="gb-new")
+        with gr.Column(scale=2):
+            level = gr.Radio(list(LEVELS), value="full trace", label="Event level", elem_id="gb-level")
+            panel = gr.HTML(panel_html([], "full trace"), elem_id="gb-panel")
+    with gr.Accordion("Observability", open=True, elem_id="gb-observability"):
+        with gr.Row():
+            ttft_plot = gr.LinePlot(x="time", y="ttft_s", title="Time to first token (s)",
+                                    height=220, y_lim=[0, None], x_axis_format="%H:%M:%S",
+                                    elem_id="gb-ttft-plot")
+            latency_plot = gr.LinePlot(x="time", y="latency_s", title="Latency, end to end (s)",
+                                       height=220, y_lim=[0, None],
+                                       x_axis_format="%H:%M:%S", elem_id="gb-latency-plot")
+        with gr.Row():
+            counters = gr.Markdown(counters_markdown(glassbox.registry), elem_id="gb-counters")
+            target_table = gr.Dataframe(label="Percentiles of completed runs vs targets",
+                                        interactive=False, elem_id="gb-targets")
+    timer = gr.Timer(WATCH_LIFETIME_S + 1)  # starts the next watcher as the last one ends
 
-        private = {"api_visibility": "private"}
-        turn = [box, chatbot, thread_id, level, visitor, knowledge]
-        outputs = [box, chatbot, panel, run_events, approval_row]
-        listing = [browser_threads, conversations]
-        for trigger in (box.submit, send.click):
-            trigger(respond, turn, outputs, concurrency_limit=None, **private).then(
-                show_conversations_after_turn, [browser_threads, thread_id, visitor], listing, **private)
-        stop_button.click(stop, [thread_id], None, queue=False, **private)
-        approve_button.click(approve, [thread_id], approval_row, queue=False, **private)
-        reject_button.click(reject, [thread_id], approval_row, queue=False, **private)
-        new_button.click(new_conversation, [thread_id, level],
-                         [thread_id, chatbot, panel, run_events, conversations], **private)
-        conversations.input(open_conversation, [conversations, thread_id, level, visitor],
-                            [thread_id, chatbot, panel, run_events, knowledge], **private)
-        knowledge.input(switch_knowledge_base, [knowledge, thread_id, level],
-                        [thread_id, chatbot, panel, run_events, conversations], **private)
-        chatbot.example_select(ask_example, None, box, **private).then(
-            respond, turn, outputs, concurrency_limit=None, **private).then(
+    private = {"api_visibility": "private"}
+    turn = [box, chatbot, thread_id, level, visitor, knowledge]
+    outputs = [box, chatbot, panel, run_events, approval_row]
+    listing = [browser_threads, conversations]
+    for trigger in (box.submit, send.click):
+        trigger(respond, turn, outputs, concurrency_limit=None, **private).then(
             show_conversations_after_turn, [browser_threads, thread_id, visitor], listing, **private)
-        rename_button.click(rename_conversation, [title_box, thread_id, browser_threads, visitor],
-                            [title_box, *listing], **private)
-        delete_button.click(delete_conversation, [thread_id, browser_threads, level, visitor],
-                            [thread_id, chatbot, panel, run_events, browser_threads, conversations], **private)
-        level.change(lambda events, lvl: panel_html(events, lvl), [run_events, level], panel, **private)
-        figures = [status, ttft_plot, latency_plot, counters, target_table, charts_drawn]
-        # One long-lived watcher per page sends only changes (ObservabilityFeed.watch); no concurrency limit.
-        for trigger in (demo.load, timer.tick):
-            trigger(watch_figures, charts_drawn, figures, show_progress="hidden", concurrency_limit=None, **private)
-        demo.load(show_knowledge_bases, knowledge, [knowledge, chatbot], **private)
-        demo.load(known_visitor, visitor, visitor, **private).then(
-            show_conversations, [browser_threads, thread_id, visitor], listing, **private)
-    return demo
+    stop_button.click(stop, [thread_id], None, queue=False, **private)
+    approve_button.click(approve, [thread_id], approval_row, queue=False, **private)
+    reject_button.click(reject, [thread_id], approval_row, queue=False, **private)
+    new_button.click(new_conversation, [thread_id, level],
+                     [thread_id, chatbot, panel, run_events, conversations], **private)
+    conversations.input(open_conversation, [conversations, thread_id, level, visitor],
+                        [thread_id, chatbot, panel, run_events, knowledge], **private)
+    knowledge.input(switch_knowledge_base, [knowledge, thread_id, level],
+                    [thread_id, chatbot, panel, run_events, conversations], **private)
+    chatbot.example_select(ask_example, None, box, **private).then(
+        respond, turn, outputs, concurrency_limit=None, **private).then(
+        show_conversations_after_turn, [browser_threads, thread_id, visitor], listing, **private)
+    rename_button.click(rename_conversation, [title_box, thread_id, browser_threads, visitor],
+                        [title_box, *listing], **private)
+    delete_button.click(delete_conversation, [thread_id, browser_threads, level, visitor],
+                        [thread_id, chatbot, panel, run_events, browser_threads, conversations], **private)
+    level.change(lambda events, lvl: panel_html(events, lvl), [run_events, level], panel, **private)
+    figures = [status, ttft_plot, latency_plot, counters, target_table, charts_drawn]
+    # One long-lived watcher per page sends only changes (ObservabilityFeed.watch); no concurrency limit.
+    for trigger in (demo.load, timer.tick):
+        trigger(watch_figures, charts_drawn, figures, show_progress="hidden", concurrency_limit=None, **private)
+    demo.load(show_knowledge_bases, knowledge, [knowledge, chatbot], show_progress="hidden", **private)
+    tab.select(offer_knowledge_bases, knowledge, knowledge, show_progress="hidden", **private)
+    demo.load(known_visitor, visitor, visitor, **private).then(
+        show_conversations, [browser_threads, thread_id, visitor], listing, **private)
