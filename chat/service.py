@@ -20,12 +20,23 @@ from chat.events import ApprovalRequired, Event, RunEnded
 from chat.graph import build_graph
 from chat.stream import RunTranslator, emit_all, stream_run
 from chat.text import clean_text
+from rag.lock import StoreBusy
+from rag.priority import FOREGROUND
 
 if TYPE_CHECKING:
     from rag.bases import KnowledgeBases
 
 log = logging.getLogger("glassbox.service")
 Listener = Callable[[Event], None]
+
+
+def _warm_up_failure(error: Exception) -> str:
+    """Say what failed in our words; the library's own text is in the server log."""
+    if isinstance(error, (FileNotFoundError, PermissionError)):
+        return f"a file it needs could not be opened ({getattr(error, 'filename', None) or 'see the server log'})"
+    if isinstance(error, MemoryError):
+        return "there is not enough memory to load the model"
+    return "loading the model or the knowledge store went wrong; the server log says what"
 
 
 class NotReady(RuntimeError):
@@ -111,9 +122,12 @@ class AgentService:
             self.components = self._load()
             self.ready_after_s = time.monotonic() - self.started_at
             log.info("ready", extra={"seconds": round(self.ready_after_s, 2), "timings": self.components.timings})
-        except Exception as error:  # shown on the page; the server keeps running
+        except StoreBusy as busy:  # shown on the page; the server keeps running
+            log.error("warm-up failed: %s", busy)
+            self.error = f"{busy}. Stop it first, or give this app its own APP_STATE_DIR."
+        except Exception as error:
             log.exception("warm-up failed")
-            self.error = f"{type(error).__name__}: {error}"
+            self.error = _warm_up_failure(error)
         finally:
             self._loaded.set()
 
@@ -207,6 +221,8 @@ class AgentService:
         connection = getattr(self.checkpointer, "conn", None)
         if connection is not None:
             await connection.close()
+        if self.knowledge is not None:
+            self.knowledge.close()  # another process may write to the store now
 
     @property
     def knowledge(self) -> KnowledgeBases | None:
@@ -238,12 +254,13 @@ class AgentService:
         except NotReady as error:
             emit_all(emit, translator.finish("failed", error=("internal", str(error))))
             return
-        await stream_run(
-            graph, message, translator=translator, model_name=components.model_name,
-            knowledge=(knowledge_base, fingerprint), assistant=components.identity(knowledge_base)[1],
-            recursion_limit=self.recursion_limit, timeout_s=self.timeout_s, emit=emit,
-            decide=self.approvals.wait,
-        )
+        with FOREGROUND.running():  # an upload's embedding gives way meanwhile (rag/priority.py)
+            await stream_run(
+                graph, message, translator=translator, model_name=components.model_name,
+                knowledge=(knowledge_base, fingerprint), assistant=components.identity(knowledge_base)[1],
+                recursion_limit=self.recursion_limit, timeout_s=self.timeout_s, emit=emit,
+                decide=self.approvals.wait,
+            )
 
     async def _compiled_graph(self, components: Components):
         # Compiled on the serving event loop, because the async SQLite checkpointer binds to it.

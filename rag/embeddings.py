@@ -6,6 +6,7 @@ import asyncio
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import numpy as np
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
 
 from chat.config import Settings
+from rag.priority import FOREGROUND
 
 
 def bundled_model_path() -> Path:
@@ -22,6 +24,18 @@ def bundled_model_path() -> Path:
     return Path(get_model_path())
 
 
+BULK_TEXTS = 8  # a request of more texts than this is bulk work (an upload), done in pieces
+BULK_PIECE = 16  # texts embedded at a time for bulk work: ~60 ms, all a question ever waits for
+BULK_MAX_WAIT_S = 2.0  # bulk work waits at most this long for answers to finish, per piece
+
+
+@dataclass
+class _Bulk:
+    texts: list[str]
+    future: Future
+    vectors: list[Any] = field(default_factory=list)
+
+
 class EmbeddingBatcher:
     """Embed what concurrent callers ask for together: one forward pass, on one thread.
 
@@ -29,11 +43,16 @@ class EmbeddingBatcher:
     MiniLM pass per question, each on its own thread, took ~170 ms apiece instead of ~10 ms, as
     torch's threads oversubscribed the cores and every pass's Python fought the event loop for
     the GIL. Queries that arrive while a pass runs wait for the next one and share it.
+
+    Bulk requests (an upload's sentences) go in pieces of BULK_PIECE after every waiting query,
+    and give way while `busy()` says an answer is being written (rag/priority.py).
     """
 
-    def __init__(self, encode: Callable[[list[str]], Any], max_texts: int = 64) -> None:
-        self._encode, self._max_texts = encode, max_texts
+    def __init__(self, encode: Callable[[list[str]], Any], max_texts: int = 64,
+                 busy: Callable[[], bool] = FOREGROUND.busy) -> None:
+        self._encode, self._max_texts, self._busy = encode, max_texts, busy
         self._pending: list[tuple[list[str], Future]] = []
+        self._bulk: list[_Bulk] = []
         self._ready = threading.Condition()
         self._worker: threading.Thread | None = None
 
@@ -50,7 +69,10 @@ class EmbeddingBatcher:
         """
         future: Future = Future()
         with self._ready:
-            self._pending.append((texts, future))
+            if len(texts) > BULK_TEXTS:
+                self._bulk.append(_Bulk(list(texts), future))
+            else:
+                self._pending.append((texts, future))
             if self._worker is None:
                 self._worker = threading.Thread(target=self._work, name="embeddings", daemon=True)
                 self._worker.start()
@@ -60,22 +82,55 @@ class EmbeddingBatcher:
     def _work(self) -> None:
         while True:
             with self._ready:
-                while not self._pending:
+                while not self._pending and not self._bulk:
                     self._ready.wait()
                 batch, size = [], 0
                 while self._pending and (not batch or size + len(self._pending[0][0]) <= self._max_texts):
                     batch.append(self._pending.pop(0))
                     size += len(batch[-1][0])
-            try:
-                vectors = self._encode([text for texts, _ in batch for text in texts])
-            except Exception as error:  # each caller gets the error, the worker goes on
-                for _, future in batch:
-                    future.set_exception(error)
-                continue
-            start = 0
-            for texts, future in batch:
-                future.set_result(vectors[start:start + len(texts)])
-                start += len(texts)
+                bulk = None if batch else self._bulk[0]
+            if bulk is None:
+                self._answer(batch)
+            elif self._give_way():
+                self._embed_piece(bulk)
+
+    def _answer(self, batch: list[tuple[list[str], Future]]) -> None:
+        try:
+            vectors = self._encode([text for texts, _ in batch for text in texts])
+        except Exception as error:  # each caller gets the error, the worker goes on
+            for _, future in batch:
+                future.set_exception(error)
+            return
+        start = 0
+        for texts, future in batch:
+            future.set_result(vectors[start:start + len(texts)])
+            start += len(texts)
+
+    def _give_way(self) -> bool:
+        """Wait while answers are being written (at most BULK_MAX_WAIT_S); False if a query came meanwhile."""
+        waited = 0.0
+        while self._busy() and waited < BULK_MAX_WAIT_S:
+            with self._ready:
+                if self._pending:
+                    return False
+                self._ready.wait(0.02)
+            waited += 0.02
+        with self._ready:
+            return not self._pending
+
+    def _embed_piece(self, bulk: _Bulk) -> None:
+        start = len(bulk.vectors)
+        try:
+            bulk.vectors.extend(self._encode(bulk.texts[start:start + BULK_PIECE]))
+        except Exception as error:
+            with self._ready:
+                self._bulk.remove(bulk)
+            bulk.future.set_exception(error)
+            return
+        if len(bulk.vectors) >= len(bulk.texts):
+            with self._ready:
+                self._bulk.remove(bulk)
+            bulk.future.set_result(bulk.vectors)
 
 
 class LocalEmbeddings(EmbeddingFunction[Documents]):
