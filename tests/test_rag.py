@@ -376,3 +376,26 @@ def test_cli_lists_knowledge_bases_and_documents_and_removes_one(
     assert "removed returns.md: 1 chunks" in out and "no document named nope.md in shop" in out
     assert main(["--list", "--kb", "nothere"], embedding_function=BagOfWordsEmbeddings()) == 2
     assert main(["--remove", "x.md"], embedding_function=BagOfWordsEmbeddings()) == 2
+
+
+def test_an_uploads_embedding_gives_way_to_questions_and_to_answers_being_written(monkeypatch) -> None:
+    """rag/priority.py: bulk work goes in small pieces, after queries, and waits while a run is going."""
+    import threading
+
+    from rag import embeddings
+    from rag.embeddings import BULK_PIECE, EmbeddingBatcher
+
+    monkeypatch.setattr(embeddings, "BULK_MAX_WAIT_S", 600.0)  # no forced piece, however slow the machine
+
+    passes: list[int] = []
+    writing = threading.Event()
+    writing.set()  # an answer is being written
+    batcher = EmbeddingBatcher(lambda texts: passes.append(len(texts)) or [[0.0]] * len(texts), busy=writing.is_set)
+
+    bulk = batcher.submit([f"sentence {i}" for i in range(40)])
+    query = batcher.submit(["a question"])
+    assert len(query.result(timeout=5)) == 1  # the question is answered while the upload waits
+    assert not bulk.done() and passes == [1]
+    writing.clear()  # the answer is written: the upload goes on, a piece at a time
+    assert len(bulk.result(timeout=10)) == 40
+    assert passes[1:] == [BULK_PIECE, BULK_PIECE, 40 - 2 * BULK_PIECE]
