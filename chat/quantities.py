@@ -75,9 +75,11 @@ _DAY_WORDS = re.compile(
 _PHONE = re.compile(
     r"(?<![0-9])(?:\+?[0-9]{1,4}(?:-[0-9]{2,4}){2,4}|(?:\+?1[ .-])?\(?[0-9]{3}\)?[ .-][0-9]{3}[ .-][0-9]{4})(?![0-9])"
 )
-# Numbers that claim nothing: ordinals, "24/7", references the customer gave, "two-factor".
+# "24/7" and its synonyms claim that something is always open: a source must say so too.
+_ALWAYS = re.compile(r"\b24\s?(?:/|x)\s?7\b|\b(?:a)?round[- ]the[- ]clock\b|\b(?:7|seven) days a week\b", re.I)
+# Numbers that claim nothing: ordinals, references the customer gave, "two-factor".
 _NOT_QUANTITIES = re.compile(
-    r"\b[0-9]+(?:st|nd|rd|th)\b|\b24\s?(?:/|x)\s?7\b|#\s?[0-9]+"
+    r"\b[0-9]+(?:st|nd|rd|th)\b|#\s?[0-9]+"
     r"|\b(?:order|ticket|case|reference|ref|invoice|step)\s*(?:number|no\.?|id)?\s*:?\s*#?\s*[0-9]+"
     r"|\b(?:one|two|three|2|3)[ -](?:factor|step|way|click|time)\b",
     re.I,
@@ -88,7 +90,7 @@ _NOT_QUANTITIES = re.compile(
 class Quantity:
     """A number as the text states it: what it claims, and what it backs when a source says it."""
 
-    kind: str  # number, duration, money, percent, time, date, month, weekday, phone
+    kind: str  # number, duration, money, percent, time, date, month, weekday, phone, always
     keys: frozenset[str]  # e.g. {"duration:1296000"}; a time without am/pm has two
     backs: frozenset[str]
     numbers: frozenset[str]  # the numbers as written, normalised: "4.99", "2"
@@ -255,10 +257,15 @@ def _skip(match: re.Match[str], text: str) -> list[Quantity]:
     return []
 
 
+def _read_always(match: re.Match[str], text: str) -> list[Quantity]:
+    return [_quantity("always", ["always"], [], match.span())]
+
+
 _QUANTITY_PASSES = [
     (_DATES, _read_date),
     (_PHONE, _read_phone),
     (_CLOCKS, _read_clocks),
+    (_ALWAYS, _read_always),
     (_NOT_QUANTITIES, _skip),
     (_AMOUNT, _read_amounts),
     (_DAY_WORDS, _read_day_words),

@@ -219,12 +219,19 @@ def test_a_phone_number_must_match() -> None:
 def test_list_numbering_ordinals_and_the_customers_own_numbers_are_not_claims() -> None:
     answer = (
         "1. Open the Returns page in your account.\n2. Print the free prepaid label.\n"
-        "Your 1st step is the label; we're here 24/7 for order #12345."
+        "Your 1st step is the label, for order #12345."
     )
 
     assert grounded(
         answer, "To start a return, open the Returns page in your account and print the free prepaid label."
     )
+
+
+def test_always_open_is_a_claim_a_source_must_make() -> None:
+    """The small model's favourite invention: "I'm available 24/7" beside office hours."""
+    assert check_grounding("I'm available 24/7 to help.", [PHONE_HOURS]).unsupported == ("24/7",)
+    assert check_grounding("Support is open around the clock.", [PHONE_HOURS]).verdict == "unsupported"
+    assert grounded("Chat is open 24/7.", "Live chat: our chat team answers 24/7, every day of the year.")
 
 
 # --- Names ------------------------------------------------------------------------------------------------
