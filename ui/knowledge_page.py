@@ -169,9 +169,10 @@ def add_knowledge_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor:
     gr.Markdown("### Knowledge bases\nEach conversation answers from one knowledge base, chosen in the Chat tab. "
                 "Answers cite the documents they come from.")
     not_admin = gr.Markdown(NOT_ADMIN, visible=False, elem_id="gb-kb-not-admin")
-    with gr.Row(equal_height=False):
-        chosen = gr.Dropdown([], label="Knowledge base", elem_id="gb-kb-manage", scale=1)
-        about = gr.Markdown(elem_id="gb-kb-about")
+    with gr.Row(equal_height=False):  # side by side on a desktop, stacked on a phone
+        chosen = gr.Dropdown([], label="Knowledge base", elem_id="gb-kb-manage", scale=1, min_width=260)
+        with gr.Column(scale=2, min_width=300):
+            about = gr.Markdown(elem_id="gb-kb-about")
     documents = gr.Dataframe(headers=["Document", "Chunks", "Added (UTC)"], datatype=["str", "number", "str"],
                              interactive=False, elem_id="gb-kb-documents", max_height=320)
     with gr.Column(visible=False, elem_id="gb-kb-admin") as manage:
