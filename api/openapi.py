@@ -207,6 +207,24 @@ class DocumentRemoved(Documented):
     chunks_removed: int
 
 
+class Span(Documented):
+    span_id: str = Field(description="16 hex digits.")
+    parent_span_id: str | None = Field(description="None for the run, the root.")
+    kind: str = Field(description="run, node, tool or model.")
+    name: str = Field(description="`run`, the node's name (retrieve, agent, tools), the tool's, or `model call`.")
+    start_ns: int = Field(description="Unix nanoseconds.")
+    end_ns: int
+    duration_ms: float
+    status: str = Field(description="ok, error or cancelled.")
+    attributes: dict[str, Any] = Field(description="What happened in it: the message and answer, tool input "
+                                                   "and output, retrieval hits, the model's text and token count.")
+
+
+class RunSpans(Documented):
+    run_id: str
+    spans: list[Span] = Field(description="The root first, then in the order they started.")
+
+
 class UploadResult(Documented):
     file: str = Field(description="The file's name, made printable.")
     ok: bool

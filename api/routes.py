@@ -18,6 +18,7 @@ from auth.callers import Caller
 from chat.config import KB_NAME_MAX, KB_NAME_PATTERN
 from chat.events import ErrorOccurred, RunEnded
 from chat.service import AgentService, MessageRefused, WrongKnowledgeBase
+from chat.spans import span_tree
 from traces.store import TraceStore
 
 # Each route documents its 200 body and the errors its code answers with `doc.answers(...)`;
@@ -162,6 +163,12 @@ def build_api(service: AgentService, traces: TraceStore, access: Access, heartbe
              response_model=None, responses=doc.answers(doc.RunWithEvents, 401, 404))
     def get_run(run_id: str = RunId, caller: Caller = caller_of) -> dict[str, Any]:
         return _found(traces.get_run(caller, run_id), "run")
+
+    @api.get("/runs/{run_id}/spans", summary="A run's spans: the run, its nodes, tool calls and model calls",
+             response_model=None, responses=doc.answers(doc.RunSpans, 401, 404))
+    def get_spans(run_id: str = RunId, caller: Caller = caller_of) -> dict[str, Any]:
+        _found(traces.get_run(caller, run_id), "run")
+        return {"run_id": run_id, "spans": [span.to_dict() for span in span_tree(traces.run_events(caller, run_id))]}
 
     def decide(run_id: str, approved: bool, decision: Decision | None, caller: Caller) -> dict[str, Any]:
         waiting = service.approvals.pending(run_id)

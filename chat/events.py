@@ -35,6 +35,11 @@ class Event:
     run_id: str
     thread_id: str
     at: float  # time.monotonic() seconds when the event happened
+    # Set as the run emits the event (RunTranslator.stamp); 0 and "" on events stored before them.
+    seq: int = 0  # its place in the run, from 0
+    ts: int = 0  # the wall clock when it happened, Unix nanoseconds: comparable across restarts
+    span_id: str = ""  # the span it belongs to (chat/spans.py): the run, a node, a tool call, a model call
+    parent_span_id: str = ""  # that span's parent; "" for the run itself
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict with a `type` field."""

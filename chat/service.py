@@ -178,13 +178,15 @@ class AgentService:
             raise ThreadBusy("An answer is still streaming in this conversation; stop it or wait.")
         queue: asyncio.Queue[Event] = asyncio.Queue()
 
+        translator = RunTranslator(uuid.uuid4().hex, thread_id)
+
         def emit(event: Event) -> None:
+            event = translator.stamp(event)  # seq, wall-clock time, span: every reader sees the same
             if isinstance(event, ApprovalRequired):  # decidable from the moment anyone can see it
                 self.approvals.expect(event)
             self._publish(event)
             queue.put_nowait(event)
 
-        translator = RunTranslator(uuid.uuid4().hex, thread_id)
         task = asyncio.create_task(self._run(message, translator, emit, used))
         self._active[thread_id] = task
         try:

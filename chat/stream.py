@@ -12,6 +12,7 @@ small chunk shapes are cheaper on the token path and easier to test.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -44,6 +45,7 @@ from chat.failures import describe_failure
 from chat.grounding import check_grounding
 from chat.memory import close_turn, despite_cancels
 from chat.reasoning import ThinkTagSplitter
+from chat.spans import SpanTracker
 from chat.state import ANSWER_NODE
 from chat.text import clean_text, clean_value
 from rag.types import Hit
@@ -60,6 +62,9 @@ class RunTranslator:
         self.ids = {"run_id": run_id, "thread_id": thread_id}
         self.clock = clock
         self.started_at = clock()
+        self.started_ns = time.time_ns()  # the wall clock at started_at
+        self._spans = SpanTracker(run_id)
+        self._seq = 0
         self.first_output_at: float | None = None
         # Time spent waiting for a person's approval: not the system's, so TTFT and latency leave it out.
         self.paused_s = 0.0
@@ -72,6 +77,14 @@ class RunTranslator:
         self.pending_approval: ApprovalRequired | None = None  # the graph paused for this
         self.citations: dict[str, Hit] = {}  # chunk id -> the best-scoring retrieved sentence
         self.known_names: tuple[str, ...] = ()  # names the prompt gives (the assistant's): no source needs them
+
+    def stamp(self, event: Event) -> Event:
+        """Give an event its place in the run: sequence number, wall-clock time and span."""
+        span_id, parent = self._spans.place(event)
+        ts = self.started_ns + round((event.at - self.started_at) * 1e9)
+        stamped = dataclasses.replace(event, seq=self._seq, ts=ts, span_id=span_id, parent_span_id=parent)
+        self._seq += 1
+        return stamped
 
     def queued(self, message: str) -> RunQueued:
         """Return the run's first event: the message was accepted."""

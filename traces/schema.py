@@ -62,6 +62,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN grounding TEXT;
     CREATE INDEX runs_by_grounding ON runs(grounding, created_at);
     """,
+    # 4: spans: each event's wall-clock time (Unix ns; NULL for events stored before), beside the
+    # span ids in its payload (chat/spans.py places older events by their order).
+    """
+    ALTER TABLE events ADD COLUMN ts INTEGER;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -189,8 +189,8 @@ class EventWriter:
         number = seq.get(event.run_id, 0)
         # ensure_ascii: whatever a payload holds, its JSON is plain ASCII and always storable.
         db.execute(
-            "INSERT INTO events (run_id, seq, type, at, payload) VALUES (?, ?, ?, ?, ?)",
-            (event.run_id, number, event.type, event.at, json.dumps(event.to_dict(), default=str)),
+            "INSERT INTO events (run_id, seq, type, at, ts, payload) VALUES (?, ?, ?, ?, ?, ?)",
+            (event.run_id, number, event.type, event.at, event.ts or None, json.dumps(event.to_dict(), default=str)),
         )
         seq[event.run_id] = number + 1
         if isinstance(event, RunEnded):

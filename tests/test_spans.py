@@ -1,0 +1,100 @@
+"""Spans: every event has its place (seq, wall-clock time, span), and a run's events make one tree,
+live or stored before span ids existed."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import httpx
+
+from chat.events import Event
+from chat.spans import span_tree
+from tests.conftest import Reply, approving, in_memory_checkpointer
+
+
+async def ticket_run(make_service, scripted_model) -> list[Event]:
+    """retrieve → agent (asks for a ticket) → tools (approved) → agent (answers)."""
+    scripted_model.replies = [
+        Reply(tool_calls=[{"name": "create_support_ticket", "args": {"summary": "Kettle broken", "severity": "high"}}]),
+        Reply(tokens=["Ticket ", "opened."], reasoning=["A person should look."]),
+    ]
+    return await approving(make_service(open_checkpointer=in_memory_checkpointer()), "I want a human")
+
+
+async def test_every_event_has_its_place_in_the_run(make_service, scripted_model) -> None:
+    before = time.time_ns()
+    events = await ticket_run(make_service, scripted_model)
+
+    assert [e.seq for e in events] == list(range(len(events)))
+    assert before <= events[0].ts <= events[-1].ts <= time.time_ns()
+    assert [e.ts for e in events] == sorted(e.ts for e in events)
+    root = events[0].span_id
+    assert len(root) == 16 and events[0].parent_span_id == ""
+    assert all(e.span_id == root for e in events if e.type in ("run_queued", "run_start", "grounding", "run_end"))
+
+    nodes = [e for e in events if e.type in ("node_start", "node_end")]
+    # The tools node runs twice: interrupted to ask for approval, then again once approved.
+    assert [e.node for e in nodes if e.type == "node_start"] == ["retrieve", "agent", "tools", "tools", "agent"]
+    for start in (e for e in nodes if e.type == "node_start"):  # each node's start and end share its span
+        end = next(e for e in nodes if e.type == "node_end" and e.seq > start.seq and e.node == start.node)
+        assert end.span_id == start.span_id and start.parent_span_id == root
+    assert len({e.span_id for e in nodes}) == 5  # a node that ran twice has two spans
+
+    ticket = [e for e in events if getattr(e, "tool", None) == "create_support_ticket"]
+    assert {e.type for e in ticket} == {"approval_required", "approval_decided", "tool_start", "tool_end"}
+    assert len({e.span_id for e in ticket}) == 1
+    asked = next(e for e in nodes if e.node == "tools")  # the tool call's parent: the node that asked
+    assert ticket[0].parent_span_id == asked.span_id
+
+    retrieval = next(e for e in events if e.type == "retrieval")
+    search = next(e for e in events if e.type == "tool_start" and e.tool == "search_knowledge_base")
+    assert retrieval.span_id == search.span_id
+    tokens = [e for e in events if e.type in ("token", "reasoning")]
+    second_agent = [e for e in nodes if e.node == "agent"][-1]
+    assert {(e.span_id, e.parent_span_id) for e in tokens} == {(tokens[0].span_id, second_agent.span_id)}
+
+
+async def test_a_runs_events_make_one_tree(make_service, scripted_model) -> None:
+    events = await ticket_run(make_service, scripted_model)
+    spans = span_tree(events)
+
+    root = spans[0]
+    assert (root.kind, root.parent_span_id, root.attributes["status"]) == ("run", "", "completed")
+    assert root.start_ns == events[0].ts and root.end_ns == events[-1].ts
+    by_id = {s.span_id: s for s in spans}
+    assert [s.name for s in spans if s.kind == "node"] == ["retrieve", "agent", "tools", "tools", "agent"]
+    assert all(by_id[s.parent_span_id].kind == "run" for s in spans if s.kind == "node")
+    tools = {s.name: s for s in spans if s.kind == "tool"}
+    assert by_id[tools["search_knowledge_base"].parent_span_id].name == "retrieve"
+    assert tools["search_knowledge_base"].attributes["hits"][0]["source"] == "returns.md"
+    assert tools["create_support_ticket"].attributes["approved"] is True
+    model = next(s for s in spans if s.kind == "model")
+    assert model.attributes["text"] == "Ticket opened." and model.attributes["tokens"] == 2
+    assert model.attributes["reasoning"] == "A person should look."
+    assert by_id[model.parent_span_id].name == "agent"
+    assert all(s.start_ns <= s.end_ns and s.to_dict()["duration_ms"] >= 0 for s in spans)
+
+
+async def test_a_run_stored_before_spans_draws_the_same_tree(make_service, scripted_model) -> None:
+    events = await ticket_run(make_service, scripted_model)
+    legacy = [dataclasses.replace(e, seq=0, ts=0, span_id="", parent_span_id="") for e in events]
+
+    new, old = span_tree(events), span_tree(legacy)
+    assert [(s.span_id, s.parent_span_id, s.kind, s.name) for s in old] == \
+        [(s.span_id, s.parent_span_id, s.kind, s.name) for s in new]
+    durations = [round(s.end_ns - s.start_ns, -3) for s in old]  # timed from `at` alone
+    assert durations == [round(s.end_ns - s.start_ns, -3) for s in new]
+    assert span_tree([]) == []
+
+
+def test_spans_over_http(serve_glassbox, scripted_model) -> None:
+    url = serve_glassbox().url
+    run_id = httpx.post(f"{url}/api/chat", json={"message": "How long can I return a faulty item?"}, timeout=30).json()["run_id"]
+
+    spans = httpx.get(f"{url}/api/runs/{run_id}/spans").json()["spans"]
+    assert spans[0]["kind"] == "run" and spans[0]["parent_span_id"] is None
+    assert {s["kind"] for s in spans} == {"run", "node", "tool", "model"}
+    stored = httpx.get(f"{url}/api/runs/{run_id}").json()["events"]
+    assert [e["seq"] for e in stored] == list(range(len(stored))) and all(e["span_id"] for e in stored)
+    assert httpx.get(f"{url}/api/runs/{'0' * 32}/spans").status_code == 404
