@@ -95,6 +95,10 @@ class Run(Documented):
     knowledge_base: str | None = Field(None, description="The knowledge base the run answered from.")
     knowledge_fingerprint: str | None = Field(None, description="A hash of that knowledge base's content then.")
     grounding: str | None = Field(None, description="grounded, unsupported or no_sources; null unless completed.")
+    ttft_breakdown: dict[str, float] | None = Field(
+        None, description="Where the time to first token went, in seconds: queue (warm-up and start, apart from "
+                          "`ttft_s`), retrieval, prompt, model (request to first chunk), delivery (first chunk to "
+                          "the first token event). Null before it was kept, or with no output.")
 
 
 class RunList(Documented):

@@ -6,13 +6,13 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
-from chat.config import Settings
+from chat.config import VERSION, Settings
 
 if TYPE_CHECKING:
     from rag.bases import KnowledgeBases
@@ -29,6 +29,7 @@ class Components:
     timings: dict[str, float] = field(default_factory=dict)  # load step -> seconds
     knowledge: KnowledgeBases | None = None  # every named knowledge base; None in tests without one
     default_knowledge_base: str = "sample"
+    config: dict[str, Any] = field(default_factory=dict)  # what every run_start records (config_snapshot)
 
     def identity(self, name: str | None) -> tuple[str, str, str]:
         """Return a knowledge base's resolved name, assistant name and instructions (chat.graph.Identity)."""
@@ -71,7 +72,25 @@ def load_components(settings: Settings) -> Components:
     tools = build_tools(lambda name: bases.get(name or default), tickets, settings.rag_top_k,
                         min_score=settings.rag_min_score)
     return Components(model, model_name, tools, knowledge_chunks=bases.get(default).count(), timings=timings,
-                      knowledge=bases, default_knowledge_base=default)
+                      knowledge=bases, default_knowledge_base=default, config=config_snapshot(settings, model_name))
+
+
+def config_snapshot(settings: Settings, model_name: str) -> dict[str, Any]:
+    """What answers with these settings: recorded on every run_start, compared between runs."""
+    from chat.prompts import prompt_template
+
+    template, digest = prompt_template(settings.rag_top_k)
+    return {
+        "glassbox_version": VERSION,
+        "provider": settings.llm_provider,
+        "model": model_name,
+        "parameters": {"temperature": 0.0 if settings.llm_provider == "local" else None,
+                       "max_tokens": settings.max_answer_tokens, "top_k": settings.rag_top_k,
+                       "min_score": settings.rag_min_score},
+        "prompt_template": template,
+        "prompt_hash": digest,
+        "embeddings": settings.embeddings_provider,
+    }
 
 
 def sqlite_checkpointer(settings: Settings) -> Callable[[], Awaitable[BaseCheckpointSaver]]:

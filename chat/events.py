@@ -24,6 +24,10 @@ RunStatus = Literal["completed", "failed", "cancelled"]
 # model: the model failed or is misnamed; timeout: it went silent; input: the request was refused as invalid.
 # Bounded: the `grounding` label of agent_answers_total.
 GroundingVerdict = Literal["grounded", "unsupported", "no_sources"]
+# The phases of a run's time to first token (RunTranslator.ttft_phases); bounded: a metric's labels.
+TTFT_PHASES = ("queue", "retrieval", "prompt", "model", "delivery")
+# Why a model call ended: it stopped, hit MAX_ANSWER_TOKENS, asked for tools, was stopped or failed.
+FinishReason = Literal["stop", "length", "tool_calls", "cancelled", "error"]
 ErrorKind = Literal["rate_limited", "auth", "unavailable", "model", "timeout", "recursion_limit", "input", "internal"]
 
 
@@ -61,6 +65,9 @@ class RunStarted(Event):
     model: str
     knowledge_base: str = ""  # the knowledge base the run answers from
     knowledge_fingerprint: str = ""  # a hash of that knowledge base's content when the run began
+    # What answered: provider, model, parameters, prompt template id and hash, retrieval settings,
+    # the Glassbox version (Components.config). Two runs' configs side by side say what differed.
+    config: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,6 +133,30 @@ class ApprovalDecided(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ModelCallStarted(Event):
+    """The agent sent the model its messages: exactly these (each cut at MODEL_MESSAGE_CHARS)."""
+
+    type: ClassVar[str] = "model_start"
+    provider: str  # local, openai, or the model class's own name
+    model: str
+    parameters: dict[str, Any] = dataclasses.field(default_factory=dict)  # temperature, max_tokens, ...
+    messages: tuple[dict[str, Any], ...] = ()  # {"role", "content"}, as sent
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelCallEnded(Event):
+    """The model call ended: why, how long it took to its first chunk and in all, and its tokens."""
+
+    type: ClassVar[str] = "model_end"
+    finish_reason: FinishReason
+    first_chunk_s: float | None  # request sent to the first streamed chunk; None if none came
+    duration_s: float
+    input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
 class ReasoningChunk(Event):
     type: ClassVar[str] = "reasoning"
     text: str
@@ -175,6 +206,9 @@ class RunEnded(Event):
     # The retrieved sentences the answer was built on (those above RAG_MIN_SCORE), best first.
     citations: tuple[Hit, ...] = ()
     grounding: GroundingVerdict | None = None  # None when the run did not complete
+    # Where the time to first token went, in seconds: queue, retrieval, prompt, model, delivery
+    # (RunTranslator.ttft_phases); empty when no output came.
+    ttft_breakdown: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -189,6 +223,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RetrievalHits,
         ApprovalRequired,
         ApprovalDecided,
+        ModelCallStarted,
+        ModelCallEnded,
         ReasoningChunk,
         Token,
         ErrorOccurred,
@@ -209,4 +245,6 @@ def event_from_dict(data: dict[str, Any]) -> Event:
         fields["citations"] = tuple(Hit(**hit) for hit in fields.get("citations", ()))
     if cls is GroundingChecked:
         fields["unsupported"] = tuple(fields.get("unsupported", ()))
+    if cls is ModelCallStarted:
+        fields["messages"] = tuple(fields.get("messages", ()))
     return cls(**fields)

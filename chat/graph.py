@@ -20,7 +20,7 @@ from langgraph.types import interrupt
 from pydantic import BaseModel, ValidationError
 
 from chat.prompts import REJECTED_TOOL_RESULT, TOOL_GUIDANCE, not_covered, system_prompt
-from chat.state import ANSWER_NODE, AgentState
+from chat.state import ANSWER_NODE, RETRIEVE_NODE, AgentState
 from chat.tools import SEARCH_QUERY_MAX, SEARCH_TOOL, TICKET_TOOL, knowledge_base_of, needs_approval
 
 THINK_BLOCK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL)
@@ -142,11 +142,11 @@ def build_graph(
         return {"messages": results}
 
     builder = StateGraph(AgentState)
-    builder.add_node("retrieve", retrieve)
+    builder.add_node(RETRIEVE_NODE, retrieve)
     builder.add_node(ANSWER_NODE, agent)
     builder.add_node("tools", run_tools)
-    builder.add_edge(START, "retrieve")
-    builder.add_edge("retrieve", ANSWER_NODE)
+    builder.add_edge(START, RETRIEVE_NODE)
+    builder.add_edge(RETRIEVE_NODE, ANSWER_NODE)
     builder.add_conditional_edges(ANSWER_NODE, route_after_agent, ["tools", END])
     builder.add_edge("tools", ANSWER_NODE)
     return builder.compile(checkpointer=checkpointer)

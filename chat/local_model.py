@@ -81,7 +81,7 @@ class LlamaCppChatModel(BaseChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        return {"model_name": self.model_name, "max_tokens": self.max_tokens}
+        return {"model_name": self.model_name, "max_tokens": self.max_tokens, "temperature": self.temperature}
 
     def _generate(
         self,
@@ -167,10 +167,12 @@ class LlamaCppChatModel(BaseChatModel):
                 temperature=self.temperature,
                 stop=stop,
             )
+            finish = "stop"
             try:
                 for part in stream:
                     if stopped.is_set():
                         break
+                    finish = part["choices"][0].get("finish_reason") or finish  # "length" at max_tokens
                     text = part["choices"][0]["delta"].get("content")
                     if text:
                         output_tokens += 1
@@ -183,7 +185,8 @@ class LlamaCppChatModel(BaseChatModel):
             "total_tokens": input_tokens + output_tokens,
         }
         yield ChatGenerationChunk(
-            message=AIMessageChunk(content="", usage_metadata=usage, chunk_position="last")
+            message=AIMessageChunk(content="", usage_metadata=usage, chunk_position="last",
+                                   response_metadata={"finish_reason": finish})
         )
 
 

@@ -59,6 +59,14 @@ RECURSION_LIMIT_MESSAGE = (
 )
 
 
+def prompt_template(top_k: int) -> tuple[str, str]:
+    """Return the id of the system prompt template RAG_TOP_K selects, and a short hash of its text."""
+    import hashlib
+
+    name, template = ("one_fact", ONE_FACT_PROMPT) if top_k == 1 else ("facts", FACTS_PROMPT)
+    return name, hashlib.sha256(f"{template}{QUOTED_FACTS}{TOOL_GUIDANCE}".encode()).hexdigest()[:12]
+
+
 def quoted_fact(fact: str) -> str:
     """Return one fact between the fact tags; a tag inside it loses its "<", so it cannot close them."""
     return FACT_BLOCK.format(fact=FACT_TAG.sub("(", fact))

@@ -260,6 +260,7 @@ class AgentService:
             await stream_run(
                 graph, message, translator=translator, model_name=components.model_name,
                 knowledge=(knowledge_base, fingerprint), assistant=components.identity(knowledge_base)[1],
+                run_config=components.config,
                 recursion_limit=self.recursion_limit, timeout_s=self.timeout_s, emit=emit,
                 decide=self.approvals.wait,
             )

@@ -19,6 +19,8 @@ from chat.events import (
     ApprovalDecided,
     ApprovalRequired,
     Event,
+    ModelCallEnded,
+    ModelCallStarted,
     NodeEnded,
     NodeStarted,
     ReasoningChunk,
@@ -68,7 +70,7 @@ class SpanTracker:
                 parent = self._node() if self._open_nodes else self._last_ended
                 self._tools[call_id] = (span_id_for(self.run_id, f"tool/{call_id}"), parent)
             return self._tools[call_id]
-        if isinstance(event, (Token, ReasoningChunk)):
+        if isinstance(event, (ModelCallStarted, ModelCallEnded, Token, ReasoningChunk)):
             node = self._node()
             return span_id_for(self.run_id, f"model/{node}"), node
         return self.root, ""
@@ -126,7 +128,9 @@ def _kind_and_name(event: Event, is_root: bool) -> tuple[str, str]:
         return "run", "run"
     if isinstance(event, (NodeStarted, NodeEnded)):
         return "node", event.node
-    if isinstance(event, (Token, ReasoningChunk)):
+    if isinstance(event, ModelCallStarted):
+        return "model", event.model
+    if isinstance(event, (ModelCallEnded, Token, ReasoningChunk)):
         return "model", "model call"
     return "tool", str(getattr(event, "tool", None) or "search_knowledge_base")
 
@@ -151,6 +155,14 @@ def _describe(span: Span, event: Event) -> None:
         attributes.update(query=event.query, hits=[hit.__dict__ for hit in event.hits])
     elif isinstance(event, ApprovalDecided):
         attributes.update(approved=event.approved, decided_by=event.by, waited_s=event.waited_s)
+    elif isinstance(event, ModelCallStarted):
+        attributes.update(provider=event.provider, model=event.model, parameters=event.parameters,
+                          messages=list(event.messages))
+    elif isinstance(event, ModelCallEnded):
+        attributes.update(finish_reason=event.finish_reason, first_chunk_s=event.first_chunk_s,
+                          input_tokens=event.input_tokens, output_tokens=event.output_tokens,
+                          reasoning_tokens=event.reasoning_tokens)
+        span.status = {"error": "error", "cancelled": "cancelled"}.get(event.finish_reason, span.status)
     elif isinstance(event, Token):
         attributes["tokens"] = attributes.get("tokens", 0) + 1
         attributes["text"] = attributes.get("text", "") + event.text

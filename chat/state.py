@@ -8,6 +8,7 @@ from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
 from typing_extensions import TypedDict
 
+RETRIEVE_NODE = "retrieve"  # the node that searches the knowledge base before the model answers
 ANSWER_NODE = "agent"  # the node whose model output is the answer: streamed, timed, repaired
 
 

@@ -29,6 +29,7 @@ from chat.events import (
     ErrorOccurred,
     Event,
     GroundingChecked,
+    ModelCallEnded,
     NodeEnded,
     NodeStarted,
     ReasoningChunk,
@@ -44,9 +45,10 @@ from chat.events import (
 from chat.failures import describe_failure
 from chat.grounding import check_grounding
 from chat.memory import close_turn, despite_cancels
+from chat.model_calls import ModelCalls
 from chat.reasoning import ThinkTagSplitter
 from chat.spans import SpanTracker
-from chat.state import ANSWER_NODE
+from chat.state import ANSWER_NODE, RETRIEVE_NODE
 from chat.text import clean_text, clean_value
 from rag.types import Hit
 
@@ -65,6 +67,14 @@ class RunTranslator:
         self.started_ns = time.time_ns()  # the wall clock at started_at
         self._spans = SpanTracker(run_id)
         self._seq = 0
+        self.model_name = ""
+        # Marks for the TTFT breakdown (ttft_phases): when the graph began, retrieval's time before the
+        # first output, and the model request and first chunk of the call that produced it.
+        self.run_started_at: float | None = None
+        self._retrieval_s = 0.0
+        self._model_request_at: float | None = None
+        self._first_chunk_at: float | None = None
+        self._model_end: ModelCallEnded | None = None  # told by ModelCalls, emitted after the call's tokens
         self.first_output_at: float | None = None
         # Time spent waiting for a person's approval: not the system's, so TTFT and latency leave it out.
         self.paused_s = 0.0
@@ -86,14 +96,51 @@ class RunTranslator:
         self._seq += 1
         return stamped
 
+    def model_requested(self, at: float) -> None:
+        """A model call was sent (ModelCalls); until the first output, the latest is the one that counts."""
+        if self.first_output_at is None:
+            self._model_request_at, self._first_chunk_at = at, None
+
+    def model_first_chunk(self, at: float) -> None:
+        """The current model call's first chunk arrived (ModelCalls)."""
+        if self.first_output_at is None and self._first_chunk_at is None:
+            self._first_chunk_at = at
+
+    def ttft_phases(self) -> dict[str, float]:
+        """Where the time to first token went, in seconds: queue (warm-up and start), retrieval,
+        prompt (building it, and the graph's own steps), model (request to first chunk) and
+        delivery (first chunk to the first token event). Their sum is the queue plus TTFT."""
+        if self.first_output_at is None or self.run_started_at is None:
+            return {}
+        end = self.first_output_at - self._paused_before_first_output
+        chunk = self._first_chunk_at if self._model_request_at is not None else None
+        model = (chunk - self._model_request_at) if chunk is not None else 0.0
+        delivery = (self.first_output_at - chunk) if chunk is not None else 0.0
+        prompt = end - self.run_started_at - self._retrieval_s - model - delivery
+        phases = {"queue": self.run_started_at - self.started_at, "retrieval": self._retrieval_s,
+                  "prompt": prompt, "model": model, "delivery": delivery}
+        return {phase: round(max(0.0, seconds), 6) for phase, seconds in phases.items()}
+
+    def model_ended(self, event: ModelCallEnded) -> None:
+        """Hold a model call's end until its node ends (the stream may still hold its last tokens)."""
+        self._model_end = event
+
+    def _held_model_end(self) -> list[Event]:
+        held, self._model_end = self._model_end, None
+        return [] if held is None else [held]
+
     def queued(self, message: str) -> RunQueued:
         """Return the run's first event: the message was accepted."""
         return RunQueued(**self.ids, at=self.started_at, message=message)
 
-    def start(self, message: str, model: str, knowledge_base: str = "", fingerprint: str = "") -> RunStarted:
-        """Return the event that says the graph began, from which knowledge base."""
+    def start(self, message: str, model: str, knowledge_base: str = "", fingerprint: str = "",
+              config: dict[str, Any] | None = None) -> RunStarted:
+        """Return the event that says the graph began, from which knowledge base, with what config."""
+        self.model_name = model
+        self.run_started_at = self.clock()
+        snapshot = {**(config or {}), "knowledge_base": knowledge_base, "knowledge_fingerprint": fingerprint}
         return RunStarted(**self.ids, at=self.clock(), message=message, model=model,
-                          knowledge_base=knowledge_base, knowledge_fingerprint=fingerprint)
+                          knowledge_base=knowledge_base, knowledge_fingerprint=fingerprint, config=snapshot)
 
     def translate(self, mode: str, chunk: Any) -> list[Event]:
         """Return the events one stream item stands for (often none)."""
@@ -110,7 +157,7 @@ class RunTranslator:
         self, status: RunStatus, *, error: tuple[ErrorKind, str] | None = None, stopped: str | None = None
     ) -> list[Event]:
         """Return the held-back text, the error or stop if any, then the run's `RunEnded`."""
-        events = self._text_events(self._splitter.flush(), self.clock())
+        events = self._text_events(self._splitter.flush(), self.clock()) + self._held_model_end()
         if error is not None:
             events.append(ErrorOccurred(**self.ids, at=self.clock(), kind=error[0], message=error[1]))
         if stopped is not None:
@@ -124,14 +171,17 @@ class RunTranslator:
             events.append(GroundingChecked(**self.ids, at=self.clock(), verdict=checked.verdict,
                                            unsupported=checked.unsupported, evidence=checked.evidence))
         now = self.clock()
+        # From the graph's start: a wait for warm-up is the queue phase, not the model's TTFT.
+        began = self.run_started_at if self.run_started_at is not None else self.started_at
         ttft = (None if self.first_output_at is None
-                else self.first_output_at - self.started_at - self._paused_before_first_output)
+                else self.first_output_at - began - self._paused_before_first_output)
         return events + [
             RunEnded(
                 **self.ids, at=now, status=status, answer=answer,
                 latency_s=now - self.started_at - self.paused_s, ttft_s=ttft, input_tokens=self.input_tokens,
                 output_tokens=self.output_tokens or self.token_events, tool_calls=self.tool_calls,
                 approval_wait_s=self.paused_s, citations=citations, grounding=grounding,
+                ttft_breakdown=self.ttft_phases(),
             )
         ]
 
@@ -171,7 +221,9 @@ class RunTranslator:
             self.current_node = name
             return [NodeStarted(**self.ids, at=now, node=name)]
         started = self._task_started.pop(task["id"], now)  # a task ends: {id, name, result, error, interrupts}
-        events: list[Event] = [NodeEnded(**self.ids, at=now, node=name, duration_s=now - started)]
+        events: list[Event] = [*self._held_model_end(), NodeEnded(**self.ids, at=now, node=name, duration_s=now - started)]
+        if name == RETRIEVE_NODE and self.first_output_at is None:
+            self._retrieval_s += now - started
         for paused in task.get("interrupts") or ():  # interrupt(): the node asks a person first
             value = clean_value(paused.get("value") or {})
             self.pending_approval = ApprovalRequired(**self.ids, at=now, call_id=str(value.get("call_id", "")),
@@ -229,6 +281,7 @@ async def stream_run(
     decide: Decide | None = None,
     knowledge: tuple[str, str] = ("", ""),
     assistant: str = "",
+    run_config: dict[str, Any] | None = None,
 ) -> None:
     """Run the graph on one message, emitting every event; always ends with `RunEnded`.
 
@@ -237,9 +290,10 @@ async def stream_run(
     """
     ids = translator.ids
     configurable = {"thread_id": ids["thread_id"]} | ({"knowledge_base": knowledge[0]} if knowledge[0] else {})
-    config = {"configurable": configurable, "recursion_limit": recursion_limit}
+    config = {"configurable": configurable, "recursion_limit": recursion_limit,
+              "callbacks": [ModelCalls(translator, emit)]}
     translator.known_names = (assistant,) if assistant else ()
-    emit(translator.start(message, model_name, *knowledge))
+    emit(translator.start(message, model_name, *knowledge, config=run_config))
     graph_input: Any = {"messages": [HumanMessage(message)]}
     try:
         while graph_input is not None:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from chat.events import ErrorOccurred, Event, RunEnded, RunQueued, Token, ToolStarted
+from chat.events import TTFT_PHASES, ErrorOccurred, Event, RunEnded, RunQueued, Token, ToolStarted
 from metrics.registry import AgentMetrics
 from metrics.table import RunRow, RunTable
 
@@ -89,6 +89,9 @@ class RunRecorder:
         self._metrics.active_streams.dec()
         if event.ttft_s is not None:
             self._metrics.time_to_first_token.observe(event.ttft_s)
+        for phase, seconds in event.ttft_breakdown.items():
+            if phase in TTFT_PHASES:  # bounded labels, whatever a stored event says
+                self._metrics.ttft_phases.labels(phase=phase).observe(seconds)
         self._metrics.request_latency.observe(event.latency_s)
         self._metrics.output_tokens.inc(event.output_tokens)
         if event.grounding is not None:

@@ -53,7 +53,15 @@ class AgentMetrics:
         )
         self.time_to_first_token = Histogram(
             "agent_time_to_first_token_seconds",
-            "Seconds from a question being sent to the first word of the answer appearing.",
+            "Seconds from the run's start to the first word of the answer (a wait for warm-up is apart: "
+            "agent_ttft_phase_seconds{phase=\"queue\"}).",
+            buckets=TTFT_BUCKETS,
+            registry=registry,
+        )
+        self.ttft_phases = Histogram(
+            "agent_ttft_phase_seconds",
+            "Where the time to first token went, by phase: queue, retrieval, prompt, model, delivery.",
+            ["phase"],
             buckets=TTFT_BUCKETS,
             registry=registry,
         )

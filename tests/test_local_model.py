@@ -72,3 +72,25 @@ async def test_a_message_too_long_for_the_local_context_fails_with_a_clear_messa
     assert "LOCAL_N_CTX" in events[-2].message and events[-1].status == "failed"
     after = [e async for e in service.stream("How long can I return a faulty item?", "long")]
     assert after[-1].status == "completed"  # the too-long message did not break the thread
+
+
+async def test_the_local_models_call_is_traced_with_its_messages_and_why_it_ended(local_components):
+    """The model-call span on the real stack: what was sent, the parameters, and a cut-off answer as `length`."""
+    _, components = local_components
+    short = components.model.model_copy(update={"max_tokens": 3})  # an answer cut off at MAX_ANSWER_TOKENS
+    service = AgentService(lambda: replace(components, model=short))
+    service.warm_up()
+
+    events = [e async for e in service.stream("How long can I return a faulty item?", "traced")]
+
+    start = next(e for e in events if e.type == "model_start")
+    assert start.provider == "local" and start.parameters["max_tokens"] == 3 and start.parameters["temperature"] == 0.0
+    assert start.messages[0]["role"] == "system" and "45 days" in start.messages[0]["content"]
+    assert start.messages[-1] == {"role": "human", "content": "How long can I return a faulty item?"}
+    end = next(e for e in events if e.type == "model_end")
+    assert end.finish_reason == "length" and end.output_tokens <= 3 and end.first_chunk_s is not None
+    run_start, run_end = events[1], events[-1]
+    assert run_start.config["provider"] == "local" and run_start.config["prompt_template"] == "one_fact"
+    assert len(run_start.config["prompt_hash"]) == 12 and run_start.config["glassbox_version"]
+    assert set(run_end.ttft_breakdown) == {"queue", "retrieval", "prompt", "model", "delivery"}
+    assert run_end.ttft_breakdown["model"] > 0 and run_end.ttft_breakdown["retrieval"] > 0

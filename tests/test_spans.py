@@ -50,9 +50,13 @@ async def test_every_event_has_its_place_in_the_run(make_service, scripted_model
     retrieval = next(e for e in events if e.type == "retrieval")
     search = next(e for e in events if e.type == "tool_start" and e.tool == "search_knowledge_base")
     assert retrieval.span_id == search.span_id
-    tokens = [e for e in events if e.type in ("token", "reasoning")]
+    output = [e for e in events if e.type in ("model_start", "reasoning", "token", "model_end")]
     second_agent = [e for e in nodes if e.node == "agent"][-1]
-    assert {(e.span_id, e.parent_span_id) for e in tokens} == {(tokens[0].span_id, second_agent.span_id)}
+    answering = [e for e in output if e.parent_span_id == second_agent.span_id]
+    assert [e.type for e in answering] == ["model_start", "reasoning", "token", "token", "model_end"]
+    assert len({e.span_id for e in answering}) == 1
+    assert [e.type for e in events].index("model_end", events.index(answering[0])) < events.index(
+        next(e for e in nodes if e.type == "node_end" and e.span_id == second_agent.span_id))
 
 
 async def test_a_runs_events_make_one_tree(make_service, scripted_model) -> None:
@@ -69,10 +73,16 @@ async def test_a_runs_events_make_one_tree(make_service, scripted_model) -> None
     assert by_id[tools["search_knowledge_base"].parent_span_id].name == "retrieve"
     assert tools["search_knowledge_base"].attributes["hits"][0]["source"] == "returns.md"
     assert tools["create_support_ticket"].attributes["approved"] is True
-    model = next(s for s in spans if s.kind == "model")
-    assert model.attributes["text"] == "Ticket opened." and model.attributes["tokens"] == 2
-    assert model.attributes["reasoning"] == "A person should look."
-    assert by_id[model.parent_span_id].name == "agent"
+    asked, answered = [s for s in spans if s.kind == "model"]  # one model call per agent step
+    assert asked.attributes["finish_reason"] == "tool_calls" and "text" not in asked.attributes
+    assert answered.attributes["text"] == "Ticket opened." and answered.attributes["tokens"] == 2
+    assert answered.attributes["reasoning"] == "A person should look."
+    assert answered.attributes["finish_reason"] == "stop" and answered.attributes["first_chunk_s"] >= 0
+    assert by_id[answered.parent_span_id].name == "agent" and answered.parent_span_id != asked.parent_span_id
+    sent = answered.attributes["messages"]  # exactly what the model got: the prompt, the question, the tool's result
+    assert sent[0]["role"] == "system" and "45 days" in sent[0]["content"]
+    assert sent[1] == {"role": "human", "content": "I want a human"}
+    assert sent[2]["tool_calls"][0]["name"] == "create_support_ticket" and sent[3]["role"] == "tool"
     assert all(s.start_ns <= s.end_ns and s.to_dict()["duration_ms"] >= 0 for s in spans)
 
 
@@ -98,3 +108,29 @@ def test_spans_over_http(serve_glassbox, scripted_model) -> None:
     stored = httpx.get(f"{url}/api/runs/{run_id}").json()["events"]
     assert [e["seq"] for e in stored] == list(range(len(stored))) and all(e["span_id"] for e in stored)
     assert httpx.get(f"{url}/api/runs/{'0' * 32}/spans").status_code == 404
+
+
+async def test_the_time_to_first_token_is_broken_into_phases(make_service, scripted_model) -> None:
+    scripted_model.replies = [Reply(tokens=["Within ", "45 days."], delay_s=0.05)]
+    events = [e async for e in make_service().stream("How long can I return a faulty item?", "t")]
+
+    end = events[-1]
+    phases = end.ttft_breakdown
+    assert list(phases) == ["queue", "retrieval", "prompt", "model", "delivery"]
+    assert all(seconds >= 0 for seconds in phases.values())
+    # The phases add up to the queue and the TTFT (which leaves the queue out).
+    assert abs(sum(phases.values()) - (phases["queue"] + end.ttft_s)) < 1e-3
+    assert phases["model"] >= 0.05  # the scripted model waits 50 ms before its first chunk
+    model_end = next(e for e in events if e.type == "model_end")
+    assert model_end.first_chunk_s >= 0.05 and model_end.finish_reason == "stop"
+
+
+def test_a_wait_for_warm_up_is_the_queue_not_the_models_ttft(serve_glassbox) -> None:
+    running = serve_glassbox(load_delay_s=1.0)  # a question sent while the model loads
+    answer = httpx.post(f"{running.url}/api/chat", json={"message": "How long can I return a faulty item?"},
+                        timeout=30).json()
+    run = httpx.get(f"{running.url}/api/runs/{answer['run_id']}").json()
+    assert run["ttft_breakdown"]["queue"] > run["ttft_s"]  # the load's second is the queue's
+    metrics = httpx.get(f"{running.url}/metrics").text
+    assert 'agent_ttft_phase_seconds_count{phase="queue"} 1.0' in metrics
+    assert 'agent_ttft_phase_seconds_count{phase="model"} 1.0' in metrics

@@ -63,9 +63,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX runs_by_grounding ON runs(grounding, created_at);
     """,
     # 4: spans: each event's wall-clock time (Unix ns; NULL for events stored before), beside the
-    # span ids in its payload (chat/spans.py places older events by their order).
+    # span ids in its payload (chat/spans.py places older events by their order); per run, where
+    # its time to first token went (JSON: queue, retrieval, prompt, model, delivery).
     """
     ALTER TABLE events ADD COLUMN ts INTEGER;
+    ALTER TABLE runs ADD COLUMN ttft_breakdown TEXT;
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -146,7 +146,7 @@ class TraceStore:
             query, args = query + " AND runs.grounding = ?", [*args, grounding]
         with self._reading() as db:
             rows = db.execute(query + " ORDER BY runs.created_at DESC, runs.rowid DESC LIMIT ?", (*args, limit))
-            return [dict(row) for row in rows.fetchall()]
+            return [_run(row) for row in rows.fetchall()]
 
     def get_run(self, caller: Caller, run_id: str) -> dict[str, Any] | None:
         """Return a run the caller may see, with its ordered events, or None."""
@@ -158,7 +158,7 @@ class TraceStore:
                 return None
             payloads = db.execute("SELECT seq, payload FROM events WHERE run_id = ? ORDER BY seq", (run_id,))
             events = [_payload(seq, payload) for seq, payload in payloads.fetchall()]
-        return {**dict(row), "events": events}
+        return {**_run(row), "events": events}
 
     def run_events(self, caller: Caller, run_id: str) -> list[Event]:
         """Return a run's events as event objects, in order; unreadable ones are left out."""
@@ -243,6 +243,16 @@ class TraceStore:
 
 def _thread(row: sqlite3.Row) -> dict[str, Any]:
     return {**dict(row), "deleted": bool(row["deleted"])}
+
+
+def _run(row: sqlite3.Row) -> dict[str, Any]:
+    """A run row as the API shows it: its TTFT breakdown as an object (null before it was kept)."""
+    run = dict(row)
+    try:
+        run["ttft_breakdown"] = json.loads(run["ttft_breakdown"]) if run.get("ttft_breakdown") else None
+    except ValueError:
+        run["ttft_breakdown"] = None
+    return run
 
 
 def _payload(seq: int, payload: str) -> dict[str, Any]:

@@ -20,6 +20,8 @@ from chat.events import (
     ErrorOccurred,
     Event,
     GroundingChecked,
+    ModelCallEnded,
+    ModelCallStarted,
     NodeEnded,
     NodeStarted,
     ReasoningChunk,
@@ -257,6 +259,12 @@ def _detail(event: Event) -> str:
     if isinstance(event, ApprovalDecided):
         verdict = "approved" if event.approved else "rejected"
         return f"{event.tool} {verdict} by {event.by} after {event.waited_s:.1f} s" + (f": {event.reason}" if event.reason else "")
+    if isinstance(event, ModelCallStarted):
+        return f"{event.model} · {len(event.messages)} message(s) sent"
+    if isinstance(event, ModelCallEnded):
+        first = "–" if event.first_chunk_s is None else f"{event.first_chunk_s * 1000:.0f} ms"
+        return (f"{event.finish_reason} · first chunk {first} · {event.duration_s * 1000:.0f} ms · "
+                f"{event.input_tokens} in, {event.output_tokens} out")
     if isinstance(event, ErrorOccurred):
         return f"{event.kind}: {event.message}"
     if isinstance(event, GroundingChecked):
