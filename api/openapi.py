@@ -103,6 +103,7 @@ class Run(Documented):
 
 class RunList(Documented):
     runs: list[Run]
+    next_offset: int | None = Field(None, description="The offset of the next page; null at the end.")
 
 
 class RunEvent(Documented):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -19,13 +20,18 @@ from chat.config import KB_NAME_MAX, KB_NAME_PATTERN
 from chat.events import ErrorOccurred, RunEnded
 from chat.service import AgentService, MessageRefused, WrongKnowledgeBase
 from chat.spans import span_tree
-from traces.store import TraceStore
+from traces.store import RunQuery, TraceStore
 
 # Each route documents its 200 body and the errors its code answers with `doc.answers(...)`;
 # api/openapi.py adds the 400, 413 and 422 that every route of its shape can answer.
 
 # Ids are ours (hex) or a client's own name for a conversation: letters, digits, - and _ only.
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
+RunState = Literal["queued", "in_progress", "awaiting_approval", "completed", "failed", "cancelled", "interrupted"]
+StatusFilter = Query(None, description="Only runs in this state.")
+ISO_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?$"
+RUN_FILTERS = frozenset({"thread_id", "status", "grounding", "q", "model", "knowledge_base", "min_ttft_s",
+                         "min_latency_s", "since", "until", "order", "limit", "offset"})
 ThreadId = Path(pattern=ID_PATTERN, description="A thread id: letters, digits, - and _, at most 128.")
 RunId = Path(pattern=ID_PATTERN, description="A run id.")
 
@@ -149,15 +155,30 @@ def build_api(service: AgentService, traces: TraceStore, access: Access, heartbe
             await service.checkpointer.adelete_thread(thread_id)  # its conversation memory too
         return {"id": thread_id, "deleted": True, "hard": hard}
 
-    @api.get("/runs", summary="List your runs, newest first",
-             response_model=None, responses=doc.answers(doc.RunList, 401, 404))
-    def list_runs(thread_id: str | None = Query(None, pattern=ID_PATTERN), limit: int = Query(50, ge=1, le=500),
+    @api.get("/runs", summary="List your runs: filtered, sorted, a page at a time",
+             response_model=None, responses=doc.answers(doc.RunList, 401, 404),
+             dependencies=[Depends(only_parameters(RUN_FILTERS))])
+    def list_runs(thread_id: str | None = Query(None, pattern=ID_PATTERN),
+                  status: RunState | None = StatusFilter,
                   grounding: Literal["grounded", "unsupported", "no_sources"] | None = Query(
                       None, description="Only runs whose answer got this grounding verdict."),
+                  q: str | None = Query(None, max_length=200, description="Text in the message or the answer."),
+                  model: str | None = Query(None, max_length=200),
+                  knowledge_base: str | None = Query(None, pattern=KB_NAME_PATTERN, max_length=KB_NAME_MAX),
+                  min_ttft_s: float | None = Query(None, ge=0, le=1e6), min_latency_s: float | None = Query(None, ge=0, le=1e6),
+                  since: str | None = Query(None, pattern=ISO_TIME, description="ISO 8601; runs created then or later."),
+                  until: str | None = Query(None, pattern=ISO_TIME, description="ISO 8601; runs created then or earlier."),
+                  order: Literal["newest", "oldest", "slowest_ttft", "slowest"] = "newest",
+                  limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=10_000_000),
                   caller: Caller = caller_of) -> dict[str, Any]:
         if thread_id is not None:
             _found(traces.get_thread(caller, thread_id), "thread")
-        return {"runs": traces.list_runs(caller, thread_id, limit, grounding=grounding)}
+        query = RunQuery(thread_id=thread_id, status=status, grounding=grounding, q=q or None, model=model,
+                         knowledge_base=knowledge_base, min_ttft_s=min_ttft_s, min_latency_s=min_latency_s,
+                         since=_stored_time(since), until=_stored_time(until), order=order, limit=limit + 1,
+                         offset=offset)
+        runs = traces.find_runs(caller, query)
+        return {"runs": runs[:limit], "next_offset": offset + limit if len(runs) > limit else None}
 
     @api.get("/runs/{run_id}", summary="A run and its ordered events",
              response_model=None, responses=doc.answers(doc.RunWithEvents, 401, 404))
@@ -229,6 +250,30 @@ def build_api(service: AgentService, traces: TraceStore, access: Access, heartbe
         })
 
     return api
+
+
+def only_parameters(names: frozenset[str]):
+    """A dependency that refuses query parameters the route doesn't take (FastAPI would ignore them)."""
+
+    def check(request: Request) -> None:
+        unknown = sorted(set(request.query_params) - names)
+        if unknown:
+            raise HTTPException(422, f"Unknown query parameter {unknown[0][:40]!r}; this takes: {', '.join(sorted(names))}.")
+
+    return check
+
+
+def _stored_time(text: str | None) -> str | None:
+    """A time as the store writes created_at (ISO 8601, UTC, milliseconds), so they compare as text.
+    A date the calendar lacks (2026-02-31) still compares as text, as the pattern allows it."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 def _found(value: Any, kind: str) -> Any:

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -137,15 +138,16 @@ class TraceStore:
                   *, grounding: str | None = None) -> list[dict[str, Any]]:
         """Return the caller's runs, newest first, of one thread or of all; with `grounding`, only
         runs whose answer got that verdict."""
-        query = ("SELECT runs.* FROM runs LEFT JOIN threads ON threads.id = runs.thread_id "
-                 "WHERE (? OR threads.owner = ?)")
-        args: list[Any] = [caller.is_admin, caller.owner]
-        if thread_id is not None:
-            query, args = query + " AND runs.thread_id = ?", [*args, thread_id]
-        if grounding is not None:
-            query, args = query + " AND runs.grounding = ?", [*args, grounding]
+        return self.find_runs(caller, RunQuery(thread_id=thread_id, grounding=grounding, limit=limit))
+
+    def find_runs(self, caller: Caller, query: RunQuery) -> list[dict[str, Any]]:
+        """Return the caller's runs that match `query`, in its order, one page of it."""
+        where, args = query.where()
         with self._reading() as db:
-            rows = db.execute(query + " ORDER BY runs.created_at DESC, runs.rowid DESC LIMIT ?", (*args, limit))
+            rows = db.execute(
+                "SELECT runs.* FROM runs LEFT JOIN threads ON threads.id = runs.thread_id "
+                f"WHERE (? OR threads.owner = ?){where} ORDER BY {query.order_by()} LIMIT ? OFFSET ?",
+                (caller.is_admin, caller.owner, *args, query.limit, query.offset))
             return [_run(row) for row in rows.fetchall()]
 
     def get_run(self, caller: Caller, run_id: str) -> dict[str, Any] | None:
@@ -243,6 +245,54 @@ class TraceStore:
 
 def _thread(row: sqlite3.Row) -> dict[str, Any]:
     return {**dict(row), "deleted": bool(row["deleted"])}
+
+
+RUN_ORDERS = {"newest": "runs.created_at DESC, runs.rowid DESC", "oldest": "runs.created_at, runs.rowid",
+              "slowest_ttft": "runs.ttft_s IS NULL, runs.ttft_s DESC, runs.rowid DESC",
+              "slowest": "runs.latency_s IS NULL, runs.latency_s DESC, runs.rowid DESC"}
+
+
+@dataclass(frozen=True)
+class RunQuery:
+    """Which runs to list, in what order, and which page: every filter optional."""
+
+    thread_id: str | None = None
+    status: str | None = None
+    grounding: str | None = None
+    q: str | None = None  # text in the message or the answer
+    model: str | None = None
+    knowledge_base: str | None = None
+    min_ttft_s: float | None = None
+    min_latency_s: float | None = None
+    since: str | None = None  # ISO 8601, compared with created_at
+    until: str | None = None
+    order: str = "newest"  # a key of RUN_ORDERS
+    limit: int = 50
+    offset: int = 0
+
+    def where(self) -> tuple[str, list[Any]]:
+        """Return the SQL conditions (each a bound parameter, never text of the caller's) and their values."""
+        conditions: list[str] = []
+        args: list[Any] = []
+        for column, value in (("runs.thread_id", self.thread_id), ("runs.status", self.status),
+                              ("runs.grounding", self.grounding), ("runs.model", self.model),
+                              ("runs.knowledge_base", self.knowledge_base)):
+            if value is not None:
+                conditions.append(f"{column} = ?")
+                args.append(value)
+        for column, bound, value in (("runs.ttft_s", ">=", self.min_ttft_s), ("runs.latency_s", ">=", self.min_latency_s),
+                                     ("runs.created_at", ">=", self.since), ("runs.created_at", "<=", self.until)):
+            if value is not None:
+                conditions.append(f"{column} {bound} ?")
+                args.append(value)
+        if self.q:
+            pattern = "%" + self.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            conditions.append("(runs.message LIKE ? ESCAPE '\\' OR runs.answer LIKE ? ESCAPE '\\')")
+            args += [pattern, pattern]
+        return "".join(f" AND {condition}" for condition in conditions), args
+
+    def order_by(self) -> str:
+        return RUN_ORDERS.get(self.order, RUN_ORDERS["newest"])
 
 
 def _run(row: sqlite3.Row) -> dict[str, Any]:
