@@ -95,6 +95,7 @@ class Run(Documented):
     knowledge_base: str | None = Field(None, description="The knowledge base the run answered from.")
     knowledge_fingerprint: str | None = Field(None, description="A hash of that knowledge base's content then.")
     grounding: str | None = Field(None, description="grounded, unsupported or no_sources; null unless completed.")
+    tool_calls: int | None = Field(None, description="Tool calls the run made; null before it was kept.")
     ttft_breakdown: dict[str, float] | None = Field(
         None, description="Where the time to first token went, in seconds: queue (warm-up and start, apart from "
                           "`ttft_s`), retrieval, prompt, model (request to first chunk), delivery (first chunk to "
@@ -228,6 +229,16 @@ class Span(Documented):
 class RunSpans(Documented):
     run_id: str
     spans: list[Span] = Field(description="The root first, then in the order they started.")
+
+
+class RunComparison(Documented):
+    a: str
+    b: str
+    config: list[dict[str, Any]] = Field(description="Each config key whose value differs: {key, a, b}.")
+    answer: list[dict[str, str]] = Field(description="The answers word by word: {same}, {a} or {b} runs of words.")
+    timings: list[dict[str, Any]] = Field(description="TTFT, then each span's duration: {span, a_ms, b_ms}.")
+    retrieval: list[dict[str, Any]] = Field(description="Each chunk either retrieved: {chunk_id, source, a, b, delta}.")
+    tokens: dict[str, Any] = Field(description="{a: {input, output}, b: {input, output}}.")
 
 
 class UploadResult(Documented):

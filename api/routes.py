@@ -20,6 +20,7 @@ from chat.config import KB_NAME_MAX, KB_NAME_PATTERN
 from chat.events import ErrorOccurred, RunEnded
 from chat.service import AgentService, MessageRefused, WrongKnowledgeBase
 from chat.spans import span_tree
+from traces.compare import compare_runs
 from traces.store import RunQuery, TraceStore
 
 # Each route documents its 200 body and the errors its code answers with `doc.answers(...)`;
@@ -179,6 +180,16 @@ def build_api(service: AgentService, traces: TraceStore, access: Access, heartbe
                          offset=offset)
         runs = traces.find_runs(caller, query)
         return {"runs": runs[:limit], "next_offset": offset + limit if len(runs) > limit else None}
+
+    @api.get("/runs/compare", summary="Two runs side by side: config, answer, timings, retrieval, tokens",
+             response_model=None, responses=doc.answers(doc.RunComparison, 401, 404),
+             dependencies=[Depends(only_parameters(frozenset({"a", "b"})))])
+    def compare(a: str = Query(pattern=ID_PATTERN, description="A run id."),
+                b: str = Query(pattern=ID_PATTERN, description="Another run id."),
+                caller: Caller = caller_of) -> dict[str, Any]:
+        _found(traces.get_run(caller, a), "run")
+        _found(traces.get_run(caller, b), "run")
+        return {"a": a, "b": b, **compare_runs(traces.run_events(caller, a), traces.run_events(caller, b))}
 
     @api.get("/runs/{run_id}", summary="A run and its ordered events",
              response_model=None, responses=doc.answers(doc.RunWithEvents, 401, 404))

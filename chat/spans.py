@@ -120,6 +120,8 @@ def span_tree(events: list[Event]) -> list[Span]:
             span = spans[span_id] = Span(span_id, parent, kind, name, at_ns, at_ns)
         span.end_ns = max(span.end_ns, at_ns)
         _describe(span, event)
+        if isinstance(event, Token):  # the token timeline: when each arrived, for the gaps between them
+            span.attributes.setdefault("token_ns", []).append(at_ns)
     return sorted(spans.values(), key=lambda s: (s.parent_span_id != "", s.start_ns))
 
 
@@ -145,7 +147,7 @@ def _describe(span: Span, event: Event) -> None:
         span.status = {"failed": "error", "cancelled": "cancelled"}.get(event.status, "ok")
         attributes.update(status=event.status, answer=event.answer, ttft_s=event.ttft_s, latency_s=event.latency_s,
                           input_tokens=event.input_tokens, output_tokens=event.output_tokens,
-                          grounding=event.grounding)
+                          grounding=event.grounding, ttft_breakdown=event.ttft_breakdown)
     elif isinstance(event, ToolStarted):
         attributes.update(tool=event.tool, call_id=event.call_id, input=event.input)
     elif isinstance(event, ToolEnded):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -256,3 +257,45 @@ def test_a_document_uploaded_in_the_page_is_cited_with_a_grounding_badge(serve_g
     assert "Dogs cannot ride in the basket of a Loop bike." in page.inner_text("#gb-chat")
     os.makedirs("tests/artifacts", exist_ok=True)
     page.screenshot(path="tests/artifacts/knowledge.png", full_page=True)
+
+
+def test_the_traces_tab_finds_opens_draws_and_compares_runs(serve_glassbox, scripted_model, browser_page):
+    scripted_model.replies = [Reply(tokens=["Within ", "45 days."]), Reply(tokens=["Only ", "US and Canada."])]
+    url = serve_glassbox().url
+    page = browser_page
+    page.goto(url)
+    page.wait_for_selector("#gb-status:has-text('ready')", timeout=20_000)
+    for question, answer in (("How long can I return a faulty item?", "45 days."),
+                             ("Do you ship to Canada?", "US and Canada.")):
+        page.fill("#gb-input textarea", question)
+        page.click("#gb-send")
+        page.wait_for_selector(f"#gb-chat :text('{answer}')", timeout=15_000)
+    page.wait_for_function("document.querySelectorAll('#gb-chat a[href*=\"?run=\"]').length == 2", timeout=10_000)
+    first_run = page.locator("#gb-chat a[href*='?run=']").first.get_attribute("href").split("?run=")[1]
+
+    page.get_by_role("tab", name="Traces").click()
+    page.wait_for_function("document.querySelector('#gb-runs').innerText.includes('Do you ship')", timeout=10_000)
+    page.fill("#gb-runs-q textarea, #gb-runs-q input", "Canada")
+    page.click("#gb-runs-search")
+    page.wait_for_function("!document.querySelector('#gb-runs').innerText.includes('faulty item')", timeout=10_000)
+    page.locator("#gb-runs [role=gridcell]").filter(has_text="Do you ship").first.click()
+    page.wait_for_selector("#gb-waterfall svg .gb-span", timeout=10_000)
+    assert page.locator("#gb-waterfall svg .gb-span").count() >= 5  # run, retrieve, tool, agent, model
+    assert page.locator("#gb-waterfall svg .gb-ttft").count() == 1  # the first token, marked
+    assert "Do you ship to Canada?" in page.inner_text("#gb-trace-summary")
+
+    page.locator("#gb-span input").click()
+    page.get_by_role("option", name=re.compile("tool: search_knowledge_base")).click()
+    page.wait_for_function("document.querySelector('#gb-span-detail').innerText.includes('hits')", timeout=10_000)
+
+    page.get_by_text("Compare with another run").click()
+    page.fill("#gb-compare-run textarea, #gb-compare-run input", first_run)
+    page.click("#gb-compare-button")
+    page.wait_for_selector("#gb-comparison :text('Timings (ms)')", timeout=10_000)
+    assert "45" in page.inner_text("#gb-comparison") and "Canada" in page.inner_text("#gb-comparison")
+    os.makedirs("tests/artifacts", exist_ok=True)
+    page.screenshot(path="tests/artifacts/traces.png", full_page=True)
+
+    page.goto(f"{url}/?run={first_run}")  # a chat answer's link
+    page.wait_for_selector("#gb-trace-summary :text('How long can I return a faulty item?')", timeout=20_000)
+    assert page.locator("#gb-waterfall svg .gb-span").count() >= 5

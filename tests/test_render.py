@@ -49,7 +49,8 @@ def render(events: list) -> TurnView:
 def test_tool_reasoning_and_answer_become_ordered_blocks():
     messages = render(run_events()).messages()
 
-    tool, reasoning, answer = messages
+    tool, reasoning, answer, run = messages
+    assert run.content == "run `r1` · [open in Traces](?run=r1)"  # every answer links to its run
     assert tool.metadata["title"] == "🔧 search_knowledge_base"
     assert tool.metadata["status"] == "done" and tool.metadata["duration"] == 0.009
     assert "returns.md" in tool.content and "0.71" in tool.content and "abc123" in tool.content
@@ -76,12 +77,12 @@ def test_failed_tool_shows_its_error():
 def test_errors_and_stops_are_visible_notes_after_the_partial_answer():
     events = run_events("failed")
     events.insert(-1, ErrorOccurred(**IDS, at=10.4, kind="model", message="The model failed mid-answer: reset"))
-    assert render(events).messages()[-1].content == "⚠️ **Error:** The model failed mid-answer: reset"
+    assert render(events).messages()[-2].content == "⚠️ **Error:** The model failed mid-answer: reset"
     assert render(events).answer == "Within 45 days."
 
     stopped = run_events("cancelled")
     stopped.insert(-1, Cancelled(**IDS, at=10.4, reason="stopped"))
-    assert "Stopped" in render(stopped).messages()[-1].content
+    assert "Stopped" in render(stopped).messages()[-2].content
 
 
 def test_panel_merges_streamed_text_and_times_from_run_start():

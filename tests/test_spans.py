@@ -134,3 +134,20 @@ def test_a_wait_for_warm_up_is_the_queue_not_the_models_ttft(serve_glassbox) -> 
     metrics = httpx.get(f"{running.url}/metrics").text
     assert 'agent_ttft_phase_seconds_count{phase="queue"} 1.0' in metrics
     assert 'agent_ttft_phase_seconds_count{phase="model"} 1.0' in metrics
+
+
+def test_two_runs_compared_over_http(serve_glassbox, scripted_model) -> None:
+    scripted_model.replies = [Reply(tokens=["Within 45 days."]), Reply(tokens=["Within 30 days, or 45 if faulty."])]
+    url = serve_glassbox().url
+    a, b = (httpx.post(f"{url}/api/chat", json={"message": m}, timeout=30).json()["run_id"]
+            for m in ("How long can I return a faulty item?", "Do you ship to Canada?"))
+
+    compared = httpx.get(f"{url}/api/runs/compare", params={"a": a, "b": b}).json()
+    assert compared["a"] == a and compared["config"] == []  # the same app answered both
+    assert compared["answer"] == [{"same": "Within"}, {"b": "30 days, or"}, {"same": "45"}, {"a": "days."},
+                                  {"b": "if faulty."}]
+    assert compared["timings"][0]["span"] == "ttft" and compared["timings"][0]["a_ms"] > 0
+    assert {row["source"] for row in compared["retrieval"]} == {"returns.md", "shipping.md"}
+    assert compared["tokens"]["b"]["output"] == 1
+    assert httpx.get(f"{url}/api/runs/compare", params={"a": a, "b": "0" * 32}).status_code == 404
+    assert httpx.get(f"{url}/api/runs/compare", params={"a": a}).status_code == 422

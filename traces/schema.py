@@ -68,6 +68,7 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE events ADD COLUMN ts INTEGER;
     ALTER TABLE runs ADD COLUMN ttft_breakdown TEXT;
+    ALTER TABLE runs ADD COLUMN tool_calls INTEGER;
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -181,10 +181,10 @@ class EventWriter:
         elif isinstance(event, RunEnded):
             db.execute(
                 "UPDATE runs SET status = ?, answer = ?, ttft_s = ?, latency_s = ?, input_tokens = ?, "
-                "output_tokens = ?, grounding = ?, ttft_breakdown = ?, updated_at = ? WHERE id = ?",
+                "output_tokens = ?, grounding = ?, ttft_breakdown = ?, tool_calls = ?, updated_at = ? WHERE id = ?",
                 (event.status, clean_text(event.answer), event.ttft_s, event.latency_s, event.input_tokens,
                  event.output_tokens, event.grounding, json.dumps(event.ttft_breakdown) if event.ttft_breakdown else None,
-                 now, event.run_id),
+                 event.tool_calls, now, event.run_id),
             )
             db.execute("UPDATE threads SET updated_at = ? WHERE id = ?", (now, event.thread_id))
         number = seq.get(event.run_id, 0)

@@ -1,4 +1,4 @@
-"""The page: one tab per module (ui/chat_page.py, ui/knowledge_page.py), and who is looking at it.
+"""The page: one tab per module (ui/chat_page.py, knowledge_page.py, traces_page.py), and who is looking.
 
 `build_page(glassbox)` returns the Blocks; app.py adds the /ask API and mounts it.
 """
@@ -9,23 +9,25 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from ui import chat_page, knowledge_page
+from ui import chat_page, knowledge_page, traces_page
 from ui.visitors import visitor_state
 
 if TYPE_CHECKING:
     from app import Glassbox
 
-CSS = chat_page.CSS + knowledge_page.CSS
+CSS = chat_page.CSS + knowledge_page.CSS + traces_page.CSS
 
 
 def build_page(glassbox: Glassbox) -> gr.Blocks:
-    """Build the page: the Chat tab first, then the Knowledge tab."""
+    """Build the page: the Chat tab first, then Knowledge and Traces."""
     with gr.Blocks(title="Glassbox") as demo:
         visitor = visitor_state(glassbox.access)
         sidebar = gr.Sidebar(label="Conversations", elem_id="gb-sidebar")  # the Chat tab fills it
-        with gr.Tabs(elem_id="gb-tabs"):
+        with gr.Tabs(elem_id="gb-tabs") as tabs:
             with gr.Tab("Chat", id="chat", elem_id="gb-tab-chat") as chat:
                 chat_page.add_chat_tab(glassbox, demo, chat, visitor, sidebar)
             with gr.Tab("Knowledge", id="knowledge", elem_id="gb-tab-knowledge") as knowledge:
                 knowledge_page.add_knowledge_tab(glassbox, demo, knowledge, visitor)
+            with gr.Tab("Traces", id="traces", elem_id="gb-tab-traces") as runs:
+                traces_page.add_traces_tab(glassbox, demo, runs, tabs, visitor)
     return demo

@@ -51,7 +51,7 @@ EMPTY_IMAGE_LABEL = re.compile(r"!+\[(?=\])")
 class Segment:
     """One block of the assistant's turn: a tool step, some reasoning, or answer text."""
 
-    kind: Literal["tool", "reasoning", "answer", "note", "sources"]
+    kind: Literal["tool", "reasoning", "answer", "note", "sources", "run"]
     key: str
     text: str = ""
     title: str = ""
@@ -96,6 +96,8 @@ class TurnView:
             if event.status == "completed" and not event.answer:
                 self.note("(The model returned an empty answer.)")
             self._sources(event)
+            self.segments.append(Segment("run", "run", f"run `{event.run_id}` · [open in Traces](?run={event.run_id})",
+                                         status="done"))
 
     def _sources(self, end: RunEnded) -> None:
         """Under a finished answer: its sources (collapsed) with the grounding badge, and when the
@@ -197,7 +199,7 @@ def inert(text: str) -> str:
 
 def _message(segment: Segment) -> gr.ChatMessage:
     # Answers, tool inputs and outputs, hits and error texts all come from outside: drawn inert.
-    if segment.kind in ("answer", "note"):
+    if segment.kind in ("answer", "note", "run"):
         return gr.ChatMessage(role="assistant", content=inert(segment.text))
     metadata: dict = {"title": inert(segment.title), "id": segment.key, "status": segment.status}
     if segment.duration is not None:

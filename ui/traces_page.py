@@ -1,0 +1,217 @@
+"""The Traces tab: find a run, see its spans as a waterfall, open a span, compare two runs.
+
+Everyone sees only their own runs (the admin sees all), as through GET /api/runs. A run opens
+from the table, from its id, from a chat answer's link (`?run=ID`), and the comparison is
+GET /api/runs/compare's (traces/compare.py), drawn.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+
+from chat.spans import Span, span_tree
+from traces.compare import compare_runs
+from traces.store import RunQuery
+from ui.render import inert
+from ui.visitors import caller_of
+from ui.waterfall import waterfall_svg
+
+if TYPE_CHECKING:
+    from app import Glassbox
+
+CSS = """
+#gb-waterfall svg { max-width: 100%; height: auto; }
+"""
+PAGE = 25
+ANY = "any"
+STATES = [ANY, "completed", "failed", "cancelled", "interrupted", "in_progress", "awaiting_approval", "queued"]
+ORDERS = {"newest first": "newest", "oldest first": "oldest", "slowest TTFT first": "slowest_ttft",
+          "slowest first": "slowest"}
+HEADERS = ["time (UTC)", "run", "message", "status", "knowledge base", "TTFT ms", "latency ms", "tokens",
+           "tool calls", "grounding"]
+RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Tabs, visitor: gr.BrowserState) -> None:
+    """Build the Traces tab and its handlers inside the page being built."""
+    traces, access = glassbox.traces, glassbox.access
+
+    def find(status: str, text: str, knowledge: str, min_ttft: float | None, order: str, offset: int,
+             visitor: str, profile: gr.OAuthProfile | None = None):
+        caller = caller_of(access, visitor, profile)
+        query = RunQuery(status=None if status == ANY else status, q=(text or "").strip()[:200] or None,
+                         knowledge_base=None if knowledge in (ANY, "", None) else knowledge,
+                         min_ttft_s=(min_ttft / 1000) if min_ttft else None, order=ORDERS.get(order, "newest"),
+                         limit=PAGE + 1, offset=max(0, int(offset or 0)))
+        runs = traces.find_runs(caller, query)
+        shown = runs[:PAGE]
+        rows = [[_when(r["created_at"]), r["id"][:8], (r["message"] or "")[:80], r["status"], r["knowledge_base"] or "",
+                 _ms(r["ttft_s"]), _ms(r["latency_s"]), (r["output_tokens"] or 0), r["tool_calls"] or 0,
+                 r["grounding"] or ""] for r in shown]
+        first = query.offset + 1 if shown else 0
+        label = f"Runs {first}–{query.offset + len(shown)}" + (" (more after)" if len(runs) > PAGE else "")
+        return rows, [r["id"] for r in shown], label, query.offset, len(runs) > PAGE
+
+    def search(status, text, knowledge, min_ttft, order, visitor, profile: gr.OAuthProfile | None = None):
+        rows, ids, label, offset, more = find(status, text, knowledge, min_ttft, order, 0, visitor, profile)
+        return rows, ids, label, offset, gr.update(interactive=False), gr.update(interactive=more)
+
+    def page(step: int):
+        def turn(status, text, knowledge, min_ttft, order, offset, visitor, profile: gr.OAuthProfile | None = None):
+            rows, ids, label, offset, more = find(status, text, knowledge, min_ttft, order,
+                                                  max(0, offset + step * PAGE), visitor, profile)
+            return rows, ids, label, offset, gr.update(interactive=offset > 0), gr.update(interactive=more)
+        return turn
+
+    def pick(ids: list[str], selected: gr.SelectData):
+        row = selected.index[0] if isinstance(selected.index, (list, tuple)) else selected.index
+        return ids[row] if isinstance(row, int) and 0 <= row < len(ids) else gr.skip()
+
+    def open_run(run_id: str, visitor: str, profile: gr.OAuthProfile | None = None):
+        """The run's summary, waterfall, spans to choose from, and the first span's detail."""
+        caller = caller_of(access, visitor, profile)
+        run_id = (run_id or "").strip()
+        run = traces.get_run(caller, run_id) if RUN_ID.match(run_id) else None
+        if run is None:
+            if run_id:
+                gr.Warning("There is no run with that id that is yours to see.")
+            return "", "", gr.update(choices=[], value=None), None, []
+        spans = span_tree(traces.run_events(caller, run_id))
+        choices = [(f"{s.kind}: {s.name} · {(s.end_ns - s.start_ns) / 1e6:.1f} ms", s.span_id) for s in spans]
+        return (_summary(run), waterfall_svg(spans, _first_token_ns(spans)),
+                gr.update(choices=choices, value=spans[0].span_id if spans else None),
+                _span_detail(spans[0]) if spans else None, [_span_detail(s) for s in spans])
+
+    def show_span(span_id: str | None, details: list[dict[str, Any]]):
+        return next((detail for detail in details if detail["span_id"] == span_id), None)
+
+    def compare(run_id: str, other: str, visitor: str, profile: gr.OAuthProfile | None = None):
+        caller = caller_of(access, visitor, profile)
+        ids = [(run_id or "").strip(), (other or "").strip()]
+        if not all(RUN_ID.match(i) and traces.get_run(caller, i) for i in ids):
+            gr.Warning("Open a run first, then give the id of another run of yours to compare it with.")
+            return ""
+        return _comparison_markdown(ids, compare_runs(*(traces.run_events(caller, i) for i in ids)))
+
+    def from_link(visitor: str, request: gr.Request, profile: gr.OAuthProfile | None = None):
+        """A chat answer's link, `?run=ID`, opens that run here."""
+        wanted = (request.query_params.get("run") or "") if request else ""
+        if not RUN_ID.match(wanted):
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return gr.Tabs(selected="traces"), wanted, *open_run(wanted, visitor, profile)
+
+    gr.Markdown("### Runs\nEvery run of yours, newest first. Filter, then click a row (or paste a run id) to "
+                "open it: its spans as a waterfall, each span's inputs and outputs, and a comparison with another run.")
+    with gr.Row(equal_height=True):
+        status = gr.Dropdown(STATES, value=ANY, label="Status", elem_id="gb-runs-status", min_width=140)
+        text = gr.Textbox(label="Text in the message or answer", max_length=200, elem_id="gb-runs-q", min_width=200)
+        knowledge = gr.Dropdown([ANY], value=ANY, label="Knowledge base", elem_id="gb-runs-kb", min_width=140)
+        min_ttft = gr.Number(label="TTFT at least (ms)", minimum=0, elem_id="gb-runs-ttft", min_width=120)
+        order = gr.Dropdown(list(ORDERS), value="newest first", label="Order", elem_id="gb-runs-order", min_width=150)
+        search_button = gr.Button("Search", variant="primary", elem_id="gb-runs-search", scale=0, min_width=100)
+    table = gr.Dataframe(headers=HEADERS, interactive=False, elem_id="gb-runs", max_height=420, wrap=True,
+                         column_widths=["150px", "84px", "26%", "96px", "110px", "80px", "86px", "70px", "70px",
+                                        "104px"])
+    with gr.Row(equal_height=True):
+        previous = gr.Button("← Newer", size="sm", interactive=False, scale=0, min_width=100, elem_id="gb-runs-prev")
+        label = gr.Markdown(elem_id="gb-runs-page")
+        following = gr.Button("Older →", size="sm", interactive=False, scale=0, min_width=100, elem_id="gb-runs-next")
+    ids, offset, spans = gr.State([]), gr.State(0), gr.State([])
+    with gr.Row(equal_height=True):
+        run_box = gr.Textbox(label="Run id", max_length=128, elem_id="gb-trace-run", scale=4)
+        open_button = gr.Button("Open", elem_id="gb-trace-open", scale=0, min_width=100)
+    summary = gr.Markdown(elem_id="gb-trace-summary")
+    waterfall = gr.HTML(elem_id="gb-waterfall")
+    with gr.Row(equal_height=False):
+        span_choice = gr.Dropdown([], label="Span", elem_id="gb-span", scale=1, min_width=240)
+        span_detail = gr.JSON(label="What happened in it", elem_id="gb-span-detail", scale=2)
+    with gr.Accordion("Compare with another run", open=False, elem_id="gb-compare"):
+        with gr.Row(equal_height=True):
+            other_box = gr.Textbox(label="The other run's id", max_length=128, elem_id="gb-compare-run", scale=4)
+            compare_button = gr.Button("Compare", elem_id="gb-compare-button", scale=0, min_width=100)
+        comparison = gr.Markdown(elem_id="gb-comparison")
+
+    private = {"api_visibility": "private"}
+    filters = [status, text, knowledge, min_ttft, order]
+    listed = [table, ids, label, offset, previous, following]
+    viewed = [summary, waterfall, span_choice, span_detail, spans]
+    for trigger in (search_button.click, text.submit, tab.select):
+        trigger(search, [*filters, visitor], listed, **private)
+    previous.click(page(-1), [*filters, offset, visitor], listed, **private)
+    following.click(page(+1), [*filters, offset, visitor], listed, **private)
+    tab.select(lambda: gr.update(choices=[ANY, *(_names(glassbox))]), None, knowledge, **private)
+    table.select(pick, ids, run_box, **private).then(open_run, [run_box, visitor], viewed, **private)
+    for trigger in (open_button.click, run_box.submit):
+        trigger(open_run, [run_box, visitor], viewed, **private)
+    span_choice.input(show_span, [span_choice, spans], span_detail, **private)
+    compare_button.click(compare, [run_box, other_box, visitor], comparison, **private)
+    demo.load(from_link, [visitor], [tabs, run_box, *viewed], **private)
+
+
+def _names(glassbox: Glassbox) -> list[str]:
+    library = glassbox.service.knowledge
+    return library.names() if library is not None else []
+
+
+def _summary(run: dict[str, Any]) -> str:
+    phases = run.get("ttft_breakdown") or {}
+    broken = " · ".join(f"{name} {seconds * 1000:.1f} ms" for name, seconds in phases.items())
+    return (f"**{inert(run['message'][:200])}**  \n"
+            f"run `{run['id']}` · thread `{run['thread_id']}` · {run['status']} · {inert(run.get('model') or '')} · "
+            f"knowledge base {inert(run.get('knowledge_base') or '–')} · grounding {run.get('grounding') or '–'}  \n"
+            f"TTFT {_ms(run['ttft_s'])} ms · latency {_ms(run['latency_s'])} ms · "
+            f"{run.get('output_tokens') or 0} tokens" + (f"  \nTTFT phases: {broken}" if broken else ""))
+
+
+def _first_token_ns(spans: list[Span]) -> int | None:
+    times = [t for s in spans if s.kind == "model" for t in s.attributes.get("token_ns", [])]
+    return min(times) if times else None
+
+
+def _span_detail(span: Span) -> dict[str, Any]:
+    """A span as the JSON view shows it; a model span's token times become the gaps between tokens."""
+    detail = span.to_dict()
+    times = detail["attributes"].pop("token_ns", None)
+    if times and len(times) > 1:
+        gaps = [(b - a) / 1e6 for a, b in zip(times, times[1:])]
+        detail["attributes"]["inter_token_ms"] = {"p50": round(statistics.median(gaps), 2),
+                                                  "max": round(max(gaps), 2), "gaps": [round(g, 2) for g in gaps[:200]]}
+    return detail
+
+
+def _comparison_markdown(ids: list[str], result: dict[str, Any]) -> str:
+    a, b = (f"`{i[:8]}`" for i in ids)
+    words = " ".join(f"~~{inert(p['a'])}~~" if "a" in p else f"**{inert(p['b'])}**" if "b" in p else inert(p["same"])
+                     for p in result["answer"])
+    lines = [f"#### {a} against {b}", f"**Answer** (struck: only in {a}; bold: only in {b})\n\n{words or '–'}",
+             "**Config that differs**", _table(["key", a, b], [[c["key"], c["a"], c["b"]] for c in result["config"]])
+             if result["config"] else "Nothing: the same config.",
+             "**Timings (ms)**", _table(["span", a, b], [[t["span"], t["a_ms"], t["b_ms"]] for t in result["timings"]]),
+             "**Retrieval**", _table(["source", "chunk", a, b, "delta"], [[r["source"], r["chunk_id"][:8], r["a"], r["b"],
+                                                                           r["delta"]] for r in result["retrieval"]])
+             if result["retrieval"] else "Neither run retrieved anything.",
+             "**Tokens**", _table(["", a, b], [[kind, (result["tokens"]["a"] or {}).get(kind),
+                                                 (result["tokens"]["b"] or {}).get(kind)] for kind in ("input", "output")])]
+    return "\n\n".join(lines)
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    cell = lambda value: "–" if value is None else inert(str(value)).replace("|", "\\|")[:120]  # noqa: E731
+    return "\n".join(["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+                     + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows])
+
+
+def _when(created_at: str) -> str:
+    try:
+        return datetime.fromisoformat(created_at).strftime("%Y-%m-%d %H:%M:%S")
+    except (TypeError, ValueError):
+        return str(created_at)[:19]
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
