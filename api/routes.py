@@ -39,7 +39,8 @@ RunId = Path(pattern=ID_PATTERN, description="A run id.")
 # The event types a client may ask for; `error`, `done` and the approval events always come.
 StreamedType = Literal[
     "run_queued", "run_start", "node_start", "node_end", "tool_start", "tool_end",
-    "retrieval", "approval_required", "approval_decided", "reasoning", "token", "cancelled", "grounding",
+    "retrieval", "approval_required", "approval_decided", "model_start", "model_end", "reasoning", "token",
+    "cancelled", "grounding", "run_end",
 ]
 
 
@@ -117,9 +118,9 @@ def build_api(service: AgentService, traces: TraceStore, access: Access, heartbe
         error = None
         async for event in service.stream(request.message, thread_id, caller, request.knowledge_base):
             if isinstance(event, ErrorOccurred):
-                error = event.message
+                error = event
             if isinstance(event, RunEnded):
-                body = {**done_payload(event), "error": error}
+                body = done_payload(event, error)
                 del body["type"]
                 return JSONResponse(body, status_code=502 if event.status == "failed" else 200)
         raise HTTPException(500, "The run ended without a result.")  # unreachable: runs always end

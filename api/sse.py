@@ -10,6 +10,7 @@ from contextlib import suppress
 from typing import Any
 
 from chat.events import ApprovalDecided, ApprovalRequired, ErrorOccurred, Event, RunEnded
+from chat.service import NotYours, ThreadBusy, WrongKnowledgeBase
 
 _END = object()
 # Sent whatever the filter: a client that misses a pause would wait for nothing.
@@ -21,24 +22,28 @@ def sse(data: dict[str, Any]) -> str:
     return f"data: {json.dumps(data, default=str, ensure_ascii=False)}\n\n"
 
 
-def done_payload(end: RunEnded) -> dict[str, Any]:
-    """Return the `done` event that closes a run that did not fail."""
+def done_payload(end: RunEnded, error: ErrorOccurred | None = None) -> dict[str, Any]:
+    """Return the `done` event that closes every stream: the run's end as a result, without its
+    place in the trace (at, seq, ts, span ids), and for a failed run its error's message and kind."""
     return {
         "type": "done", "run_id": end.run_id, "thread_id": end.thread_id, "status": end.status,
         "answer": end.answer, "ttft_s": end.ttft_s, "latency_s": end.latency_s,
         "input_tokens": end.input_tokens, "output_tokens": end.output_tokens, "tool_calls": end.tool_calls,
         "approval_wait_s": end.approval_wait_s,
         "citations": [dataclasses.asdict(hit) for hit in end.citations], "grounding": end.grounding,
+        "ttft_breakdown": end.ttft_breakdown,
+        "error": error.message if error else None, "error_kind": error.kind if error else None,
     }
 
 
 async def event_stream(
     events: AsyncIterator[Event], wanted: Collection[str] | None, heartbeat_s: float
 ) -> AsyncIterator[str]:
-    """Yield SSE messages for a run: the wanted events, heartbeats when idle, then `done` or `error`.
+    """Yield SSE messages for a run: the wanted events in their stored shapes, heartbeats when
+    idle, then `done`, always last.
 
-    `error` and the approval events are always sent (`error` is then the last message);
-    `run_end` becomes `done`.
+    `error` and the approval events are always sent, whatever the filter; `run_end` is sent like
+    any event, then `done`. A stream that could not start at all ends with an `error` alone.
     Closing this generator (a client that went away) closes `events`, which stops the run.
     """
     queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -53,6 +58,7 @@ async def event_stream(
             queue.put_nowait(_END)
 
     task = asyncio.create_task(pump())
+    failure: ErrorOccurred | None = None
     try:
         while True:
             try:
@@ -64,13 +70,15 @@ async def event_stream(
             if item is _END:
                 return
             if isinstance(item, Exception):
-                yield sse({"type": "error", "kind": "internal", "message": str(item)})
+                yield sse({"type": "error", "kind": "internal", "message": _why_not_started(item)})
                 return
             if isinstance(item, ALWAYS_SENT):
+                failure = item if isinstance(item, ErrorOccurred) else failure
                 yield sse(item.to_dict())
             elif isinstance(item, RunEnded):
-                if item.status != "failed":
-                    yield sse(done_payload(item))
+                if wanted is None or item.type in wanted:
+                    yield sse(item.to_dict())
+                yield sse(done_payload(item, failure))
                 return
             elif wanted is None or item.type in wanted:
                 yield sse(item.to_dict())
@@ -78,3 +86,10 @@ async def event_stream(
         task.cancel()
         with suppress(asyncio.CancelledError):
             await asyncio.shield(task)  # see AgentService.stream: never pass a cancel on twice
+
+
+def _why_not_started(error: Exception) -> str:
+    """Our own refusals say why in our words; anything else is not shown (the log has it)."""
+    if isinstance(error, (ThreadBusy, NotYours, WrongKnowledgeBase)):
+        return str(error)
+    return "The run could not start; send the message again. The server log has the details."

@@ -34,8 +34,11 @@ def test_stream_sends_every_event_then_done(serve_glassbox, scripted_model):
 
     types = [e["type"] for e in events]
     assert types[:2] == ["run_queued", "run_start"] and types[-1] == "done"
-    assert types.index("retrieval") < types.index("token") and "run_end" not in types
+    assert types.index("retrieval") < types.index("token") and types[-2] == "run_end"
     done = events[-1]
+    # One vocabulary: every streamed event is as stored (seq, ts, span ids and all); done closes the stream.
+    stored = httpx.get(f"{url}/api/runs/{done['run_id']}").json()["events"]
+    assert events[:-1] == stored
     assert done["answer"] == "Within 45 days." and done["status"] == "completed"
     assert done["ttft_s"] > 0 and done["latency_s"] >= done["ttft_s"] and done["output_tokens"] == 2
     assert all(e["run_id"] == done["run_id"] and e["thread_id"] == done["thread_id"] for e in events)
@@ -149,7 +152,7 @@ def test_concurrent_streams_store_every_event_in_order(serve_glassbox, scripted_
         assert [e["text"] for e in stored if e["type"] == "token"] == [f"t{i} " for i in range(20)]
         assert {e["run_id"] for e in stored} == {done["run_id"]}
         streamed = [e["type"] for e in events]
-        assert [e["type"] for e in stored] == streamed[:-1] + ["run_end"]
+        assert [e["type"] for e in stored] == streamed[:-1]
 
 
 def test_chat_answers_as_one_json_object(serve_glassbox, scripted_model):
@@ -223,3 +226,17 @@ def test_health_prewarm_and_docs(serve_glassbox):
     assert httpx.get(f"{url}/docs").status_code == 200
     paths = httpx.get(f"{url}/openapi.json").json()["paths"]
     assert {"/api/chat/stream", "/api/chat", "/api/threads", "/api/runs/{run_id}", "/api/health"} <= set(paths)
+
+
+def test_a_failed_run_streams_its_error_and_run_end_then_done(serve_glassbox, scripted_model):
+    scripted_model.replies = [Reply(tokens=["Within ", "45"], fail_after=1), Reply(tokens=["No"], fail_after=0)]
+    url = serve_glassbox().url
+
+    events = sse_events(url, {"message": QUESTION, "events": ["token"]})
+
+    assert [e["type"] for e in events] == ["token", "error", "done"]  # error whatever the filter; done last
+    done = events[-1]
+    assert done["status"] == "failed" and done["answer"] == "Within"
+    assert done["error"] == events[1]["message"] and done["error_kind"] == events[1]["kind"]
+    everything = sse_events(url, {"message": QUESTION})
+    assert [e["type"] for e in everything][-3:] == ["error", "run_end", "done"]
