@@ -25,7 +25,7 @@ from api.knowledge import build_knowledge_api
 from api.limits import UPLOAD_FILES, BodyLimit
 from api.openapi import document_api
 from api.routes import build_api
-from auth.access import Access, VisitorCookies
+from auth.access import ADMIN, Access, VisitorCookies
 from chat.components import Components, load_components, sqlite_checkpointer
 from chat.config import Settings
 from chat.logs import configure_logging, log_event
@@ -34,7 +34,7 @@ from chat.tools import SEARCH_TOOL, TICKET_TOOL
 from metrics.recorder import RunRecorder
 from metrics.registry import AgentMetrics
 from metrics.table import RunTable
-from traces.store import TraceStore
+from traces.store import RunQuery, TraceStore
 from traces.tokens import TokenStore
 from ui.ask import add_ask_api
 from ui.conversations import browser_secret
@@ -64,6 +64,7 @@ def build_glassbox(
     traces = TraceStore(settings.state_dir / "traces.sqlite3")
     access = Access(settings.auth_mode, TokenStore(traces.path, traces.now), browser_secret(settings.state_dir),
                     settings.admin_token, settings.space_owner)
+    table.restore(traces.find_runs(ADMIN, RunQuery(limit=settings.metrics_window)))  # the charts survive a restart
     recorder = RunRecorder(AgentMetrics(registry, tools=(SEARCH_TOOL, TICKET_TOOL)), table)
     service = AgentService(
         lambda: load(settings),

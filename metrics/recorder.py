@@ -31,6 +31,7 @@ class RunRecorder:
         # run_id -> `at` of the run's last token (None before the first). Holds only
         # runs between RunQueued and RunEnded, so it stays as small as the load.
         self._open: dict[str, float | None] = {}
+        self._questions: dict[str, str] = {}  # run_id -> its message, for the chart's tooltip
         self._lock = threading.Lock()
 
     def record(self, event: Event) -> None:
@@ -64,6 +65,7 @@ class RunRecorder:
                 logger.warning("Run %s started twice; counted once.", event.run_id)
                 return
             self._open[event.run_id] = None
+            self._questions[event.run_id] = event.message[:80]
         self._metrics.requests.inc()
         self._metrics.active_streams.inc()
 
@@ -82,6 +84,7 @@ class RunRecorder:
         with self._lock:
             was_open = event.run_id in self._open
             self._open.pop(event.run_id, None)
+            question = self._questions.pop(event.run_id, "")
         if not was_open:
             # Counting it would let latency's count exceed the requests counted.
             logger.warning("Run %s ended but was not open; ignored.", event.run_id)
@@ -96,10 +99,10 @@ class RunRecorder:
         self._metrics.output_tokens.inc(event.output_tokens)
         if event.grounding is not None:
             self._metrics.answers.labels(grounding=event.grounding).inc()
-        self._table.add(_row(event, datetime.fromtimestamp(self._clock())))
+        self._table.add(_row(event, datetime.fromtimestamp(self._clock()), question))
 
 
-def _row(event: RunEnded, ended: datetime) -> RunRow:
+def _row(event: RunEnded, ended: datetime, question: str = "") -> RunRow:
     """Return the table row of a finished run."""
     return RunRow(
         time=ended,
@@ -108,4 +111,6 @@ def _row(event: RunEnded, ended: datetime) -> RunRow:
         tokens=event.output_tokens,
         tool_calls=event.tool_calls,
         status=event.status,
+        question=question,
+        run=event.run_id,
     )

@@ -18,7 +18,10 @@ COLUMNS: dict[str, str] = {
     "tokens_per_s": "float64",
     "tool_calls": "int64",
     "status": "object",
+    "question": "object",  # the message, for the chart's tooltip
+    "run": "object",  # the run id, to open it in the Traces tab
 }
+FINISHED = ("completed", "failed", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,8 @@ class RunRow:
     tokens: int  # output tokens
     tool_calls: int
     status: str  # "completed", "failed" or "cancelled"
+    question: str = ""
+    run: str = ""
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -58,6 +63,14 @@ class RunTable:
             self._rows.append(row)
             self.runs_recorded += 1
 
+    def restore(self, runs: list[dict]) -> None:
+        """Start from stored runs (newest first, as GET /api/runs lists them), so the charts
+        show the last runs after a restart too."""
+        rows = [row for row in map(_stored_row, reversed(runs)) if row is not None]
+        with self._lock:
+            self._rows.extend(rows)
+            self.runs_recorded += len(rows)
+
     def __len__(self) -> int:
         """Return how many runs the table holds."""
         with self._lock:
@@ -72,13 +85,28 @@ class RunTable:
 
 
 def _record(row: RunRow) -> tuple[object, ...]:
-    """Return `row` as a tuple in `COLUMNS` order."""
+    """Return `row` as a tuple in `COLUMNS` order; times to the millisecond, as a tooltip shows them."""
+    per_s = row.tokens_per_s
     return (
         row.time,
-        row.ttft_s,
-        row.latency_s,
+        None if row.ttft_s is None else round(row.ttft_s, 3),
+        round(row.latency_s, 3),
         row.tokens,
-        row.tokens_per_s,
+        None if per_s is None else round(per_s, 1),
         row.tool_calls,
         row.status,
+        row.question,
+        row.run,
     )
+
+
+def _stored_row(run: dict) -> RunRow | None:
+    """A stored run (traces.store) as a row, if it finished; its time is when it ended, local."""
+    if run.get("status") not in FINISHED or run.get("latency_s") is None:
+        return None
+    try:
+        ended = datetime.fromisoformat(run["updated_at"]).astimezone().replace(tzinfo=None)
+    except (KeyError, TypeError, ValueError):
+        return None
+    return RunRow(ended, run.get("ttft_s"), run["latency_s"], run.get("output_tokens") or 0, run.get("tool_calls") or 0,
+                  run["status"], (run.get("message") or "")[:80], run.get("id", ""))

@@ -176,3 +176,17 @@ def test_a_page_watcher_sends_its_figures_then_only_changes_and_ends_with_its_li
     assert isinstance(after_run[0], skip) and isinstance(after_run[3], skip)  # badge, counters unchanged
     assert len(after_run[1]) == 1 and after_run[-1] == 1  # the new run's charts
     assert len(sent) == 2  # nothing else changed in 0.3 s: nothing else was sent, and the watcher ended
+
+
+def test_the_charts_start_from_the_stored_runs_after_a_restart(serve_glassbox, scripted_model):
+    import httpx
+
+    first = serve_glassbox()
+    asked = [httpx.post(f"{first.url}/api/chat", json={"message": f"Question {i}?"}, timeout=30).json()["run_id"]
+             for i in range(3)]
+    first.server.stop()
+
+    again = serve_glassbox()  # the same state dir: a restart
+    frame = again.glassbox.table.frame()
+    assert list(frame["run"]) == asked and list(frame["question"]) == ["Question 0?", "Question 1?", "Question 2?"]
+    assert frame["ttft_s"].notna().all() and again.glassbox.table.runs_recorded == 3

@@ -237,9 +237,11 @@ def add_chat_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor: gr.B
     with gr.Accordion("Observability", open=True, elem_id="gb-observability"):
         with gr.Row():
             ttft_plot = gr.LinePlot(x="time", y="ttft_s", title="Time to first token (s)",
+                                    tooltip=["question", "ttft_s", "run"],
                                     height=220, y_lim=[0, None], x_axis_format="%H:%M:%S",
                                     elem_id="gb-ttft-plot")
             latency_plot = gr.LinePlot(x="time", y="latency_s", title="Latency, end to end (s)",
+                                       tooltip=["question", "latency_s", "run"],
                                        height=220, y_lim=[0, None],
                                        x_axis_format="%H:%M:%S", elem_id="gb-latency-plot")
         with gr.Row():
