@@ -15,6 +15,12 @@ from ui.visitors import visitor_state
 if TYPE_CHECKING:
     from app import Glassbox
 
+CLOSE_SIDEBAR_ON_A_PHONE = """() => {
+  if (window.innerWidth < 700) {
+    const sidebar = document.querySelector('#gb-sidebar');
+    if (sidebar && sidebar.classList.contains('open')) sidebar.querySelector('.toggle-button')?.click();
+  }
+}"""
 CSS = chat_page.CSS + knowledge_page.CSS + traces_page.CSS
 
 
@@ -30,4 +36,6 @@ def build_page(glassbox: Glassbox) -> gr.Blocks:
                 knowledge_page.add_knowledge_tab(glassbox, demo, knowledge, visitor)
             with gr.Tab("Traces", id="traces", elem_id="gb-tab-traces") as runs:
                 traces_page.add_traces_tab(glassbox, demo, runs, tabs, visitor)
+        # On a phone the open sidebar covers the whole page: it starts closed there, one tap away.
+        demo.load(None, None, None, js=CLOSE_SIDEBAR_ON_A_PHONE)
     return demo
