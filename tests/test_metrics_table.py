@@ -190,3 +190,21 @@ def test_the_charts_start_from_the_stored_runs_after_a_restart(serve_glassbox, s
     frame = again.glassbox.table.frame()
     assert list(frame["run"]) == asked and list(frame["question"]) == ["Question 0?", "Question 1?", "Question 2?"]
     assert frame["ttft_s"].notna().all() and again.glassbox.table.runs_recorded == 3
+
+
+def test_a_point_selected_on_a_chart_names_its_run():
+    from datetime import datetime
+
+    from metrics.table import RunRow, RunTable
+    from ui.observability import run_in
+
+    table = RunTable(10)
+    for minute, run in ((0, "r-early"), (5, "r-late")):
+        table.add(RunRow(datetime(2026, 11, 22, 10, minute), 0.2, 0.5, 5, 1, "completed", "Q?", run))
+    import pandas as pd
+
+    at = pd.Timestamp(datetime(2026, 11, 22, 10, 5)).value / 1e6  # the chart's milliseconds, as the frame holds them
+    assert run_in(table, [at - 500, at + 500]) == "r-late"
+    assert run_in(table, ["2026-11-22T09:59:00", "2026-11-22T10:01:00"]) == "r-early"
+    assert run_in(table, [at + 60_000, at + 120_000]) is None
+    assert run_in(table, "nonsense") is None and run_in(table, ["x", "y"]) is None

@@ -51,9 +51,10 @@ async def run_turn(service: AgentService, message: str, thread_id: str, caller: 
 
 
 def add_chat_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor: gr.BrowserState,
-                 sidebar: gr.Sidebar) -> None:
+                 sidebar: gr.Sidebar) -> tuple[gr.LinePlot, gr.LinePlot]:
     """Build the Chat tab and its handlers inside the page being built; its conversation list
-    goes into the page's `sidebar` (a sidebar must sit at the top of the page, not in a tab)."""
+    goes into the page's `sidebar` (a sidebar must sit at the top of the page, not in a tab).
+    Returns its two charts, whose points open their runs in the Traces tab (ui/page.py)."""
     settings, service, traces, access = glassbox.settings, glassbox.service, glassbox.traces, glassbox.access
 
     def page_caller(visitor: str, profile: gr.OAuthProfile | None) -> Caller:
@@ -282,3 +283,4 @@ def add_chat_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor: gr.B
     tab.select(offer_knowledge_bases, knowledge, knowledge, show_progress="hidden", **private)
     demo.load(known_visitor, visitor, visitor, **private).then(
         show_conversations, [browser_threads, thread_id, visitor], listing, **private)
+    return ttft_plot, latency_plot

@@ -80,3 +80,25 @@ class ObservabilityFeed:
             if self.clock() >= deadline:
                 return
             await asyncio.sleep(self.interval_s)
+
+
+def run_in(table: RunTable, selected: Any) -> str | None:
+    """The run a chart selection points at: the latest run whose point lies in the selected time range
+    (a click selects a narrow one). `selected` is the chart's SelectData.index: [from, to]."""
+    if not isinstance(selected, (list, tuple)) or len(selected) != 2:
+        return None
+    try:
+        low, high = sorted(_as_time(value) for value in selected)
+    except (TypeError, ValueError):
+        return None
+    frame = table.frame()
+    inside = frame[(frame["time"] >= low) & (frame["time"] <= high) & (frame["run"] != "")]
+    return None if inside.empty else str(inside.iloc[-1]["run"])
+
+
+def _as_time(value: Any) -> Any:
+    import pandas as pd
+
+    if isinstance(value, (int, float)):  # Vega's temporal values: milliseconds since the epoch
+        return pd.Timestamp(value, unit="ms")
+    return pd.Timestamp(value).tz_localize(None) if pd.Timestamp(value).tzinfo else pd.Timestamp(value)

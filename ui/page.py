@@ -31,11 +31,11 @@ def build_page(glassbox: Glassbox) -> gr.Blocks:
         sidebar = gr.Sidebar(label="Conversations", elem_id="gb-sidebar")  # the Chat tab fills it
         with gr.Tabs(elem_id="gb-tabs") as tabs:
             with gr.Tab("Chat", id="chat", elem_id="gb-tab-chat") as chat:
-                chat_page.add_chat_tab(glassbox, demo, chat, visitor, sidebar)
+                charts = chat_page.add_chat_tab(glassbox, demo, chat, visitor, sidebar)
             with gr.Tab("Knowledge", id="knowledge", elem_id="gb-tab-knowledge") as knowledge:
                 knowledge_page.add_knowledge_tab(glassbox, demo, knowledge, visitor)
             with gr.Tab("Traces", id="traces", elem_id="gb-tab-traces") as runs:
-                traces_page.add_traces_tab(glassbox, demo, runs, tabs, visitor)
+                traces_page.add_traces_tab(glassbox, demo, runs, tabs, visitor, charts)
         # On a phone the open sidebar covers the whole page: it starts closed there, one tap away.
         demo.load(None, None, None, js=CLOSE_SIDEBAR_ON_A_PHONE)
     return demo

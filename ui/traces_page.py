@@ -17,6 +17,7 @@ import gradio as gr
 from chat.spans import Span, span_tree
 from traces.compare import compare_runs
 from traces.store import RunQuery
+from ui.observability import run_in
 from ui.render import inert
 from ui.visitors import caller_of
 from ui.waterfall import waterfall_svg
@@ -37,8 +38,10 @@ HEADERS = ["time (UTC)", "run", "message", "status", "knowledge base", "TTFT ms"
 RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
-def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Tabs, visitor: gr.BrowserState) -> None:
-    """Build the Traces tab and its handlers inside the page being built."""
+def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Tabs, visitor: gr.BrowserState,
+                   charts: tuple[gr.LinePlot, ...] = ()) -> None:
+    """Build the Traces tab and its handlers inside the page being built; a point selected on one
+    of `charts` (the Chat tab's) opens its run here."""
     traces, access = glassbox.traces, glassbox.access
 
     def find(status: str, text: str, knowledge: str, min_ttft: float | None, order: str, offset: int,
@@ -151,6 +154,15 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
     span_choice.input(show_span, [span_choice, spans], span_detail, **private)
     compare_button.click(compare, [run_box, other_box, visitor], comparison, **private)
     demo.load(from_link, [visitor], [tabs, run_box, *viewed], **private)
+
+    def from_chart(selected: gr.SelectData):
+        run_id = run_in(glassbox.table, selected.index)
+        if run_id is None:
+            return gr.skip(), gr.skip()
+        return gr.Tabs(selected="traces"), run_id
+
+    for chart in charts:
+        chart.select(from_chart, None, [tabs, run_box], **private).then(open_run, [run_box, visitor], viewed, **private)
 
 
 def _names(glassbox: Glassbox) -> list[str]:
