@@ -299,3 +299,24 @@ def test_the_traces_tab_finds_opens_draws_and_compares_runs(serve_glassbox, scri
     page.goto(f"{url}/?run={first_run}")  # a chat answer's link
     page.wait_for_selector("#gb-trace-summary :text('How long can I return a faulty item?')", timeout=20_000)
     assert page.locator("#gb-waterfall svg .gb-span").count() >= 5
+
+
+def test_a_range_selected_on_a_chart_opens_its_run(serve_glassbox, scripted_model, browser_page):
+    url = serve_glassbox().url
+    page = browser_page
+    page.goto(url)
+    page.wait_for_selector("#gb-status:has-text('ready')", timeout=20_000)
+    page.fill("#gb-input textarea", "How long can I return a faulty item?")
+    page.click("#gb-send")
+    page.wait_for_function("[...document.querySelectorAll('#gb-ttft-plot svg .mark-line path, "
+                           "#gb-ttft-plot svg .mark-symbol path')].some(p => p.getAttribute('d'))", timeout=20_000)
+    page.locator("#gb-ttft-plot").scroll_into_view_if_needed()
+    box = page.locator("#gb-ttft-plot .vega-embed").first.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + 60, y)
+    page.mouse.down()
+    for step in range(20):  # a drag across the chart: Vega's interval selection
+        page.mouse.move(box["x"] + 60 + step * (box["width"] - 80) / 20, y)
+    page.mouse.up()
+    page.wait_for_selector("#gb-trace-summary :text('How long can I return a faulty item?')", timeout=15_000)
+    assert page.locator("#gb-waterfall svg .gb-span").count() >= 5

@@ -203,8 +203,9 @@ def test_a_point_selected_on_a_chart_names_its_run():
         table.add(RunRow(datetime(2026, 11, 22, 10, minute), 0.2, 0.5, 5, 1, "completed", "Q?", run))
     import pandas as pd
 
-    at = pd.Timestamp(datetime(2026, 11, 22, 10, 5)).value / 1e6  # the chart's milliseconds, as the frame holds them
-    assert run_in(table, [at - 500, at + 500]) == "r-late"
+    at = pd.Timestamp(datetime(2026, 11, 22, 10, 5)).value / 1e9  # the chart's seconds, as the frame holds them
+    assert run_in(table, [at - 0.5, at + 0.5]) == "r-late"
     assert run_in(table, ["2026-11-22T09:59:00", "2026-11-22T10:01:00"]) == "r-early"
-    assert run_in(table, [at + 60_000, at + 120_000]) is None
+    assert run_in(table, [at + 60, at + 120]) == "r-late"  # beside a point: the nearest
+    assert run_in(RunTable(3), [at, at + 1]) is None
     assert run_in(table, "nonsense") is None and run_in(table, ["x", "y"]) is None

@@ -83,8 +83,8 @@ class ObservabilityFeed:
 
 
 def run_in(table: RunTable, selected: Any) -> str | None:
-    """The run a chart selection points at: the latest run whose point lies in the selected time range
-    (a click selects a narrow one). `selected` is the chart's SelectData.index: [from, to]."""
+    """The run a chart selection points at: the latest run whose point lies in the selected time range,
+    else the one nearest its middle (a short drag beside a point). `selected` is SelectData.index."""
     if not isinstance(selected, (list, tuple)) or len(selected) != 2:
         return None
     try:
@@ -92,13 +92,19 @@ def run_in(table: RunTable, selected: Any) -> str | None:
     except (TypeError, ValueError):
         return None
     frame = table.frame()
-    inside = frame[(frame["time"] >= low) & (frame["time"] <= high) & (frame["run"] != "")]
-    return None if inside.empty else str(inside.iloc[-1]["run"])
+    frame = frame[frame["run"] != ""]
+    if frame.empty:
+        return None
+    inside = frame[(frame["time"] >= low) & (frame["time"] <= high)]
+    if not inside.empty:
+        return str(inside.iloc[-1]["run"])
+    distance = (frame["time"] - (low + (high - low) / 2)).abs()
+    return str(frame.loc[distance.idxmin(), "run"])
 
 
 def _as_time(value: Any) -> Any:
     import pandas as pd
 
-    if isinstance(value, (int, float)):  # Vega's temporal values: milliseconds since the epoch
-        return pd.Timestamp(value, unit="ms")
+    if isinstance(value, (int, float)):  # Gradio sends the frame's times as seconds since the epoch
+        return pd.Timestamp(value, unit="s")
     return pd.Timestamp(value).tz_localize(None) if pd.Timestamp(value).tzinfo else pd.Timestamp(value)
