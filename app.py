@@ -20,6 +20,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from api.errors import install_error_handlers
+from api.exports import build_export_api
 from api.headers import SecurityHeaders
 from api.knowledge import build_knowledge_api
 from api.limits import UPLOAD_FILES, BodyLimit
@@ -107,6 +108,7 @@ def build_app(glassbox: Glassbox) -> FastAPI:
     settings = glassbox.settings
     app.include_router(build_api(glassbox.service, glassbox.traces, glassbox.access, settings.heartbeat_s))
     app.include_router(build_knowledge_api(glassbox.service, glassbox.access, settings.max_upload_bytes))
+    app.include_router(build_export_api(glassbox.traces, glassbox.access))
     app.add_middleware(VisitorCookies, access=glassbox.access)
     app.add_middleware(BodyLimit, api_bytes=settings.max_body_bytes, upload_bytes=settings.max_upload_bytes)
     app.add_middleware(SecurityHeaders)  # outermost: refusals and errors carry the headers too

@@ -275,7 +275,8 @@ class Readiness(Documented):
 # The stream's media type with the schema of one event, as FastAPI documents its own event streams
 # (OpenAPI 3.2's itemSchema): each `data:` line is a JSON RunEvent; the last is `done` or `error`.
 EVENT_STREAM = {
-    "description": "Server-Sent Events: one JSON event per `data:` line; the last is `done` or `error`.",
+    "description": "Server-Sent Events: one JSON event per `data:` line; the last is `done` (or, for a run that "
+                   "could not start, `error`).",
     "content": {"text/event-stream": {"itemSchema": {
         "type": "object", "required": ["data"],
         "properties": {"data": {"type": "string", "contentMediaType": "application/json",
@@ -284,6 +285,11 @@ EVENT_STREAM = {
                   'data: {"type": "done", "run_id": "5f0c", "thread_id": "9a1e", "status": "completed", ...}\n\n'}},
 }
 # The two errors whose body is not an ErrorBody.
+OTLP_FILE = {
+    "description": "OTLP JSON lines (OpenTelemetry's file-exporter format): one `TracesData` object a line, "
+                   "one line a run. Phoenix, Langfuse, Jaeger and Tempo read it; another Glassbox imports it.",
+    "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+}
 MODEL_FAILED = {502: {"model": ChatResult, "description": "The model failed: the partial answer, and `error`."}}
 WARM_UP_FAILED = {503: {"model": Readiness, "description": "Warm-up failed: `ready` is false."}}
 

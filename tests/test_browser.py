@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -283,6 +284,10 @@ def test_the_traces_tab_finds_opens_draws_and_compares_runs(serve_glassbox, scri
     assert page.locator("#gb-waterfall svg .gb-span").count() >= 5  # run, retrieve, tool, agent, model
     assert page.locator("#gb-waterfall svg .gb-ttft").count() == 1  # the first token, marked
     assert "Do you ship to Canada?" in page.inner_text("#gb-trace-summary")
+    with page.expect_download() as downloading:  # the run as a file that travels (OTLP JSON lines)
+        page.click("#gb-trace-download")
+    exported = json.loads(open(downloading.value.path(), encoding="utf-8").read())
+    assert exported["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["name"] == "glassbox.run"
 
     page.locator("#gb-span input").click()
     page.get_by_role("option", name=re.compile("tool: search_knowledge_base")).click()

@@ -7,15 +7,20 @@ GET /api/runs/compare's (traces/compare.py), drawn.
 
 from __future__ import annotations
 
+import os
 import re
 import statistics
+import tempfile
+import time
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
 from chat.spans import Span, span_tree
 from traces.compare import compare_runs
+from traces.otlp import otlp_lines
 from traces.store import RunQuery
 from ui.observability import run_in
 from ui.render import inert
@@ -29,6 +34,7 @@ CSS = """
 #gb-waterfall svg { max-width: 100%; height: auto; }
 """
 PAGE = 25
+EXPORT_MAX = 500  # runs in one "Export these runs" file
 ANY = "any"
 STATES = [ANY, "completed", "failed", "cancelled", "interrupted", "in_progress", "awaiting_approval", "queued"]
 ORDERS = {"newest first": "newest", "oldest first": "oldest", "slowest TTFT first": "slowest_ttft",
@@ -47,10 +53,7 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
     def find(status: str, text: str, knowledge: str, min_ttft: float | None, order: str, offset: int,
              visitor: str, profile: gr.OAuthProfile | None = None):
         caller = caller_of(access, visitor, profile)
-        query = RunQuery(status=None if status == ANY else status, q=(text or "").strip()[:200] or None,
-                         knowledge_base=None if knowledge in (ANY, "", None) else knowledge,
-                         min_ttft_s=(min_ttft / 1000) if min_ttft else None, order=ORDERS.get(order, "newest"),
-                         limit=PAGE + 1, offset=max(0, int(offset or 0)))
+        query = _query(status, text, knowledge, min_ttft, order, offset, PAGE + 1)
         runs = traces.find_runs(caller, query)
         shown = runs[:PAGE]
         rows = [[_when(r["created_at"]), r["id"][:8], (r["message"] or "")[:80], r["status"], r["knowledge_base"] or "",
@@ -83,12 +86,24 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
         if run is None:
             if run_id:
                 gr.Warning("There is no run with that id that is yours to see.")
-            return "", "", gr.update(choices=[], value=None), None, []
+            return "", "", gr.update(choices=[], value=None), None, [], gr.update(visible=False)
         spans = span_tree(traces.run_events(caller, run_id))
+        download = gr.update(value=_export_file(otlp_lines(traces, caller, [run_id]), f"run-{run_id[:8]}"), visible=True)
         choices = [(f"{s.kind}: {s.name} · {(s.end_ns - s.start_ns) / 1e6:.1f} ms", s.span_id) for s in spans]
         return (_summary(run), waterfall_svg(spans, _first_token_ns(spans)),
                 gr.update(choices=choices, value=spans[0].span_id if spans else None),
-                _span_detail(spans[0]) if spans else None, [_span_detail(s) for s in spans])
+                _span_detail(spans[0]) if spans else None, [_span_detail(s) for s in spans], download)
+
+    def export_found(status, text, knowledge, min_ttft, order, visitor, profile: gr.OAuthProfile | None = None):
+        """Every run the filters find (up to EXPORT_MAX), as one OTLP JSON lines file."""
+        caller = caller_of(access, visitor, profile)
+        query = _query(status, text, knowledge, min_ttft, order, 0, EXPORT_MAX)
+        found = [run["id"] for run in traces.find_runs(caller, query)]
+        if not found:
+            gr.Warning("No run matches these filters.")
+            return gr.update(visible=False)
+        return gr.update(value=_export_file(otlp_lines(traces, caller, found[::-1]), f"{len(found)}-runs"),
+                         visible=True, label=f"Download {len(found)} runs (.jsonl)")
 
     def show_span(span_id: str | None, details: list[dict[str, Any]]):
         return next((detail for detail in details if detail["span_id"] == span_id), None)
@@ -105,7 +120,7 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
         """A chat answer's link, `?run=ID`, opens that run here."""
         wanted = (request.query_params.get("run") or "") if request else ""
         if not RUN_ID.match(wanted):
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return (gr.skip(),) * 8
         return gr.Tabs(selected="traces"), wanted, *open_run(wanted, visitor, profile)
 
     gr.Markdown("### Runs\nEvery run of yours, newest first. Filter, then click a row (or paste a run id) to "
@@ -121,6 +136,9 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
                          column_widths=["150px", "84px", "26%", "96px", "110px", "80px", "86px", "70px", "70px",
                                         "104px"])
     with gr.Row(equal_height=True):
+        export_button = gr.Button("Export these runs", size="sm", scale=0, min_width=150, elem_id="gb-runs-export")
+        export_file = gr.DownloadButton("Download (.jsonl)", visible=False, size="sm", scale=0, min_width=200,
+                                        elem_id="gb-runs-download")
         previous = gr.Button("← Newer", size="sm", interactive=False, scale=0, min_width=100, elem_id="gb-runs-prev")
         label = gr.Markdown(elem_id="gb-runs-page")
         following = gr.Button("Older →", size="sm", interactive=False, scale=0, min_width=100, elem_id="gb-runs-next")
@@ -129,6 +147,8 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
         run_box = gr.Textbox(label="Run id", max_length=128, elem_id="gb-trace-run", scale=4)
         open_button = gr.Button("Open", elem_id="gb-trace-open", scale=0, min_width=100)
     summary = gr.Markdown(elem_id="gb-trace-summary")
+    download = gr.DownloadButton("Download this run (.jsonl, OpenTelemetry)", visible=False, size="sm",
+                                 elem_id="gb-trace-download")
     waterfall = gr.HTML(elem_id="gb-waterfall")
     with gr.Row(equal_height=False):
         span_choice = gr.Dropdown([], label="Span", elem_id="gb-span", scale=1, min_width=240)
@@ -142,7 +162,8 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
     private = {"api_visibility": "private"}
     filters = [status, text, knowledge, min_ttft, order]
     listed = [table, ids, label, offset, previous, following]
-    viewed = [summary, waterfall, span_choice, span_detail, spans]
+    viewed = [summary, waterfall, span_choice, span_detail, spans, download]
+    export_button.click(export_found, [*filters, visitor], export_file, **private)
     for trigger in (search_button.click, text.submit, tab.select):
         trigger(search, [*filters, visitor], listed, **private)
     previous.click(page(-1), [*filters, offset, visitor], listed, **private)
@@ -163,6 +184,29 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
 
     for chart in charts:
         chart.select(from_chart, None, [tabs, run_box], **private).then(open_run, [run_box, visitor], viewed, **private)
+
+
+def _query(status: str, text: str, knowledge: str, min_ttft: float | None, order: str, offset: int,
+           limit: int) -> RunQuery:
+    """The tab's filters as a store query."""
+    return RunQuery(status=None if status == ANY else status, q=(text or "").strip()[:200] or None,
+                    knowledge_base=None if knowledge in (ANY, "", None) else knowledge,
+                    min_ttft_s=(min_ttft / 1000) if min_ttft else None, order=ORDERS.get(order, "newest"),
+                    limit=limit, offset=max(0, int(offset or 0)))
+
+
+def _export_file(lines: str, name: str) -> str:
+    """Write an export where Gradio can serve it (the temp dir: APP_STATE_DIR/tmp under `python app.py`);
+    exports older than an hour are removed first."""
+    folder = Path(tempfile.gettempdir()) / "glassbox-exports"
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.jsonl"):
+        if time.time() - old.stat().st_mtime > 3600:
+            old.unlink(missing_ok=True)
+    handle, path = tempfile.mkstemp(prefix=f"glassbox-{name}-", suffix=".jsonl", dir=folder)
+    with os.fdopen(handle, "w", encoding="utf-8") as file:
+        file.write(lines)
+    return path
 
 
 def _names(glassbox: Glassbox) -> list[str]:
