@@ -1,16 +1,18 @@
-"""Runs as files that travel: OTLP JSON lines (traces/otlp.py), a run's or a thread's, for their owner."""
+"""Runs as files that travel: OTLP JSON lines (traces/otlp.py), a run's or a thread's for their owner,
+and back in: the admin imports another Glassbox's file, all of it or nothing."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.responses import Response
 
 from api import openapi as doc
 from auth.access import Access
 from auth.callers import Caller
-from traces.otlp import otlp_lines
+from traces.otlp import ImportRefused, import_origin, otlp_lines, runs_from_otlp
 from traces.store import TraceStore
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
@@ -19,7 +21,7 @@ MAX_THREAD_RUNS = 1000
 
 
 def build_export_api(traces: TraceStore, access: Access) -> APIRouter:
-    """Return GET /api/runs/{id}/export and GET /api/threads/{id}/export."""
+    """Return GET /api/runs/{id}/export, GET /api/threads/{id}/export and POST /api/import."""
     api = APIRouter(prefix="/api", tags=["export"])
     caller_of = Depends(access.api_caller)
 
@@ -42,5 +44,21 @@ def build_export_api(traces: TraceStore, access: Access) -> APIRouter:
         runs: list[dict[str, Any]] = traces.list_runs(caller, thread_id, limit=MAX_THREAD_RUNS)
         return attachment(otlp_lines(traces, caller, [run["id"] for run in reversed(runs)]),
                           f"glassbox-thread-{thread_id}")
+
+    @api.post("/import", summary="Import runs another Glassbox exported (admin only)", response_model=None,
+              responses=doc.answers(doc.Imported, 401, 403, 413, 422),
+              openapi_extra={"requestBody": {"required": True, "content": {MEDIA_TYPE: {"schema": {"type": "string"}}},
+                                             "description": "An exported file: OTLP JSON lines."}})
+    async def import_runs(request: Request, caller: Caller = caller_of) -> dict[str, Any]:
+        access.require_admin(caller)
+        body = await request.body()
+        try:
+            runs = runs_from_otlp(body.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise HTTPException(422, "The file is not UTF-8 text; a Glassbox export is.") from None
+        except ImportRefused as refused:
+            raise HTTPException(422, f"{refused} Nothing was imported.") from None
+        imported, already = await asyncio.to_thread(traces.import_runs, caller, runs, import_origin())
+        return {"imported": imported, "already_there": already}
 
     return api

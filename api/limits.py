@@ -38,6 +38,8 @@ class BodyLimit:
         path = scope["path"]
         if _DOCUMENT_UPLOAD.match(path) or (not path.startswith("/api/") and "/upload" in path):
             return await self._counted(scope, receive, send, UPLOAD_FILES * self.upload_bytes)
+        if path == "/api/import":  # one exported file
+            return await self._counted(scope, receive, send, self.upload_bytes)
         limit, setting = (self.api_bytes, "MAX_BODY_BYTES") if path.startswith("/api/") else (PAGE_BODY_BYTES, None)
         body = await _read(receive, limit, _declared_length(scope))
         if body is None:
@@ -59,8 +61,8 @@ class BodyLimit:
 
     async def _counted(self, scope: Scope, receive: Any, send: Any, limit: int) -> None:
         """Pass the body through as the app reads it; refuse it once it is over `limit`."""
-        refusal = (f"The upload is over the {limit:,}-byte limit for one request ({UPLOAD_FILES} files of "
-                   f"MAX_UPLOAD_MB); send fewer files at a time.")
+        refusal = (f"The upload is over the {limit:,}-byte limit for one request (MAX_UPLOAD_MB; ten files' worth "
+                   f"for documents); send less at a time.")
         declared = _declared_length(scope)
         if declared is not None and declared > limit:
             return await _refuse(send, 413, refusal)

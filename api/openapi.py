@@ -290,6 +290,11 @@ OTLP_FILE = {
                    "one line a run. Phoenix, Langfuse, Jaeger and Tempo read it; another Glassbox imports it.",
     "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
 }
+class Imported(Documented):
+    imported: list[str] = Field(description="The runs added, by id.")
+    already_there: list[str] = Field(description="Runs the store had already (an import twice adds nothing).")
+
+
 MODEL_FAILED = {502: {"model": ChatResult, "description": "The model failed: the partial answer, and `error`."}}
 WARM_UP_FAILED = {503: {"model": Readiness, "description": "Warm-up failed: `ready` is false."}}
 

@@ -174,13 +174,17 @@ def serve_glassbox(tmp_path, scripted_model, knowledge_base, tickets):
     async def open_saver():
         return saver
 
-    def start(load_delay_s: float = 0.0, port: int = 0, knowledge: Any = None, **settings: Any) -> Running:
-        """`knowledge`: real KnowledgeBases to search and manage (default: the fake knowledge base)."""
+    def start(load_delay_s: float = 0.0, port: int = 0, knowledge: Any = None, gate: Any = None,
+              **settings: Any) -> Running:
+        """`knowledge`: real KnowledgeBases to search and manage (default: the fake knowledge base);
+        `gate`: a threading.Event warm-up waits for, so a test decides when the model is ready."""
 
         def load(_settings: Settings) -> Components:
             import time
 
             time.sleep(load_delay_s)
+            if gate is not None:
+                gate.wait(30)
             if knowledge is not None:
                 tools = build_tools(lambda name: knowledge.get(name or "sample"), tickets, top_k=1)
                 return Components(scripted_model, "scripted", tools, knowledge=knowledge)

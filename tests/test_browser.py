@@ -288,6 +288,10 @@ def test_the_traces_tab_finds_opens_draws_and_compares_runs(serve_glassbox, scri
         page.click("#gb-trace-download")
     exported = json.loads(open(downloading.value.path(), encoding="utf-8").read())
     assert exported["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["name"] == "glassbox.run"
+    with page.expect_file_chooser() as choosing:  # back in: it is here already
+        page.click("#gb-runs-import")
+    choosing.value.set_files(downloading.value.path())
+    page.wait_for_selector("text=were here already", timeout=10_000)
 
     page.locator("#gb-span input").click()
     page.get_by_role("option", name=re.compile("tool: search_knowledge_base")).click()

@@ -92,3 +92,70 @@ def test_runs_and_threads_export_over_http(serve_glassbox, scripted_model) -> No
     assert traces == [trace_id_for(first["run_id"]), trace_id_for(second["run_id"])]  # oldest first
     assert httpx.get(f"{url}/api/runs/{'0' * 32}/export").status_code == 404
     assert httpx.get(f"{url}/api/threads/{'0' * 32}/export").status_code == 404
+
+
+# Import
+
+
+def test_an_export_imports_into_a_fresh_glassbox_once_and_the_same(serve_glassbox, scripted_model, tmp_path) -> None:
+    from app import build_app, build_glassbox
+    from bench.serving import BackgroundServer
+    from chat.config import Settings
+
+    scripted_model.replies = [Reply(tokens=["Within ", "45 days."])]
+    origin = serve_glassbox()
+    asked = httpx.post(f"{origin.url}/api/chat", json={"message": "How long can I return a faulty item?"},
+                       timeout=30).json()
+    exported = httpx.get(f"{origin.url}/api/threads/{asked['thread_id']}/export").content
+    before = httpx.get(f"{origin.url}/api/runs/{asked['run_id']}").json()
+
+    fresh = build_glassbox(Settings(state_dir=tmp_path / "elsewhere"), lambda _s: None)  # never warmed: no model needed
+    with BackgroundServer(build_app(fresh)) as other:
+        first = httpx.post(f"{other.url}/api/import", content=exported,
+                           headers={"content-type": "application/x-ndjson"})
+        assert first.status_code == 200 and first.json() == {"imported": [asked["run_id"]], "already_there": []}
+        again = httpx.post(f"{other.url}/api/import", content=exported).json()
+        assert again == {"imported": [], "already_there": [asked["run_id"]]}  # twice: one copy
+
+        after = httpx.get(f"{other.url}/api/runs/{asked['run_id']}").json()
+        assert after["events"] == before["events"]  # every event, as it was
+        assert {k: after[k] for k in ("answer", "ttft_s", "latency_s", "status", "ttft_breakdown")} == \
+            {k: before[k] for k in ("answer", "ttft_s", "latency_s", "status", "ttft_breakdown")}
+        from datetime import datetime
+
+        gap = datetime.fromisoformat(after["created_at"]) - datetime.fromisoformat(before["created_at"])
+        assert abs(gap.total_seconds()) < 1  # when it happened, not when it was imported
+        assert after["origin"].startswith("imported") and before["origin"] is None
+        listed = httpx.get(f"{other.url}/api/runs").json()["runs"]
+        assert [r["id"] for r in listed] == [asked["run_id"]]
+
+
+def test_a_bad_file_is_refused_by_line_and_nothing_is_written(serve_glassbox, scripted_model) -> None:
+    running = serve_glassbox()
+    url = running.url
+    asked = httpx.post(f"{url}/api/chat", json={"message": "Hi?"}, timeout=30).json()
+    good = httpx.get(f"{url}/api/runs/{asked['run_id']}/export").text
+    count = len(httpx.get(f"{url}/api/runs").json()["runs"])
+    foreign = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "ab" * 16, "spanId": "cd" * 8,
+                                                                         "name": "GET /", "events": []}]}]}]})
+    other_run = good.replace(asked["run_id"], "f" * 32)
+    for body, says in ((other_run + "not json\n", "Line 2 is not JSON"), ("[1, 2]\n", "Line 1 is not an OTLP"),
+                       (foreign + "\n", "no Glassbox events"), ("\n\n", "no runs"),
+                       ("\xff".encode("latin-1"), "not UTF-8")):
+        refused = httpx.post(f"{url}/api/import", content=body)
+        assert refused.status_code == 422 and says in refused.json()["detail"], refused.text
+        assert "Nothing was imported" in refused.json()["detail"] or says == "not UTF-8"
+    assert len(httpx.get(f"{url}/api/runs").json()["runs"]) == count  # the good line before the bad one: not written
+    assert httpx.get(f"{url}/api/runs/{'f' * 32}").status_code == 404
+    huge = httpx.post(f"{url}/api/import", content=b"x" * (running.glassbox.settings.max_upload_bytes + 10))
+    assert huge.status_code == 413
+
+
+def test_only_the_admin_imports_and_visitors_export_only_their_own(serve_glassbox, scripted_model) -> None:
+    url = serve_glassbox(auth_mode="public", admin_token="a" * 32).url
+    with httpx.Client() as mine, httpx.Client() as theirs:
+        asked = mine.post(f"{url}/api/chat", json={"message": "Mine?"}, timeout=30).json()
+        exported = mine.get(f"{url}/api/runs/{asked['run_id']}/export")
+        assert exported.status_code == 200
+        assert theirs.get(f"{url}/api/runs/{asked['run_id']}/export").status_code == 404
+        assert mine.post(f"{url}/api/import", content=exported.content).status_code == 403

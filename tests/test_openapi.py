@@ -31,17 +31,20 @@ def test_schemathesis_finds_no_failures(serve_glassbox, tmp_path, auth_mode, tok
         headers = ["--header", f"Authorization: Bearer {running.glassbox.access.tokens.create('schemathesis')['token']}"]
 
     # Every operation and every check (`--checks all`), a few examples each, so it takes seconds.
-    # The chat operations run the scripted model, which answers at once, so nothing is excluded.
+    # The chat operations run the scripted model, which answers at once. POST /api/import is left
+    # out: its body is a whole exported file, which no schema can say more of than "a string", so
+    # every string is "valid" and every refusal a finding (tests/test_export.py tests it).
     # A fixed seed keeps the run repeatable; from tmp_path, no schemathesis.toml or example
     # database of a developer's is read, and nothing is left behind.
     command = [sys.executable, "-m", "schemathesis.cli", "run", f"{running.url}/openapi.json",
                "--checks", "all", "--max-examples", "10", "--seed", "1", "--generation-database", "none",
-               "--request-timeout", "20", "--no-color", *headers]
+               "--request-timeout", "20", "--no-color", "--exclude-path", "/api/import", *headers]
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
 
     assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-4000:]
-    total = re.search(r"Selected: \d+/(\d+)", result.stdout).group(1)
-    assert f"Tested: {total}\n" in result.stdout, result.stdout  # every operation, none skipped
+    selected, total = re.search(r"Selected: (\d+)/(\d+)", result.stdout).groups()
+    assert int(selected) == int(total) - 1  # all but POST /api/import
+    assert f"Tested: {selected}\n" in result.stdout, result.stdout  # every selected operation, none skipped
 
 
 def test_the_document_names_every_error_body_and_the_event_stream(serve_glassbox):

@@ -126,9 +126,22 @@ async def test_the_time_to_first_token_is_broken_into_phases(make_service, scrip
 
 
 def test_a_wait_for_warm_up_is_the_queue_not_the_models_ttft(serve_glassbox) -> None:
-    running = serve_glassbox(load_delay_s=1.0)  # a question sent while the model loads
-    answer = httpx.post(f"{running.url}/api/chat", json={"message": "How long can I return a faulty item?"},
-                        timeout=30).json()
+    import threading
+
+    loaded = threading.Event()
+    running = serve_glassbox(gate=loaded)  # warm-up waits until the question has been sent
+    answers: list[dict] = []
+    asking = threading.Thread(target=lambda: answers.append(httpx.post(
+        f"{running.url}/api/chat", json={"message": "How long can I return a faulty item?"}, timeout=30).json()))
+    asking.start()
+    for _ in range(200):  # the question is accepted, and waits for the model
+        if httpx.get(f"{running.url}/api/runs").json()["runs"]:
+            break
+        time.sleep(0.01)
+    time.sleep(0.2)
+    loaded.set()
+    asking.join()
+    answer = answers[0]
     run = httpx.get(f"{running.url}/api/runs/{answer['run_id']}").json()
     assert run["ttft_breakdown"]["queue"] > run["ttft_s"]  # the load's second is the queue's
     metrics = httpx.get(f"{running.url}/metrics").text

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from chat.config import VERSION
-from chat.events import Event
+from chat.events import Event, event_from_dict
 from chat.spans import Span, SpanTracker, span_tree
+from chat.text import clean_value
 from chat.tools import SEARCH_TOOL
 
 if TYPE_CHECKING:
@@ -45,6 +47,7 @@ def run_to_otlp(events: list[Event]) -> dict[str, Any]:
     if not spans:
         return {"resourceSpans": []}
     trace_id = trace_id_for(events[0].run_id)
+    base_ns = next((e.ts - int(e.at * 1e9) for e in events if e.ts), 0)  # wall clock at at=0
     tracker = SpanTracker(events[0].run_id)  # a run stored before spans: placed as span_tree places it
     by_span: dict[str, list[Event]] = {}
     for event in events:
@@ -53,17 +56,18 @@ def run_to_otlp(events: list[Event]) -> dict[str, Any]:
     return {"resourceSpans": [{
         "resource": {"attributes": _attributes({"service.name": "glassbox", "service.version": VERSION})},
         "scopeSpans": [{"scope": {"name": "glassbox", "version": VERSION},
-                        "spans": [_span(span, trace_id, by_span.get(span.span_id, []), events) for span in spans]}],
+                        "spans": [_span(span, trace_id, by_span.get(span.span_id, []), events, base_ns)
+                                  for span in spans]}],
     }]}
 
 
-def _span(span: Span, trace_id: str, own: list[Event], events: list[Event]) -> dict[str, Any]:
+def _span(span: Span, trace_id: str, own: list[Event], events: list[Event], base_ns: int) -> dict[str, Any]:
     out: dict[str, Any] = {
         "traceId": trace_id, "spanId": span.span_id, "name": _name(span),
         "kind": SPAN_KIND_CLIENT if span.kind == "model" else SPAN_KIND_INTERNAL,
         "startTimeUnixNano": str(span.start_ns), "endTimeUnixNano": str(span.end_ns),
         "attributes": _attributes(_semantic(span, events)),
-        "events": [{"timeUnixNano": str(_time_ns(event, events)), "name": event.type,
+        "events": [{"timeUnixNano": str(event.ts or base_ns + int(event.at * 1e9)), "name": event.type,
                     "attributes": _attributes({"glassbox.event": json.dumps(event.to_dict(), default=str,
                                                                             ensure_ascii=False)})}
                    for event in own],
@@ -138,9 +142,75 @@ def _name(span: Span) -> str:
             "model": f"chat {span.name}"}[span.kind]
 
 
-def _time_ns(event: Event, events: list[Event]) -> int:
-    if event.ts:
-        return event.ts
-    base = next((e.ts - int(e.at * 1e9) for e in events if e.ts), 0)
-    return base + int(event.at * 1e9)
 
+def import_origin() -> str:
+    """What an imported run records as its origin: when it came in."""
+    return f"imported {datetime.now(UTC).isoformat(timespec='seconds')}"
+
+
+class ImportRefused(ValueError):
+    """A file that can't be imported; the message names the line and why, in our words."""
+
+
+ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+MAX_EVENTS_PER_RUN = 200_000
+
+
+def runs_from_otlp(text: str) -> list[list[Event]]:
+    """Read an exported file back into runs (each its events, in order); refuse the whole file,
+    naming the first bad line, if any line is not a whole Glassbox run."""
+    runs: dict[str, list[Event]] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        events = _line_events(number, line)
+        run_id = events[0].run_id
+        if run_id in runs:
+            raise ImportRefused(f"Line {number}: run {run_id[:40]} appears twice in the file.")
+        runs[run_id] = events
+    if not runs:
+        raise ImportRefused("The file has no runs in it.")
+    return list(runs.values())
+
+
+def _line_events(number: int, line: str) -> list[Event]:
+    where = f"Line {number}"
+    try:
+        data = json.loads(line)
+    except ValueError:
+        raise ImportRefused(f"{where} is not JSON; a Glassbox export has one OTLP JSON object a line.") from None
+    if not isinstance(data, dict) or not isinstance(data.get("resourceSpans"), list):
+        raise ImportRefused(f"{where} is not an OTLP TracesData object (it has no resourceSpans).")
+    carried: list[Any] = []
+    try:
+        for resource in data["resourceSpans"]:
+            for scope in resource.get("scopeSpans") or []:
+                for span in scope.get("spans") or []:
+                    for event in span.get("events") or []:
+                        for attribute in event.get("attributes") or []:
+                            if attribute.get("key") == "glassbox.event":
+                                carried.append(attribute["value"]["stringValue"])
+    except (AttributeError, KeyError, TypeError):
+        raise ImportRefused(f"{where} is not shaped as OTLP JSON spans.") from None
+    if not carried:
+        raise ImportRefused(f"{where} has no Glassbox events: it comes from another tool. Glassbox imports the "
+                            "files it exports (GET /api/runs/{{id}}/export).")
+    if len(carried) > MAX_EVENTS_PER_RUN:
+        raise ImportRefused(f"{where} has over {MAX_EVENTS_PER_RUN:,} events; that is not a run Glassbox wrote.")
+    try:
+        events = sorted((event_from_dict(json.loads(text)) for text in carried), key=lambda e: e.seq)
+    except Exception:  # any malformed event: the file was edited or damaged
+        raise ImportRefused(f"{where} has an event Glassbox can't read (edited or damaged).") from None
+    first, last = events[0], events[-1]
+    if not (ID.match(first.run_id) and ID.match(first.thread_id)):
+        raise ImportRefused(f"{where}: its run or thread id is not one Glassbox writes.")
+    if any(e.run_id != first.run_id or e.thread_id != first.thread_id for e in events):
+        raise ImportRefused(f"{where} mixes the events of several runs; export writes one run a line.")
+    if first.type != "run_queued" or last.type != "run_end":
+        raise ImportRefused(f"{where} is not a whole run (it must open with run_queued and end with run_end).")
+    return [_clean(event) for event in events]
+
+
+def _clean(event: Event) -> Event:
+    """An imported event's text made storable, as the app's own are (chat/text.py)."""
+    return event_from_dict(clean_value(event.to_dict()))

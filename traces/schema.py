@@ -64,11 +64,13 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 4: spans: each event's wall-clock time (Unix ns; NULL for events stored before), beside the
     # span ids in its payload (chat/spans.py places older events by their order); per run, where
-    # its time to first token went (JSON: queue, retrieval, prompt, model, delivery).
+    # its time to first token went (JSON: queue, retrieval, prompt, model, delivery), its tool calls,
+    # and for an imported run where it came from.
     """
     ALTER TABLE events ADD COLUMN ts INTEGER;
     ALTER TABLE runs ADD COLUMN ttft_breakdown TEXT;
     ALTER TABLE runs ADD COLUMN tool_calls INTEGER;
+    ALTER TABLE runs ADD COLUMN origin TEXT;
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

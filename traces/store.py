@@ -11,6 +11,8 @@ yours reads exactly like one that does not exist.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import logging
 import sqlite3
@@ -149,6 +151,34 @@ class TraceStore:
                 f"WHERE (? OR threads.owner = ?){where} ORDER BY {query.order_by()} LIMIT ? OFFSET ?",
                 (caller.is_admin, caller.owner, *args, query.limit, query.offset))
             return [_run(row) for row in rows.fetchall()]
+
+    def import_runs(self, caller: Caller, runs: list[list[Event]], origin: str) -> tuple[list[str], list[str]]:
+        """Store whole runs from another Glassbox for `caller`, all in one transaction of its own (a
+        failure writes none of them and touches no other run); return (imported, already there).
+
+        A run whose id is stored already is skipped: importing a file twice adds nothing. A thread id
+        another owner has is given a new one, so an import never joins someone else's conversation.
+        """
+        imported, already = [], []
+        with self._writing() as db:
+            for events in runs:
+                run_id, thread_id = events[0].run_id, events[0].thread_id
+                if db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
+                    already.append(run_id)
+                    continue
+                owner = db.execute("SELECT owner FROM threads WHERE id = ?", (thread_id,)).fetchone()
+                if owner is not None and owner[0] != caller.owner:
+                    thread_id = hashlib.sha256(f"import/{caller.owner}/{thread_id}".encode()).hexdigest()[:32]
+                    events = [dataclasses.replace(e, thread_id=thread_id) for e in events]
+                new_thread = db.execute("SELECT 1 FROM threads WHERE id = ?", (thread_id,)).fetchone() is None
+                self.writer.write_run(db, events)
+                if new_thread:
+                    db.execute("UPDATE threads SET owner = ? WHERE id = ?", (caller.owner, thread_id))
+                began, ended = (_iso(events[0].ts), _iso(events[-1].ts))
+                db.execute("UPDATE runs SET origin = ?, created_at = coalesce(?, created_at), "
+                           "updated_at = coalesce(?, updated_at) WHERE id = ?", (origin, began, ended, run_id))
+                imported.append(run_id)
+        return imported, already
 
     def get_run(self, caller: Caller, run_id: str) -> dict[str, Any] | None:
         """Return a run the caller may see, with its ordered events, or None."""
@@ -293,6 +323,11 @@ class RunQuery:
 
     def order_by(self) -> str:
         return RUN_ORDERS.get(self.order, RUN_ORDERS["newest"])
+
+
+def _iso(ts: int) -> str | None:
+    """A Unix-nanosecond time as the store writes times, or None for none."""
+    return datetime.fromtimestamp(ts / 1e9, UTC).isoformat(timespec="milliseconds") if ts else None
 
 
 def _run(row: sqlite3.Row) -> dict[str, Any]:

@@ -154,6 +154,12 @@ class EventWriter:
         self._count_lost(lost)
         self._note_lost(db, lost)
 
+    def write_run(self, db: sqlite3.Connection, events: list[Event]) -> None:
+        """Write one whole run's rows in the caller's transaction (an import), as the queue would."""
+        seq: dict[str, int] = {}
+        for event in events:
+            self._write(db, event, seq)
+
     def _write(self, db: sqlite3.Connection, event: Event, seq: dict[str, int]) -> None:
         now = self.now()
         if isinstance(event, RunQueued):

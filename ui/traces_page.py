@@ -20,7 +20,7 @@ import gradio as gr
 
 from chat.spans import Span, span_tree
 from traces.compare import compare_runs
-from traces.otlp import otlp_lines
+from traces.otlp import ImportRefused, import_origin, otlp_lines, runs_from_otlp
 from traces.store import RunQuery
 from ui.observability import run_in
 from ui.render import inert
@@ -56,7 +56,8 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
         query = _query(status, text, knowledge, min_ttft, order, offset, PAGE + 1)
         runs = traces.find_runs(caller, query)
         shown = runs[:PAGE]
-        rows = [[_when(r["created_at"]), r["id"][:8], (r["message"] or "")[:80], r["status"], r["knowledge_base"] or "",
+        rows = [[_when(r["created_at"]), r["id"][:8], (r["message"] or "")[:80],
+                 r["status"] + (" (imported)" if r.get("origin") else ""), r["knowledge_base"] or "",
                  _ms(r["ttft_s"]), _ms(r["latency_s"]), (r["output_tokens"] or 0), r["tool_calls"] or 0,
                  r["grounding"] or ""] for r in shown]
         first = query.offset + 1 if shown else 0
@@ -105,6 +106,29 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
         return gr.update(value=_export_file(otlp_lines(traces, caller, found[::-1]), f"{len(found)}-runs"),
                          visible=True, label=f"Download {len(found)} runs (.jsonl)")
 
+    def import_file(path: str | None, visitor: str, profile: gr.OAuthProfile | None = None):
+        """The admin imports another Glassbox's export: all of it, or nothing and the reason."""
+        caller = caller_of(access, visitor, profile)
+        if not caller.is_admin:
+            gr.Warning("Only the admin imports runs (in AUTH_MODE=local that is you).")
+            return
+        try:
+            data = Path(path).read_bytes() if path else b""
+            if len(data) > glassbox.settings.max_upload_bytes:
+                raise ImportRefused(f"The file is over the {glassbox.settings.max_upload_bytes:,}-byte limit (MAX_UPLOAD_MB).")
+            runs = runs_from_otlp(data.decode("utf-8"))
+        except UnicodeDecodeError:
+            gr.Warning("That file is not UTF-8 text; a Glassbox export is. Nothing was imported.")
+            return
+        except (ImportRefused, OSError) as refused:
+            gr.Warning(f"{refused} Nothing was imported.")
+            return
+        finally:
+            if path:
+                Path(path).unlink(missing_ok=True)
+        imported, already = traces.import_runs(caller, runs, import_origin())
+        gr.Info(f"Imported {len(imported)} run(s)" + (f"; {len(already)} were here already." if already else "."))
+
     def show_span(span_id: str | None, details: list[dict[str, Any]]):
         return next((detail for detail in details if detail["span_id"] == span_id), None)
 
@@ -136,6 +160,8 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
                          column_widths=["150px", "84px", "26%", "96px", "110px", "80px", "86px", "70px", "70px",
                                         "104px"])
     with gr.Row(equal_height=True):
+        import_button = gr.UploadButton("Import runs (.jsonl)", size="sm", scale=0, min_width=170, file_count="single",
+                                        type="filepath", elem_id="gb-runs-import")
         export_button = gr.Button("Export these runs", size="sm", scale=0, min_width=150, elem_id="gb-runs-export")
         export_file = gr.DownloadButton("Download (.jsonl)", visible=False, size="sm", scale=0, min_width=200,
                                         elem_id="gb-runs-download")
@@ -164,6 +190,8 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
     listed = [table, ids, label, offset, previous, following]
     viewed = [summary, waterfall, span_choice, span_detail, spans, download]
     export_button.click(export_found, [*filters, visitor], export_file, **private)
+    import_button.upload(import_file, [import_button, visitor], None, **private).then(
+        search, [*filters, visitor], listed, **private)
     for trigger in (search_button.click, text.submit, tab.select):
         trigger(search, [*filters, visitor], listed, **private)
     previous.click(page(-1), [*filters, offset, visitor], listed, **private)
@@ -221,7 +249,8 @@ def _summary(run: dict[str, Any]) -> str:
             f"run `{run['id']}` · thread `{run['thread_id']}` · {run['status']} · {inert(run.get('model') or '')} · "
             f"knowledge base {inert(run.get('knowledge_base') or '–')} · grounding {run.get('grounding') or '–'}  \n"
             f"TTFT {_ms(run['ttft_s'])} ms · latency {_ms(run['latency_s'])} ms · "
-            f"{run.get('output_tokens') or 0} tokens" + (f"  \nTTFT phases: {broken}" if broken else ""))
+            f"{run.get('output_tokens') or 0} tokens" + (f"  \nTTFT phases: {broken}" if broken else "")
+            + (f"  \n📥 {inert(run['origin'])}: a copy of a run from another Glassbox" if run.get("origin") else ""))
 
 
 def _first_token_ns(spans: list[Span]) -> int | None:
