@@ -25,6 +25,7 @@ from api.headers import SecurityHeaders
 from api.knowledge import build_knowledge_api
 from api.limits import UPLOAD_FILES, BodyLimit
 from api.openapi import document_api
+from api.replay import build_replay_api
 from api.routes import build_api
 from auth.access import ADMIN, Access, VisitorCookies
 from chat.components import Components, load_components, sqlite_checkpointer
@@ -109,6 +110,7 @@ def build_app(glassbox: Glassbox) -> FastAPI:
     app.include_router(build_api(glassbox.service, glassbox.traces, glassbox.access, settings.heartbeat_s))
     app.include_router(build_knowledge_api(glassbox.service, glassbox.access, settings.max_upload_bytes))
     app.include_router(build_export_api(glassbox.traces, glassbox.access))
+    app.include_router(build_replay_api(glassbox.traces, glassbox.access))
     app.add_middleware(VisitorCookies, access=glassbox.access)
     app.add_middleware(BodyLimit, api_bytes=settings.max_body_bytes, upload_bytes=settings.max_upload_bytes)
     app.add_middleware(SecurityHeaders)  # outermost: refusals and errors carry the headers too

@@ -309,6 +309,12 @@ def test_the_traces_tab_finds_opens_draws_and_compares_runs(serve_glassbox, scri
     page.wait_for_selector("#gb-trace-summary :text('How long can I return a faulty item?')", timeout=20_000)
     assert page.locator("#gb-waterfall svg .gb-span").count() >= 5
 
+    page.get_by_text("Replay this run").click()  # no model is called: the run as it happened
+    page.locator("#gb-replay-speed").get_by_text("instant").click()
+    page.click("#gb-replay-button")
+    page.wait_for_selector("#gb-replay-chat :text('45 days.')", timeout=10_000)
+    assert "Replay" in page.inner_text("#gb-replay-chat") and "run_end" in page.inner_text("#gb-replay-panel")
+
 
 def test_a_range_selected_on_a_chart_opens_its_run(serve_glassbox, scripted_model, browser_page):
     url = serve_glassbox().url

@@ -129,6 +129,11 @@ def test_an_export_imports_into_a_fresh_glassbox_once_and_the_same(serve_glassbo
         listed = httpx.get(f"{other.url}/api/runs").json()["runs"]
         assert [r["id"] for r in listed] == [asked["run_id"]]
 
+        replayed = replay(other.url, asked["run_id"], "instant")  # on the second Glassbox, no model at all
+        assert [{k: v for k, v in e.items() if k != "replay"} for e in replayed[:-1]] == before["events"]
+        assert replayed[-1]["type"] == "done" and replayed[-1]["answer"] == before["answer"]
+        assert all(e["replay"] is True for e in replayed)
+
 
 def test_a_bad_file_is_refused_by_line_and_nothing_is_written(serve_glassbox, scripted_model) -> None:
     running = serve_glassbox()
@@ -159,3 +164,29 @@ def test_only_the_admin_imports_and_visitors_export_only_their_own(serve_glassbo
         assert exported.status_code == 200
         assert theirs.get(f"{url}/api/runs/{asked['run_id']}/export").status_code == 404
         assert mine.post(f"{url}/api/import", content=exported.content).status_code == 403
+
+
+def replay(url: str, run_id: str, speed: str) -> list[dict]:
+    with httpx.stream("POST", f"{url}/api/runs/{run_id}/replay", params={"speed": speed}, timeout=60) as response:
+        assert response.status_code == 200, response.read()
+        return [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: ")]
+
+
+def test_a_replay_plays_the_run_again_and_changes_nothing(serve_glassbox, scripted_model) -> None:
+    scripted_model.replies = [Reply(tokens=["Within ", "45 ", "days."], delay_s=0.02)]
+    url = serve_glassbox().url
+    asked = httpx.post(f"{url}/api/chat", json={"message": "How long can I return a faulty item?"}, timeout=30).json()
+    before = httpx.get(f"{url}/api/runs/{asked['run_id']}").json()
+    requests = [line for line in httpx.get(f"{url}/metrics").text.splitlines() if line.startswith("agent_requests_total")]
+
+    for speed in ("5", "1"):
+        replayed = replay(url, asked["run_id"], speed)
+        assert [e["seq"] for e in replayed[:-1]] == list(range(len(before["events"])))
+        assert [e["type"] for e in replayed][-2:] == ["run_end", "done"]
+
+    assert httpx.get(f"{url}/api/runs/{asked['run_id']}").json() == before  # the original is never modified
+    assert len(httpx.get(f"{url}/api/runs").json()["runs"]) == 1  # no new run
+    assert [line for line in httpx.get(f"{url}/metrics").text.splitlines()
+            if line.startswith("agent_requests_total")] == requests  # not counted as a request
+    assert httpx.post(f"{url}/api/runs/{asked['run_id']}/replay", params={"speed": "2"}).status_code == 422
+    assert httpx.post(f"{url}/api/runs/{'0' * 32}/replay").status_code == 404

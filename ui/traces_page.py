@@ -21,9 +21,10 @@ import gradio as gr
 from chat.spans import Span, span_tree
 from traces.compare import compare_runs
 from traces.otlp import ImportRefused, import_origin, otlp_lines, runs_from_otlp
+from traces.replay import SPEEDS, paced
 from traces.store import RunQuery
 from ui.observability import run_in
-from ui.render import inert
+from ui.render import TurnView, inert, panel_html
 from ui.visitors import caller_of
 from ui.waterfall import waterfall_svg
 
@@ -35,6 +36,7 @@ CSS = """
 """
 PAGE = 25
 EXPORT_MAX = 500  # runs in one "Export these runs" file
+REPLAY_SPEEDS = {"1×": "1", "5×": "5", "instant": "instant"}
 ANY = "any"
 STATES = [ANY, "completed", "failed", "cancelled", "interrupted", "in_progress", "awaiting_approval", "queued"]
 ORDERS = {"newest first": "newest", "oldest first": "oldest", "slowest TTFT first": "slowest_ttft",
@@ -129,6 +131,26 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
         imported, already = traces.import_runs(caller, runs, import_origin())
         gr.Info(f"Imported {len(imported)} run(s)" + (f"; {len(already)} were here already." if already else "."))
 
+    async def replay(run_id: str, speed: str, visitor: str, profile: gr.OAuthProfile | None = None):
+        """Play the open run back into a chat and a panel, as it happened; no model is called."""
+        caller = caller_of(access, visitor, profile)
+        run_id = (run_id or "").strip()
+        events = traces.run_events(caller, run_id) if RUN_ID.match(run_id) else []
+        if not events:
+            gr.Warning("Open a run of yours first.")
+            return
+        first = events[0]
+        opening = [gr.ChatMessage(role="assistant", content=f"⏯ **Replay** of run `{run_id[:8]}`, "
+                                  f"at {speed}: no model is called, nothing is stored.")]
+        question = [gr.ChatMessage(role="user", content=inert(getattr(first, "message", "")))]
+        view, last = TurnView(), 0.0
+        async for event in paced(events, SPEEDS[REPLAY_SPEEDS[speed]]):
+            view.add(event)
+            if event.type != "token" or time.monotonic() - last >= 0.05:  # a frame at most every 50 ms
+                last = time.monotonic()
+                yield opening + question + view.messages(), panel_html(view.events, "full trace")
+        yield opening + question + view.messages(), panel_html(view.events, "full trace")
+
     def show_span(span_id: str | None, details: list[dict[str, Any]]):
         return next((detail for detail in details if detail["span_id"] == span_id), None)
 
@@ -179,6 +201,14 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
     with gr.Row(equal_height=False):
         span_choice = gr.Dropdown([], label="Span", elem_id="gb-span", scale=1, min_width=240)
         span_detail = gr.JSON(label="What happened in it", elem_id="gb-span-detail", scale=2)
+    with gr.Accordion("Replay this run", open=False, elem_id="gb-replay"):
+        with gr.Row(equal_height=True):
+            speed = gr.Radio(list(REPLAY_SPEEDS), value="1×", label="Speed", elem_id="gb-replay-speed", scale=3)
+            replay_button = gr.Button("Replay", elem_id="gb-replay-button", scale=0, min_width=100)
+        with gr.Row(equal_height=False):
+            replay_chat = gr.Chatbot(label="Replay (as it happened)", height=360, layout="bubble",
+                                     elem_id="gb-replay-chat", scale=3)
+            replay_panel = gr.HTML(elem_id="gb-replay-panel")
     with gr.Accordion("Compare with another run", open=False, elem_id="gb-compare"):
         with gr.Row(equal_height=True):
             other_box = gr.Textbox(label="The other run's id", max_length=128, elem_id="gb-compare-run", scale=4)
@@ -190,6 +220,8 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
     listed = [table, ids, label, offset, previous, following]
     viewed = [summary, waterfall, span_choice, span_detail, spans, download]
     export_button.click(export_found, [*filters, visitor], export_file, **private)
+    replay_button.click(replay, [run_box, speed, visitor], [replay_chat, replay_panel], concurrency_limit=None,
+                        **private)
     import_button.upload(import_file, [import_button, visitor], None, **private).then(
         search, [*filters, visitor], listed, **private)
     for trigger in (search_button.click, text.submit, tab.select):
