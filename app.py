@@ -24,6 +24,7 @@ from api.exports import build_export_api
 from api.headers import SecurityHeaders
 from api.knowledge import build_knowledge_api
 from api.limits import UPLOAD_FILES, BodyLimit
+from api.notes import build_notes_api
 from api.openapi import document_api
 from api.replay import build_replay_api
 from api.routes import build_api
@@ -111,6 +112,7 @@ def build_app(glassbox: Glassbox) -> FastAPI:
     app.include_router(build_knowledge_api(glassbox.service, glassbox.access, settings.max_upload_bytes))
     app.include_router(build_export_api(glassbox.traces, glassbox.access))
     app.include_router(build_replay_api(glassbox.traces, glassbox.access))
+    app.include_router(build_notes_api(glassbox.traces, glassbox.access))
     app.add_middleware(VisitorCookies, access=glassbox.access)
     app.add_middleware(BodyLimit, api_bytes=settings.max_body_bytes, upload_bytes=settings.max_upload_bytes)
     app.add_middleware(SecurityHeaders)  # outermost: refusals and errors carry the headers too

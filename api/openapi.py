@@ -96,6 +96,8 @@ class Run(Documented):
     knowledge_fingerprint: str | None = Field(None, description="A hash of that knowledge base's content then.")
     grounding: str | None = Field(None, description="grounded, unsupported or no_sources; null unless completed.")
     tool_calls: int | None = Field(None, description="Tool calls the run made; null before it was kept.")
+    notes: int = Field(0, description="How many reviewer notes it has.")
+    origin: str | None = Field(None, description="For an imported run: when it was imported.")
     ttft_breakdown: dict[str, float] | None = Field(
         None, description="Where the time to first token went, in seconds: queue (warm-up and start, apart from "
                           "`ttft_s`), retrieval, prompt, model (request to first chunk), delivery (first chunk to "
@@ -290,6 +292,22 @@ OTLP_FILE = {
                    "one line a run. Phoenix, Langfuse, Jaeger and Tempo read it; another Glassbox imports it.",
     "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
 }
+class Note(Documented):
+    id: int
+    run_id: str
+    span_id: str | None
+    event_seq: int | None
+    reviewer: str
+    label: str = Field(description="pass, fail or flag.")
+    text: str
+    owner: str
+    created_at: str
+
+
+class NoteList(Documented):
+    notes: list[Note]
+
+
 class Imported(Documented):
     imported: list[str] = Field(description="The runs added, by id.")
     already_there: list[str] = Field(description="Runs the store had already (an import twice adds nothing).")

@@ -31,7 +31,7 @@ ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 RunState = Literal["queued", "in_progress", "awaiting_approval", "completed", "failed", "cancelled", "interrupted"]
 StatusFilter = Query(None, description="Only runs in this state.")
 ISO_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?$"
-RUN_FILTERS = frozenset({"thread_id", "status", "grounding", "q", "model", "knowledge_base", "min_ttft_s",
+RUN_FILTERS = frozenset({"thread_id", "status", "grounding", "note", "q", "model", "knowledge_base", "min_ttft_s",
                          "min_latency_s", "since", "until", "order", "limit", "offset"})
 ThreadId = Path(pattern=ID_PATTERN, description="A thread id: letters, digits, - and _, at most 128.")
 RunId = Path(pattern=ID_PATTERN, description="A run id.")
@@ -164,6 +164,8 @@ def build_api(service: AgentService, traces: TraceStore, access: Access, heartbe
                   status: RunState | None = StatusFilter,
                   grounding: Literal["grounded", "unsupported", "no_sources"] | None = Query(
                       None, description="Only runs whose answer got this grounding verdict."),
+                  note: Literal["any", "pass", "fail", "flag"] | None = Query(
+                      None, description="Only runs with a reviewer note of this label (any: with a note)."),
                   q: str | None = Query(None, max_length=200, description="Text in the message or the answer."),
                   model: str | None = Query(None, max_length=200),
                   knowledge_base: str | None = Query(None, pattern=KB_NAME_PATTERN, max_length=KB_NAME_MAX),
@@ -175,7 +177,7 @@ def build_api(service: AgentService, traces: TraceStore, access: Access, heartbe
                   caller: Caller = caller_of) -> dict[str, Any]:
         if thread_id is not None:
             _found(traces.get_thread(caller, thread_id), "thread")
-        query = RunQuery(thread_id=thread_id, status=status, grounding=grounding, q=q or None, model=model,
+        query = RunQuery(thread_id=thread_id, status=status, grounding=grounding, note=note, q=q or None, model=model,
                          knowledge_base=knowledge_base, min_ttft_s=min_ttft_s, min_latency_s=min_latency_s,
                          since=_stored_time(since), until=_stored_time(until), order=order, limit=limit + 1,
                          offset=offset)

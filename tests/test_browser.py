@@ -273,6 +273,8 @@ def test_the_traces_tab_finds_opens_draws_and_compares_runs(serve_glassbox, scri
         page.wait_for_selector(f"#gb-chat :text('{answer}')", timeout=15_000)
     page.wait_for_function("document.querySelectorAll('#gb-chat a[href*=\"?run=\"]').length == 2", timeout=10_000)
     first_run = page.locator("#gb-chat a[href*='?run=']").first.get_attribute("href").split("?run=")[1]
+    page.locator("#gb-chat button[aria-label='Like']").first.click()  # 👍: a "pass" note on that answer's run
+    page.wait_for_selector("text=noted on the run", timeout=10_000)
 
     page.get_by_role("tab", name="Traces").click()
     page.wait_for_function("document.querySelector('#gb-runs').innerText.includes('Do you ship')", timeout=10_000)
@@ -284,6 +286,11 @@ def test_the_traces_tab_finds_opens_draws_and_compares_runs(serve_glassbox, scri
     assert page.locator("#gb-waterfall svg .gb-span").count() >= 5  # run, retrieve, tool, agent, model
     assert page.locator("#gb-waterfall svg .gb-ttft").count() == 1  # the first token, marked
     assert "Do you ship to Canada?" in page.inner_text("#gb-trace-summary")
+    page.fill("#gb-note-reviewer textarea, #gb-note-reviewer input", "Ada")
+    page.locator("#gb-note-label").get_by_text("fail").click()
+    page.fill("#gb-note-text textarea, #gb-note-text input", "It ships to Canada only by sea.")
+    page.click("#gb-note-add")
+    page.wait_for_selector("#gb-notes-list :text('It ships to Canada only by sea.')", timeout=10_000)
     with page.expect_download() as downloading:  # the run as a file that travels (OTLP JSON lines)
         page.click("#gb-trace-download")
     exported = json.loads(open(downloading.value.path(), encoding="utf-8").read())
@@ -308,6 +315,7 @@ def test_the_traces_tab_finds_opens_draws_and_compares_runs(serve_glassbox, scri
     page.goto(f"{url}/?run={first_run}")  # a chat answer's link
     page.wait_for_selector("#gb-trace-summary :text('How long can I return a faulty item?')", timeout=20_000)
     assert page.locator("#gb-waterfall svg .gb-span").count() >= 5
+    page.wait_for_selector("#gb-notes-list :text('in the chat')", timeout=10_000)  # the 👍, on its run
 
     page.get_by_text("Replay this run").click()  # no model is called: the run as it happened
     page.locator("#gb-replay-speed").get_by_text("instant").click()

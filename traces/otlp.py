@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -37,12 +38,12 @@ def trace_id_for(run_id: str) -> str:
 
 def otlp_lines(store: TraceStore, caller: Caller, run_ids: list[str]) -> str:
     """The caller's runs as OTLP JSON lines, one `TracesData` a run, in the order given."""
-    return "".join(json.dumps(run_to_otlp(store.run_events(caller, run_id)), ensure_ascii=False) + "\n"
-                   for run_id in run_ids)
+    return "".join(json.dumps(run_to_otlp(store.run_events(caller, run_id), store.notes(caller, run_id) or []),
+                              ensure_ascii=False) + "\n" for run_id in run_ids)
 
 
-def run_to_otlp(events: list[Event]) -> dict[str, Any]:
-    """Return one run (its events, in order) as an OTLP JSON `TracesData` object."""
+def run_to_otlp(events: list[Event], notes: list[dict[str, Any]] = ()) -> dict[str, Any]:
+    """Return one run (its events, in order, and its reviewer notes) as an OTLP JSON `TracesData` object."""
     spans = span_tree(events)
     if not spans:
         return {"resourceSpans": []}
@@ -53,15 +54,20 @@ def run_to_otlp(events: list[Event]) -> dict[str, Any]:
     for event in events:
         span_id = event.span_id if events[0].span_id else tracker.place(event)[0]
         by_span.setdefault(span_id, []).append(event)
+    ids = {span.span_id for span in spans}
+    by_note: dict[str, list[dict[str, Any]]] = {}
+    for note in notes:  # on its span, else on the run
+        by_note.setdefault(note.get("span_id") if note.get("span_id") in ids else spans[0].span_id, []).append(note)
     return {"resourceSpans": [{
         "resource": {"attributes": _attributes({"service.name": "glassbox", "service.version": VERSION})},
         "scopeSpans": [{"scope": {"name": "glassbox", "version": VERSION},
-                        "spans": [_span(span, trace_id, by_span.get(span.span_id, []), events, base_ns)
-                                  for span in spans]}],
+                        "spans": [_span(span, trace_id, by_span.get(span.span_id, []), events, base_ns,
+                                        by_note.get(span.span_id, [])) for span in spans]}],
     }]}
 
 
-def _span(span: Span, trace_id: str, own: list[Event], events: list[Event], base_ns: int) -> dict[str, Any]:
+def _span(span: Span, trace_id: str, own: list[Event], events: list[Event], base_ns: int,
+          notes: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "traceId": trace_id, "spanId": span.span_id, "name": _name(span),
         "kind": SPAN_KIND_CLIENT if span.kind == "model" else SPAN_KIND_INTERNAL,
@@ -70,7 +76,9 @@ def _span(span: Span, trace_id: str, own: list[Event], events: list[Event], base
         "events": [{"timeUnixNano": str(event.ts or base_ns + int(event.at * 1e9)), "name": event.type,
                     "attributes": _attributes({"glassbox.event": json.dumps(event.to_dict(), default=str,
                                                                             ensure_ascii=False)})}
-                   for event in own],
+                   for event in own] + [
+            {"timeUnixNano": str(_note_ns(note, span)), "name": "note",
+             "attributes": _attributes({"glassbox.note": json.dumps(note, ensure_ascii=False)})} for note in notes],
         "status": {"code": STATUS_ERROR, "message": str(span.attributes.get("error") or span.status)}
         if span.status == "error" else {"code": STATUS_OK},
     }
@@ -117,6 +125,13 @@ def _semantic(span: Span, events: list[Event]) -> dict[str, Any]:
     return out
 
 
+def _note_ns(note: dict[str, Any], span: Span) -> int:
+    try:
+        return int(datetime.fromisoformat(note["created_at"]).timestamp() * 1e9)
+    except (KeyError, TypeError, ValueError):
+        return span.end_ns
+
+
 def _attributes(values: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"key": key, "value": _value(value)} for key, value in values.items() if value is not None]
 
@@ -156,24 +171,32 @@ ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 MAX_EVENTS_PER_RUN = 200_000
 
 
-def runs_from_otlp(text: str) -> list[list[Event]]:
-    """Read an exported file back into runs (each its events, in order); refuse the whole file,
-    naming the first bad line, if any line is not a whole Glassbox run."""
-    runs: dict[str, list[Event]] = {}
+@dataclass(frozen=True)
+class ImportedRun:
+    """One run read back from a file: its events, in order, and its reviewer notes."""
+
+    events: list[Event]
+    notes: list[dict[str, Any]]
+
+
+def runs_from_otlp(text: str) -> list[ImportedRun]:
+    """Read an exported file back into runs; refuse the whole file, naming the first bad line,
+    if any line is not a whole Glassbox run."""
+    runs: dict[str, ImportedRun] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        events = _line_events(number, line)
-        run_id = events[0].run_id
+        run = _line_run(number, line)
+        run_id = run.events[0].run_id
         if run_id in runs:
             raise ImportRefused(f"Line {number}: run {run_id[:40]} appears twice in the file.")
-        runs[run_id] = events
+        runs[run_id] = run
     if not runs:
         raise ImportRefused("The file has no runs in it.")
     return list(runs.values())
 
 
-def _line_events(number: int, line: str) -> list[Event]:
+def _line_run(number: int, line: str) -> ImportedRun:
     where = f"Line {number}"
     try:
         data = json.loads(line)
@@ -182,6 +205,7 @@ def _line_events(number: int, line: str) -> list[Event]:
     if not isinstance(data, dict) or not isinstance(data.get("resourceSpans"), list):
         raise ImportRefused(f"{where} is not an OTLP TracesData object (it has no resourceSpans).")
     carried: list[Any] = []
+    notes: list[Any] = []
     try:
         for resource in data["resourceSpans"]:
             for scope in resource.get("scopeSpans") or []:
@@ -190,6 +214,8 @@ def _line_events(number: int, line: str) -> list[Event]:
                         for attribute in event.get("attributes") or []:
                             if attribute.get("key") == "glassbox.event":
                                 carried.append(attribute["value"]["stringValue"])
+                            elif attribute.get("key") == "glassbox.note":
+                                notes.append(attribute["value"]["stringValue"])
     except (AttributeError, KeyError, TypeError):
         raise ImportRefused(f"{where} is not shaped as OTLP JSON spans.") from None
     if not carried:
@@ -208,7 +234,26 @@ def _line_events(number: int, line: str) -> list[Event]:
         raise ImportRefused(f"{where} mixes the events of several runs; export writes one run a line.")
     if first.type != "run_queued" or last.type != "run_end":
         raise ImportRefused(f"{where} is not a whole run (it must open with run_queued and end with run_end).")
-    return [_clean(event) for event in events]
+    read = [_note(where, text) for text in notes]
+    return ImportedRun([_clean(event) for event in events], [note for _, note in sorted(read, key=lambda n: n[0])])
+
+
+def _note(where: str, text: Any) -> tuple[tuple[str, int], dict[str, Any]]:
+    """A carried note, checked, with the key that puts notes back in the order they were written."""
+    try:
+        note = json.loads(text)
+        label, reviewer = note["label"], note["reviewer"]
+    except (TypeError, ValueError, KeyError):
+        raise ImportRefused(f"{where} has a reviewer note Glassbox can't read (edited or damaged).") from None
+    if label not in ("pass", "fail", "flag") or not isinstance(reviewer, str):
+        raise ImportRefused(f"{where} has a reviewer note with an unknown label.")
+    span = note.get("span_id")
+    seq = note.get("event_seq")
+    order = (str(note.get("created_at") or ""), note["id"] if isinstance(note.get("id"), int) else 0)
+    return order, clean_value({"reviewer": reviewer[:80], "label": label, "text": str(note.get("text") or "")[:4000],
+                        "span_id": span if isinstance(span, str) and re.fullmatch(r"[0-9a-f]{16}", span) else None,
+                        "event_seq": seq if isinstance(seq, int) and seq >= 0 else None,
+                        "created_at": str(note.get("created_at") or "")[:40] or None})
 
 
 def _clean(event: Event) -> Event:

@@ -72,6 +72,22 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN tool_calls INTEGER;
     ALTER TABLE runs ADD COLUMN origin TEXT;
     """,
+    # 5: reviewer notes on a run, or on one of its spans or events: who, a label, and text.
+    """
+    CREATE TABLE notes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        span_id TEXT,
+        event_seq INTEGER,
+        reviewer TEXT NOT NULL,
+        label TEXT NOT NULL,
+        text TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX notes_by_run ON notes(run_id, id);
+    CREATE INDEX notes_by_label ON notes(label, run_id);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -23,12 +23,15 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auth.callers import Caller
 from chat.events import Event, event_from_dict
 from chat.text import clean_text, clean_value
 from traces.schema import migrate
+
+if TYPE_CHECKING:
+    from traces.otlp import ImportedRun
 from traces.writer import EventWriter, make_title
 
 UNFINISHED = ("queued", "in_progress", "awaiting_approval")
@@ -147,12 +150,35 @@ class TraceStore:
         where, args = query.where()
         with self._reading() as db:
             rows = db.execute(
-                "SELECT runs.* FROM runs LEFT JOIN threads ON threads.id = runs.thread_id "
+                "SELECT runs.*, (SELECT count(*) FROM notes WHERE notes.run_id = runs.id) AS notes "
+                "FROM runs LEFT JOIN threads ON threads.id = runs.thread_id "
                 f"WHERE (? OR threads.owner = ?){where} ORDER BY {query.order_by()} LIMIT ? OFFSET ?",
                 (caller.is_admin, caller.owner, *args, query.limit, query.offset))
             return [_run(row) for row in rows.fetchall()]
 
-    def import_runs(self, caller: Caller, runs: list[list[Event]], origin: str) -> tuple[list[str], list[str]]:
+    # --- reviewer notes -----------------------------------------------------------------------
+
+    def add_note(self, caller: Caller, run_id: str, reviewer: str, label: str, text: str,
+                 span_id: str | None = None, event_seq: int | None = None) -> dict[str, Any] | None:
+        """Attach a note to a run the caller may see (or to one of its spans or events); None if it can't."""
+        if self.get_run(caller, run_id) is None:
+            return None
+        note = (run_id, span_id, event_seq, clean_text(reviewer)[:80], label, clean_text(text)[:4000], caller.owner,
+                self.now())
+        with self._writing() as db:
+            cursor = db.execute("INSERT INTO notes (run_id, span_id, event_seq, reviewer, label, text, owner, "
+                                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", note)
+            row = db.execute("SELECT * FROM notes WHERE id = ?", (cursor.lastrowid,)).fetchone()
+        return dict(row)
+
+    def notes(self, caller: Caller, run_id: str) -> list[dict[str, Any]] | None:
+        """Return a run's notes, oldest first, if the caller may see the run; else None."""
+        if self.get_run(caller, run_id) is None:
+            return None
+        with self._reading() as db:
+            return [dict(row) for row in db.execute("SELECT * FROM notes WHERE run_id = ? ORDER BY id", (run_id,))]
+
+    def import_runs(self, caller: Caller, runs: list[ImportedRun], origin: str) -> tuple[list[str], list[str]]:
         """Store whole runs from another Glassbox for `caller`, all in one transaction of its own (a
         failure writes none of them and touches no other run); return (imported, already there).
 
@@ -161,7 +187,8 @@ class TraceStore:
         """
         imported, already = [], []
         with self._writing() as db:
-            for events in runs:
+            for run in runs:
+                events = run.events
                 run_id, thread_id = events[0].run_id, events[0].thread_id
                 if db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
                     already.append(run_id)
@@ -177,6 +204,11 @@ class TraceStore:
                 began, ended = (_iso(events[0].ts), _iso(events[-1].ts))
                 db.execute("UPDATE runs SET origin = ?, created_at = coalesce(?, created_at), "
                            "updated_at = coalesce(?, updated_at) WHERE id = ?", (origin, began, ended, run_id))
+                for note in run.notes:
+                    db.execute("INSERT INTO notes (run_id, span_id, event_seq, reviewer, label, text, owner, created_at) "
+                               "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                               (run_id, note["span_id"], note["event_seq"], note["reviewer"], note["label"], note["text"],
+                                caller.owner, note["created_at"] or self.now()))
                 imported.append(run_id)
         return imported, already
 
@@ -224,6 +256,7 @@ class TraceStore:
             for chunk in _chunks(sorted(old), 500):
                 marks = ",".join("?" * len(chunk))
                 db.execute(f"DELETE FROM events WHERE run_id IN ({marks})", chunk)
+                db.execute(f"DELETE FROM notes WHERE run_id IN ({marks})", chunk)
                 db.execute(f"DELETE FROM runs WHERE id IN ({marks})", chunk)
             empty = [r[0] for r in db.execute(
                 "SELECT id FROM threads WHERE NOT EXISTS (SELECT 1 FROM runs WHERE runs.thread_id = threads.id)")]
@@ -290,6 +323,7 @@ class RunQuery:
     status: str | None = None
     grounding: str | None = None
     q: str | None = None  # text in the message or the answer
+    note: str | None = None  # runs with a note of this label (pass, fail, flag), or "any"
     model: str | None = None
     knowledge_base: str | None = None
     min_ttft_s: float | None = None
@@ -315,6 +349,10 @@ class RunQuery:
             if value is not None:
                 conditions.append(f"{column} {bound} ?")
                 args.append(value)
+        if self.note:
+            conditions.append("EXISTS (SELECT 1 FROM notes WHERE notes.run_id = runs.id"
+                              + ("" if self.note == "any" else " AND notes.label = ?") + ")")
+            args += [] if self.note == "any" else [self.note]
         if self.q:
             pattern = "%" + self.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             conditions.append("(runs.message LIKE ? ESCAPE '\\' OR runs.answer LIKE ? ESCAPE '\\')")
@@ -358,6 +396,7 @@ def _remove_threads(db: sqlite3.Connection, thread_ids: list[str]) -> int:
     for chunk in _chunks(thread_ids, 500):
         marks = ",".join("?" * len(chunk))
         db.execute(f"DELETE FROM events WHERE run_id IN (SELECT id FROM runs WHERE thread_id IN ({marks}))", chunk)
+        db.execute(f"DELETE FROM notes WHERE run_id IN (SELECT id FROM runs WHERE thread_id IN ({marks}))", chunk)
         db.execute(f"DELETE FROM runs WHERE thread_id IN ({marks})", chunk)
         removed += db.execute(f"DELETE FROM threads WHERE id IN ({marks})", chunk).rowcount
     return removed

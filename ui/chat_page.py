@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -35,6 +36,22 @@ CSS = """
 .gb-run_end td { font-weight: 600; }
 .gb-empty { color: var(--body-text-color-subdued); padding: 1em; }
 """
+
+
+RUN_LINK = re.compile(r"\?run=([A-Za-z0-9_-]{1,128})\)")
+
+
+def run_of_answer(history: list, index: object) -> str | None:
+    """The run an answer belongs to: the first run link at or after it (each turn ends with one)."""
+    position = index[0] if isinstance(index, (list, tuple)) else index
+    if not isinstance(position, int) or not 0 <= position < len(history):
+        return None
+    for message in history[position:]:
+        content = message.get("content") if isinstance(message, dict) else getattr(message, "content", "")
+        found = RUN_LINK.search(content if isinstance(content, str) else str(content))
+        if found:
+            return found.group(1)
+    return None
 
 
 async def run_turn(service: AgentService, message: str, thread_id: str, caller: Caller,
@@ -95,6 +112,16 @@ def add_chat_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor: gr.B
         """A conversation answers from one knowledge base: choosing another starts a new one."""
         fresh, _, html, events, listed = new_conversation(thread_id, level)
         return fresh, chat_for(name), html, events, listed
+
+    def feedback(history: list, visitor: str, reaction: gr.LikeData, profile: gr.OAuthProfile | None = None):
+        """👍 or 👎 on an answer: a reviewer note on its run (pass or fail), by "the chat"."""
+        run_id = run_of_answer(history, reaction.index)
+        if run_id is None or reaction.liked is None:
+            return
+        noted = traces.add_note(page_caller(visitor, profile), run_id, "the chat", "pass" if reaction.liked else "fail",
+                                "👍 in the chat" if reaction.liked else "👎 in the chat")
+        if noted is not None:
+            gr.Info("Thanks: noted on the run (see it in the Traces tab).")
 
     def ask_example(example: gr.SelectData):
         return example.value["text"] if isinstance(example.value, dict) else str(example.value)
@@ -267,6 +294,7 @@ def add_chat_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor: gr.B
                         [thread_id, chatbot, panel, run_events, knowledge], **private)
     knowledge.input(switch_knowledge_base, [knowledge, thread_id, level],
                     [thread_id, chatbot, panel, run_events, conversations], **private)
+    chatbot.like(feedback, [chatbot, visitor], None, **private)
     chatbot.example_select(ask_example, None, box, **private).then(
         respond, turn, outputs, concurrency_limit=None, **private).then(
         show_conversations_after_turn, [browser_threads, thread_id, visitor], listing, **private)

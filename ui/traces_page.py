@@ -42,7 +42,9 @@ STATES = [ANY, "completed", "failed", "cancelled", "interrupted", "in_progress",
 ORDERS = {"newest first": "newest", "oldest first": "oldest", "slowest TTFT first": "slowest_ttft",
           "slowest first": "slowest"}
 HEADERS = ["time (UTC)", "run", "message", "status", "knowledge base", "TTFT ms", "latency ms", "tokens",
-           "tool calls", "grounding"]
+           "tool calls", "grounding", "notes"]
+NOTE_FILTERS = [ANY, "with notes", "pass", "fail", "flag"]
+LABELS = {"pass": "✅ pass", "fail": "❌ fail", "flag": "🚩 flag"}
 RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
@@ -52,27 +54,28 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
     of `charts` (the Chat tab's) opens its run here."""
     traces, access = glassbox.traces, glassbox.access
 
-    def find(status: str, text: str, knowledge: str, min_ttft: float | None, order: str, offset: int,
+    def find(status: str, text: str, knowledge: str, min_ttft: float | None, order: str, noted: str, offset: int,
              visitor: str, profile: gr.OAuthProfile | None = None):
         caller = caller_of(access, visitor, profile)
-        query = _query(status, text, knowledge, min_ttft, order, offset, PAGE + 1)
+        query = _query(status, text, knowledge, min_ttft, order, noted, offset, PAGE + 1)
         runs = traces.find_runs(caller, query)
         shown = runs[:PAGE]
         rows = [[_when(r["created_at"]), r["id"][:8], (r["message"] or "")[:80],
                  r["status"] + (" (imported)" if r.get("origin") else ""), r["knowledge_base"] or "",
                  _ms(r["ttft_s"]), _ms(r["latency_s"]), (r["output_tokens"] or 0), r["tool_calls"] or 0,
-                 r["grounding"] or ""] for r in shown]
+                 r["grounding"] or "", r.get("notes") or 0] for r in shown]
         first = query.offset + 1 if shown else 0
         label = f"Runs {first}–{query.offset + len(shown)}" + (" (more after)" if len(runs) > PAGE else "")
         return rows, [r["id"] for r in shown], label, query.offset, len(runs) > PAGE
 
-    def search(status, text, knowledge, min_ttft, order, visitor, profile: gr.OAuthProfile | None = None):
-        rows, ids, label, offset, more = find(status, text, knowledge, min_ttft, order, 0, visitor, profile)
+    def search(status, text, knowledge, min_ttft, order, noted, visitor, profile: gr.OAuthProfile | None = None):
+        rows, ids, label, offset, more = find(status, text, knowledge, min_ttft, order, noted, 0, visitor, profile)
         return rows, ids, label, offset, gr.update(interactive=False), gr.update(interactive=more)
 
     def page(step: int):
-        def turn(status, text, knowledge, min_ttft, order, offset, visitor, profile: gr.OAuthProfile | None = None):
-            rows, ids, label, offset, more = find(status, text, knowledge, min_ttft, order,
+        def turn(status, text, knowledge, min_ttft, order, noted, offset, visitor,
+                 profile: gr.OAuthProfile | None = None):
+            rows, ids, label, offset, more = find(status, text, knowledge, min_ttft, order, noted,
                                                   max(0, offset + step * PAGE), visitor, profile)
             return rows, ids, label, offset, gr.update(interactive=offset > 0), gr.update(interactive=more)
         return turn
@@ -97,10 +100,10 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
                 gr.update(choices=choices, value=spans[0].span_id if spans else None),
                 _span_detail(spans[0]) if spans else None, [_span_detail(s) for s in spans], download)
 
-    def export_found(status, text, knowledge, min_ttft, order, visitor, profile: gr.OAuthProfile | None = None):
+    def export_found(status, text, knowledge, min_ttft, order, noted, visitor, profile: gr.OAuthProfile | None = None):
         """Every run the filters find (up to EXPORT_MAX), as one OTLP JSON lines file."""
         caller = caller_of(access, visitor, profile)
-        query = _query(status, text, knowledge, min_ttft, order, 0, EXPORT_MAX)
+        query = _query(status, text, knowledge, min_ttft, order, noted, 0, EXPORT_MAX)
         found = [run["id"] for run in traces.find_runs(caller, query)]
         if not found:
             gr.Warning("No run matches these filters.")
@@ -151,6 +154,30 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
                 yield opening + question + view.messages(), panel_html(view.events, "full trace")
         yield opening + question + view.messages(), panel_html(view.events, "full trace")
 
+    def show_notes(run_id: str, visitor: str, profile: gr.OAuthProfile | None = None) -> str:
+        notes = traces.notes(caller_of(access, visitor, profile), (run_id or "").strip()) if RUN_ID.match(
+            (run_id or "").strip()) else None
+        if not notes:
+            return "No reviewer notes yet."
+        return "\n".join(f"- {LABELS.get(n['label'], n['label'])} **{inert(n['reviewer'])}**"
+                         + (f" on span `{n['span_id']}`" if n["span_id"] else "")
+                         + (f" on event {n['event_seq']}" if n["event_seq"] is not None else "")
+                         + f" · {_when(n['created_at'])}" + (f": {inert(n['text'])}" if n["text"] else "") for n in notes)
+
+    def add_note(run_id: str, reviewer: str, label: str, on_span: bool, span_id: str | None, text: str,
+                 visitor: str, profile: gr.OAuthProfile | None = None):
+        caller = caller_of(access, visitor, profile)
+        run_id = (run_id or "").strip()
+        if not (reviewer or "").strip():
+            gr.Warning("Give your name as the reviewer first.")
+            return gr.skip(), gr.skip()
+        added = traces.add_note(caller, run_id, reviewer.strip(), label, text or "",
+                                span_id if on_span and span_id else None) if RUN_ID.match(run_id) else None
+        if added is None:
+            gr.Warning("Open a run of yours first.")
+            return gr.skip(), gr.skip()
+        return show_notes(run_id, visitor, profile), ""
+
     def show_span(span_id: str | None, details: list[dict[str, Any]]):
         return next((detail for detail in details if detail["span_id"] == span_id), None)
 
@@ -176,11 +203,12 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
         text = gr.Textbox(label="Text in the message or answer", max_length=200, elem_id="gb-runs-q", min_width=200)
         knowledge = gr.Dropdown([ANY], value=ANY, label="Knowledge base", elem_id="gb-runs-kb", min_width=140)
         min_ttft = gr.Number(label="TTFT at least (ms)", minimum=0, elem_id="gb-runs-ttft", min_width=120)
+        noted = gr.Dropdown(NOTE_FILTERS, value=ANY, label="Reviewer notes", elem_id="gb-runs-notes", min_width=130)
         order = gr.Dropdown(list(ORDERS), value="newest first", label="Order", elem_id="gb-runs-order", min_width=150)
         search_button = gr.Button("Search", variant="primary", elem_id="gb-runs-search", scale=0, min_width=100)
     table = gr.Dataframe(headers=HEADERS, interactive=False, elem_id="gb-runs", max_height=420, wrap=True,
-                         column_widths=["150px", "84px", "26%", "96px", "110px", "80px", "86px", "70px", "70px",
-                                        "104px"])
+                         column_widths=["150px", "84px", "24%", "96px", "110px", "80px", "86px", "70px", "70px",
+                                        "104px", "64px"])
     with gr.Row(equal_height=True):
         import_button = gr.UploadButton("Import runs (.jsonl)", size="sm", scale=0, min_width=170, file_count="single",
                                         type="filepath", elem_id="gb-runs-import")
@@ -201,6 +229,15 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
     with gr.Row(equal_height=False):
         span_choice = gr.Dropdown([], label="Span", elem_id="gb-span", scale=1, min_width=240)
         span_detail = gr.JSON(label="What happened in it", elem_id="gb-span-detail", scale=2)
+    with gr.Accordion("Reviewer notes", open=True, elem_id="gb-notes"):
+        notes_list = gr.Markdown(elem_id="gb-notes-list")
+        with gr.Row(equal_height=True):
+            reviewer = gr.Textbox(label="Reviewer", max_length=80, elem_id="gb-note-reviewer", min_width=140)
+            label = gr.Radio(list(LABELS), value="flag", label="Label", elem_id="gb-note-label", min_width=200)
+            on_span = gr.Checkbox(label="On the span chosen above", elem_id="gb-note-on-span", min_width=150)
+        with gr.Row(equal_height=True):
+            note_text = gr.Textbox(label="Note", max_length=4000, elem_id="gb-note-text", scale=4)
+            note_button = gr.Button("Add note", elem_id="gb-note-add", scale=0, min_width=110)
     with gr.Accordion("Replay this run", open=False, elem_id="gb-replay"):
         with gr.Row(equal_height=True):
             speed = gr.Radio(list(REPLAY_SPEEDS), value="1×", label="Speed", elem_id="gb-replay-speed", scale=3)
@@ -216,10 +253,12 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
         comparison = gr.Markdown(elem_id="gb-comparison")
 
     private = {"api_visibility": "private"}
-    filters = [status, text, knowledge, min_ttft, order]
+    filters = [status, text, knowledge, min_ttft, order, noted]
     listed = [table, ids, label, offset, previous, following]
     viewed = [summary, waterfall, span_choice, span_detail, spans, download]
     export_button.click(export_found, [*filters, visitor], export_file, **private)
+    note_button.click(add_note, [run_box, reviewer, label, on_span, span_choice, note_text, visitor],
+                      [notes_list, note_text], **private)
     replay_button.click(replay, [run_box, speed, visitor], [replay_chat, replay_panel], concurrency_limit=None,
                         **private)
     import_button.upload(import_file, [import_button, visitor], None, **private).then(
@@ -229,12 +268,15 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
     previous.click(page(-1), [*filters, offset, visitor], listed, **private)
     following.click(page(+1), [*filters, offset, visitor], listed, **private)
     tab.select(lambda: gr.update(choices=[ANY, *(_names(glassbox))]), None, knowledge, **private)
-    table.select(pick, ids, run_box, **private).then(open_run, [run_box, visitor], viewed, **private)
+    table.select(pick, ids, run_box, **private).then(open_run, [run_box, visitor], viewed, **private).then(
+        show_notes, [run_box, visitor], notes_list, **private)
     for trigger in (open_button.click, run_box.submit):
-        trigger(open_run, [run_box, visitor], viewed, **private)
+        trigger(open_run, [run_box, visitor], viewed, **private).then(show_notes, [run_box, visitor], notes_list,
+                                                                      **private)
     span_choice.input(show_span, [span_choice, spans], span_detail, **private)
     compare_button.click(compare, [run_box, other_box, visitor], comparison, **private)
-    demo.load(from_link, [visitor], [tabs, run_box, *viewed], **private)
+    demo.load(from_link, [visitor], [tabs, run_box, *viewed], **private).then(
+        show_notes, [run_box, visitor], notes_list, **private)
 
     def from_chart(selected: gr.SelectData):
         run_id = run_in(glassbox.table, selected.index)
@@ -243,13 +285,16 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
         return gr.Tabs(selected="traces"), run_id
 
     for chart in charts:
-        chart.select(from_chart, None, [tabs, run_box], **private).then(open_run, [run_box, visitor], viewed, **private)
+        chart.select(from_chart, None, [tabs, run_box], **private).then(open_run, [run_box, visitor], viewed,
+                                                                         **private).then(
+            show_notes, [run_box, visitor], notes_list, **private)
 
 
-def _query(status: str, text: str, knowledge: str, min_ttft: float | None, order: str, offset: int,
+def _query(status: str, text: str, knowledge: str, min_ttft: float | None, order: str, noted: str, offset: int,
            limit: int) -> RunQuery:
     """The tab's filters as a store query."""
-    return RunQuery(status=None if status == ANY else status, q=(text or "").strip()[:200] or None,
+    note = None if noted in (ANY, None, "") else "any" if noted == "with notes" else noted
+    return RunQuery(status=None if status == ANY else status, q=(text or "").strip()[:200] or None, note=note,
                     knowledge_base=None if knowledge in (ANY, "", None) else knowledge,
                     min_ttft_s=(min_ttft / 1000) if min_ttft else None, order=ORDERS.get(order, "newest"),
                     limit=limit, offset=max(0, int(offset or 0)))
