@@ -245,7 +245,8 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
         with gr.Row(equal_height=False):
             replay_chat = gr.Chatbot(label="Replay (as it happened)", height=360, layout="bubble",
                                      elem_id="gb-replay-chat", scale=3)
-            replay_panel = gr.HTML(elem_id="gb-replay-panel")
+            with gr.Column(scale=2, min_width=300):
+                replay_panel = gr.HTML(elem_id="gb-replay-panel")
     with gr.Accordion("Compare with another run", open=False, elem_id="gb-compare"):
         with gr.Row(equal_height=True):
             other_box = gr.Textbox(label="The other run's id", max_length=128, elem_id="gb-compare-run", scale=4)
