@@ -9,22 +9,21 @@ from __future__ import annotations
 
 import os
 import re
-import statistics
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from chat.spans import Span, span_tree
+from chat.spans import span_tree
 from traces.compare import compare_runs
 from traces.otlp import ImportRefused, import_origin, otlp_lines, runs_from_otlp
 from traces.replay import SPEEDS, paced
 from traces.store import RunQuery
 from ui.observability import run_in
 from ui.render import TurnView, inert, panel_html
+from ui.run_view import comparison_markdown, first_token_ns, ms, run_summary, span_json, when
 from ui.visitors import caller_of
 from ui.waterfall import waterfall_svg
 
@@ -60,9 +59,9 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
         query = _query(status, text, knowledge, min_ttft, order, noted, offset, PAGE + 1)
         runs = traces.find_runs(caller, query)
         shown = runs[:PAGE]
-        rows = [[_when(r["created_at"]), r["id"][:8], (r["message"] or "")[:80],
+        rows = [[when(r["created_at"]), r["id"][:8], (r["message"] or "")[:80],
                  r["status"] + (" (imported)" if r.get("origin") else ""), r["knowledge_base"] or "",
-                 _ms(r["ttft_s"]), _ms(r["latency_s"]), (r["output_tokens"] or 0), r["tool_calls"] or 0,
+                 ms(r["ttft_s"]), ms(r["latency_s"]), (r["output_tokens"] or 0), r["tool_calls"] or 0,
                  r["grounding"] or "", r.get("notes") or 0] for r in shown]
         first = query.offset + 1 if shown else 0
         label = f"Runs {first}–{query.offset + len(shown)}" + (" (more after)" if len(runs) > PAGE else "")
@@ -96,9 +95,9 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
         spans = span_tree(traces.run_events(caller, run_id))
         download = gr.update(value=_export_file(otlp_lines(traces, caller, [run_id]), f"run-{run_id[:8]}"), visible=True)
         choices = [(f"{s.kind}: {s.name} · {(s.end_ns - s.start_ns) / 1e6:.1f} ms", s.span_id) for s in spans]
-        return (_summary(run), waterfall_svg(spans, _first_token_ns(spans)),
+        return (run_summary(run), waterfall_svg(spans, first_token_ns(spans)),
                 gr.update(choices=choices, value=spans[0].span_id if spans else None),
-                _span_detail(spans[0]) if spans else None, [_span_detail(s) for s in spans], download)
+                span_json(spans[0]) if spans else None, [span_json(s) for s in spans], download)
 
     def export_found(status, text, knowledge, min_ttft, order, noted, visitor, profile: gr.OAuthProfile | None = None):
         """Every run the filters find (up to EXPORT_MAX), as one OTLP JSON lines file."""
@@ -125,8 +124,11 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
         except UnicodeDecodeError:
             gr.Warning("That file is not UTF-8 text; a Glassbox export is. Nothing was imported.")
             return
-        except (ImportRefused, OSError) as refused:
+        except ImportRefused as refused:
             gr.Warning(f"{refused} Nothing was imported.")
+            return
+        except OSError:
+            gr.Warning("The uploaded file could not be read back; upload it again. Nothing was imported.")
             return
         finally:
             if path:
@@ -162,7 +164,7 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
         return "\n".join(f"- {LABELS.get(n['label'], n['label'])} **{inert(n['reviewer'])}**"
                          + (f" on span `{n['span_id']}`" if n["span_id"] else "")
                          + (f" on event {n['event_seq']}" if n["event_seq"] is not None else "")
-                         + f" · {_when(n['created_at'])}" + (f": {inert(n['text'])}" if n["text"] else "") for n in notes)
+                         + f" · {when(n['created_at'])}" + (f": {inert(n['text'])}" if n["text"] else "") for n in notes)
 
     def add_note(run_id: str, reviewer: str, label: str, on_span: bool, span_id: str | None, text: str,
                  visitor: str, profile: gr.OAuthProfile | None = None):
@@ -187,7 +189,7 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
         if not all(RUN_ID.match(i) and traces.get_run(caller, i) for i in ids):
             gr.Warning("Open a run first, then give the id of another run of yours to compare it with.")
             return ""
-        return _comparison_markdown(ids, compare_runs(*(traces.run_events(caller, i) for i in ids)))
+        return comparison_markdown(ids, compare_runs(*(traces.run_events(caller, i) for i in ids)))
 
     def from_link(visitor: str, request: gr.Request, profile: gr.OAuthProfile | None = None):
         """A chat answer's link, `?run=ID`, opens that run here."""
@@ -320,61 +322,7 @@ def _names(glassbox: Glassbox) -> list[str]:
     return library.names() if library is not None else []
 
 
-def _summary(run: dict[str, Any]) -> str:
-    phases = run.get("ttft_breakdown") or {}
-    broken = " · ".join(f"{name} {seconds * 1000:.1f} ms" for name, seconds in phases.items())
-    return (f"**{inert(run['message'][:200])}**  \n"
-            f"run `{run['id']}` · thread `{run['thread_id']}` · {run['status']} · {inert(run.get('model') or '')} · "
-            f"knowledge base {inert(run.get('knowledge_base') or '–')} · grounding {run.get('grounding') or '–'}  \n"
-            f"TTFT {_ms(run['ttft_s'])} ms · latency {_ms(run['latency_s'])} ms · "
-            f"{run.get('output_tokens') or 0} tokens" + (f"  \nTTFT phases: {broken}" if broken else "")
-            + (f"  \n📥 {inert(run['origin'])}: a copy of a run from another Glassbox" if run.get("origin") else ""))
 
 
-def _first_token_ns(spans: list[Span]) -> int | None:
-    times = [t for s in spans if s.kind == "model" for t in s.attributes.get("token_ns", [])]
-    return min(times) if times else None
 
 
-def _span_detail(span: Span) -> dict[str, Any]:
-    """A span as the JSON view shows it; a model span's token times become the gaps between tokens."""
-    detail = span.to_dict()
-    times = detail["attributes"].pop("token_ns", None)
-    if times and len(times) > 1:
-        gaps = [(b - a) / 1e6 for a, b in zip(times, times[1:])]
-        detail["attributes"]["inter_token_ms"] = {"p50": round(statistics.median(gaps), 2),
-                                                  "max": round(max(gaps), 2), "gaps": [round(g, 2) for g in gaps[:200]]}
-    return detail
-
-
-def _comparison_markdown(ids: list[str], result: dict[str, Any]) -> str:
-    a, b = (f"`{i[:8]}`" for i in ids)
-    words = " ".join(f"~~{inert(p['a'])}~~" if "a" in p else f"**{inert(p['b'])}**" if "b" in p else inert(p["same"])
-                     for p in result["answer"])
-    lines = [f"#### {a} against {b}", f"**Answer** (struck: only in {a}; bold: only in {b})\n\n{words or '–'}",
-             "**Config that differs**", _table(["key", a, b], [[c["key"], c["a"], c["b"]] for c in result["config"]])
-             if result["config"] else "Nothing: the same config.",
-             "**Timings (ms)**", _table(["span", a, b], [[t["span"], t["a_ms"], t["b_ms"]] for t in result["timings"]]),
-             "**Retrieval**", _table(["source", "chunk", a, b, "delta"], [[r["source"], r["chunk_id"][:8], r["a"], r["b"],
-                                                                           r["delta"]] for r in result["retrieval"]])
-             if result["retrieval"] else "Neither run retrieved anything.",
-             "**Tokens**", _table(["", a, b], [[kind, (result["tokens"]["a"] or {}).get(kind),
-                                                 (result["tokens"]["b"] or {}).get(kind)] for kind in ("input", "output")])]
-    return "\n\n".join(lines)
-
-
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
-    cell = lambda value: "–" if value is None else inert(str(value)).replace("|", "\\|")[:120]  # noqa: E731
-    return "\n".join(["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-                     + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows])
-
-
-def _when(created_at: str) -> str:
-    try:
-        return datetime.fromisoformat(created_at).strftime("%Y-%m-%d %H:%M:%S")
-    except (TypeError, ValueError):
-        return str(created_at)[:19]
-
-
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000, 1)
