@@ -12,10 +12,10 @@ from fastapi.responses import Response
 from api import openapi as doc
 from auth.access import Access
 from auth.callers import Caller
+from chat.config import ID_PATTERN
 from traces.otlp import ImportRefused, import_origin, otlp_lines, runs_from_otlp
 from traces.store import TraceStore
 
-ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 MEDIA_TYPE = "application/x-ndjson"
 MAX_THREAD_RUNS = 1000
 

@@ -11,9 +11,9 @@ from pydantic import BaseModel, Field, field_validator
 from api import openapi as doc
 from auth.access import Access
 from auth.callers import Caller
+from chat.config import ID_PATTERN
 from traces.store import TraceStore
 
-ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 NOT_YOURS = "No run with that id is yours to see."
 
 

@@ -12,11 +12,10 @@ from api import openapi as doc
 from api.sse import done_payload, sse
 from auth.access import Access
 from auth.callers import Caller
+from chat.config import ID_PATTERN
 from chat.events import Event, RunEnded
 from traces.replay import SPEEDS, paced
 from traces.store import TraceStore
-
-ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 
 
 def build_replay_api(traces: TraceStore, access: Access) -> APIRouter:

@@ -16,7 +16,7 @@ from api import openapi as doc
 from api.sse import done_payload, event_stream
 from auth.access import Access
 from auth.callers import Caller
-from chat.config import KB_NAME_MAX, KB_NAME_PATTERN
+from chat.config import ID_PATTERN, KB_NAME_MAX, KB_NAME_PATTERN
 from chat.events import ErrorOccurred, RunEnded
 from chat.service import AgentService, MessageRefused, WrongKnowledgeBase
 from chat.spans import span_tree
@@ -27,7 +27,6 @@ from traces.store import RunQuery, TraceStore
 # api/openapi.py adds the 400, 413 and 422 that every route of its shape can answer.
 
 # Ids are ours (hex) or a client's own name for a conversation: letters, digits, - and _ only.
-ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 RunState = Literal["queued", "in_progress", "awaiting_approval", "completed", "failed", "cancelled", "interrupted"]
 StatusFilter = Query(None, description="Only runs in this state.")
 ISO_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?$"

@@ -11,6 +11,8 @@ from typing import Literal
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VERSION = "0.8.0"  # Glassbox's own version, recorded on every run (run_start's config)
+# Thread, run and token ids, wherever one comes in (API paths and bodies, /ask, the page, imports).
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 # Knowledge-base names (rag/bases.py uses these too): no "--", which separates name and model.
 # (A dash is always followed by another character; the length, at most 40, is checked apart.)
 KB_NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9_]|-[a-z0-9_])*$"

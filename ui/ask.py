@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import gradio as gr
 from fastapi import HTTPException
 
-from api.routes import ID_PATTERN
+from chat.config import ID_PATTERN
 from chat.service import MessageRefused, WrongKnowledgeBase
 from ui.chat_page import UI_FRAME_S, run_turn
 from ui.render import TurnView

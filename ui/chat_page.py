@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -19,7 +18,7 @@ from chat.service import AgentService, MessageRefused, NotYours, ThreadBusy, Wro
 from metrics.counters import counters_markdown
 from ui.conversations import choices, remember, reopen
 from ui.observability import ObservabilityFeed, status_markdown
-from ui.render import LEVELS, TurnView, inert, panel_html
+from ui.render import LEVELS, RUN_LINK, TurnView, inert, panel_html
 from ui.visitors import caller_of
 
 if TYPE_CHECKING:
@@ -36,9 +35,6 @@ CSS = """
 .gb-run_end td { font-weight: 600; }
 .gb-empty { color: var(--body-text-color-subdued); padding: 1em; }
 """
-
-
-RUN_LINK = re.compile(r"\?run=([A-Za-z0-9_-]{1,128})\)")
 
 
 def run_of_answer(history: list, index: object) -> str | None:

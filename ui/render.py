@@ -13,6 +13,7 @@ from typing import Literal
 
 import gradio as gr
 
+from chat.config import ID_PATTERN
 from chat.events import (
     ApprovalDecided,
     ApprovalRequired,
@@ -42,6 +43,8 @@ ANSWER_ONLY = (RunQueued, Token, ApprovalRequired, ApprovalDecided, ErrorOccurre
                RunEnded)
 BADGES = {"grounded": "✅ grounded in the documents", "unsupported": "⚠️ not supported by the documents",
           "no_sources": "ℹ️ no sources"}
+# The run link every answer ends with (TurnView), read back to know which run an answer was.
+RUN_LINK = re.compile(r"\?run=(" + ID_PATTERN.strip("^$") + r")\)")
 # "!" before "[" makes a markdown link an image (inline `![a](u)` or by reference `![a][r]`).
 IMAGE_MARK = re.compile(r"!+(?=\[)")
 EMPTY_IMAGE_LABEL = re.compile(r"!+\[(?=\])")
@@ -97,7 +100,7 @@ class TurnView:
                 self.note("(The model returned an empty answer.)")
             self._sources(event)
             self.segments.append(Segment("run", "run", f"run `{event.run_id}` · [open in Traces](?run={event.run_id})",
-                                         status="done"))
+                                         status="done"))  # RUN_LINK reads it back (👍/👎 in the chat)
 
     def _sources(self, end: RunEnded) -> None:
         """Under a finished answer: its sources (collapsed) with the grounding badge, and when the

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
+from chat.config import ID_PATTERN
 from chat.spans import span_tree
 from traces.compare import compare_runs
 from traces.otlp import ImportRefused, import_origin, otlp_lines, runs_from_otlp
@@ -44,7 +45,7 @@ HEADERS = ["time (UTC)", "run", "message", "status", "knowledge base", "TTFT ms"
            "tool calls", "grounding", "notes"]
 NOTE_FILTERS = [ANY, "with notes", "pass", "fail", "flag"]
 LABELS = {"pass": "✅ pass", "fail": "❌ fail", "flag": "🚩 flag"}
-RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+RUN_ID = re.compile(ID_PATTERN)
 
 
 def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Tabs, visitor: gr.BrowserState,
