@@ -91,6 +91,11 @@ class Span:
     end_ns: int
     status: str = "ok"  # ok, error, cancelled
     attributes: dict[str, Any] = field(default_factory=dict)
+    events: list[tuple[int, Event]] = field(default_factory=list, repr=False)  # its own, each with its Unix ns
+
+    def token_times(self) -> list[int]:
+        """When each of its answer tokens arrived (Unix ns): the token timeline."""
+        return [at for at, event in self.events if isinstance(event, Token)]
 
     def to_dict(self) -> dict[str, Any]:
         """Return the span as JSON-ready data, with its duration in milliseconds."""
@@ -119,9 +124,8 @@ def span_tree(events: list[Event]) -> list[Span]:
             kind, name = _kind_and_name(event, span_id == tracker.root and not parent)
             span = spans[span_id] = Span(span_id, parent, kind, name, at_ns, at_ns)
         span.end_ns = max(span.end_ns, at_ns)
+        span.events.append((at_ns, event))
         _describe(span, event)
-        if isinstance(event, Token):  # the token timeline: when each arrived, for the gaps between them
-            span.attributes.setdefault("token_ns", []).append(at_ns)
     return sorted(spans.values(), key=lambda s: (s.parent_span_id != "", s.start_ns))
 
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from chat.config import VERSION
+from chat.config import ID_PATTERN, VERSION
 from chat.events import Event, event_from_dict
-from chat.spans import Span, SpanTracker, span_tree
+from chat.spans import Span, span_tree
 from chat.text import clean_value
 from chat.tools import SEARCH_TOOL
 
@@ -48,12 +48,6 @@ def run_to_otlp(events: list[Event], notes: list[dict[str, Any]] = ()) -> dict[s
     if not spans:
         return {"resourceSpans": []}
     trace_id = trace_id_for(events[0].run_id)
-    base_ns = next((e.ts - int(e.at * 1e9) for e in events if e.ts), 0)  # wall clock at at=0
-    tracker = SpanTracker(events[0].run_id)  # a run stored before spans: placed as span_tree places it
-    by_span: dict[str, list[Event]] = {}
-    for event in events:
-        span_id = event.span_id if events[0].span_id else tracker.place(event)[0]
-        by_span.setdefault(span_id, []).append(event)
     ids = {span.span_id for span in spans}
     by_note: dict[str, list[dict[str, Any]]] = {}
     for note in notes:  # on its span, else on the run
@@ -61,22 +55,20 @@ def run_to_otlp(events: list[Event], notes: list[dict[str, Any]] = ()) -> dict[s
     return {"resourceSpans": [{
         "resource": {"attributes": _attributes({"service.name": "glassbox", "service.version": VERSION})},
         "scopeSpans": [{"scope": {"name": "glassbox", "version": VERSION},
-                        "spans": [_span(span, trace_id, by_span.get(span.span_id, []), events, base_ns,
-                                        by_note.get(span.span_id, [])) for span in spans]}],
+                        "spans": [_span(span, trace_id, events, by_note.get(span.span_id, [])) for span in spans]}],
     }]}
 
 
-def _span(span: Span, trace_id: str, own: list[Event], events: list[Event], base_ns: int,
-          notes: list[dict[str, Any]]) -> dict[str, Any]:
+def _span(span: Span, trace_id: str, events: list[Event], notes: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "traceId": trace_id, "spanId": span.span_id, "name": _name(span),
         "kind": SPAN_KIND_CLIENT if span.kind == "model" else SPAN_KIND_INTERNAL,
         "startTimeUnixNano": str(span.start_ns), "endTimeUnixNano": str(span.end_ns),
         "attributes": _attributes(_semantic(span, events)),
-        "events": [{"timeUnixNano": str(event.ts or base_ns + int(event.at * 1e9)), "name": event.type,
+        "events": [{"timeUnixNano": str(at_ns), "name": event.type,
                     "attributes": _attributes({"glassbox.event": json.dumps(event.to_dict(), default=str,
                                                                             ensure_ascii=False)})}
-                   for event in own] + [
+                   for at_ns, event in span.events] + [
             {"timeUnixNano": str(_note_ns(note, span)), "name": "note",
              "attributes": _attributes({"glassbox.note": json.dumps(note, ensure_ascii=False)})} for note in notes],
         "status": {"code": STATUS_ERROR, "message": str(span.attributes.get("error") or span.status)}
@@ -109,7 +101,7 @@ def _semantic(span: Span, events: list[Event]) -> dict[str, Any]:
                     f"retrieval.documents.{n}.document.score": hit["score"],
                     f"retrieval.documents.{n}.document.metadata": _json({"source": hit["source"]})}
     elif span.kind == "model":
-        first = min(a.get("token_ns") or [0]) or None
+        first = min(span.token_times(), default=None)
         inputs, outputs = a.get("input_tokens"), a.get("output_tokens", a.get("tokens"))
         out |= {"gen_ai.operation.name": "chat", "gen_ai.request.model": a.get("model"), "llm.model_name": a.get("model"),
                 "gen_ai.provider.name": a.get("provider"), "llm.provider": a.get("provider"),
@@ -167,7 +159,7 @@ class ImportRefused(ValueError):
     """A file that can't be imported; the message names the line and why, in our words."""
 
 
-ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+ID = re.compile(ID_PATTERN)
 MAX_EVENTS_PER_RUN = 200_000
 
 

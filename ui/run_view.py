@@ -21,13 +21,13 @@ def run_summary(run: dict[str, Any]) -> str:
             + (f"  \n📥 {inert(run['origin'])}: a copy of a run from another Glassbox" if run.get("origin") else ""))
 
 def first_token_ns(spans: list[Span]) -> int | None:
-    times = [t for s in spans if s.kind == "model" for t in s.attributes.get("token_ns", [])]
+    times = [t for s in spans if s.kind == "model" for t in s.token_times()]
     return min(times) if times else None
 
 def span_json(span: Span) -> dict[str, Any]:
     """A span as the JSON view shows it; a model span's token times become the gaps between tokens."""
     detail = span.to_dict()
-    times = detail["attributes"].pop("token_ns", None)
+    times = span.token_times()
     if times and len(times) > 1:
         gaps = [(b - a) / 1e6 for a, b in zip(times, times[1:])]
         detail["attributes"]["inter_token_ms"] = {"p50": round(statistics.median(gaps), 2),
