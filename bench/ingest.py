@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 
 from bench.load import process
+from bench.pdf import assemble_pdf
 from bench.run import free_port, percentile
 
 QUESTIONS = ["How long can I return a faulty item?", "How much does standard shipping cost?",
@@ -49,15 +50,7 @@ def make_pdf(pages: int, sentences_per_page: int = 12) -> bytes:
                        b"/Resources << /Font << /F1 3 0 R >> >> >>" % content)
         kids.append(len(objects))
     objects[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b" ".join(b"%d 0 R" % k for k in kids), pages)
-    out, offsets = bytearray(b"%PDF-1.4\n"), []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+    return assemble_pdf(objects)
 
 
 async def first_token_s(client: httpx.AsyncClient, url: str, question: str) -> float:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader, PdfWriter
 
+from bench.pdf import assemble_pdf
 from rag.loading import (
     BINARY,
     EMPTY,
@@ -73,15 +74,7 @@ def minimal_pdf(lines: list[str], *, broken_page: bool = False) -> bytes:
             page % 7,
             b"<< /Length %d /Filter /NoSuchFilter >>\nstream\n%s\nendstream" % (len(stream), stream),
         ]
-    pdf, offsets = bytearray(b"%PDF-1.4\n"), []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(pdf))
-        pdf += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(pdf)
-    pdf += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    pdf += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    pdf += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(pdf)
+    return assemble_pdf(objects)
 
 
 def encrypted(pdf: bytes, user_password: str) -> bytes:

@@ -12,6 +12,7 @@ import pytest
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from pypdf import PdfWriter
 
+from bench.pdf import assemble_pdf
 from chat.config import Settings
 from rag.embeddings import LocalEmbeddings, OpenAIEmbeddings, embedding_function_for
 from rag.ingest import ingest_paths, main
@@ -62,15 +63,7 @@ def text_pdf(text: str) -> bytes:
         b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
-    pdf, offsets = bytearray(b"%PDF-1.4\n"), []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(pdf))
-        pdf += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(pdf)
-    pdf += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    pdf += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    pdf += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(pdf)
+    return assemble_pdf(objects)
 
 
 @pytest.fixture
