@@ -73,6 +73,26 @@ def process(args: list[str], env: dict[str, str], ready_url: str, log: Path, tim
             proc.kill()
 
 
+def beside_a_relay(stack: ExitStack, work: Path, ttft_s: float, reply: str) -> tuple[str, str, subprocess.Popen]:
+    """Start the scripted model, Glassbox on it and the bare relay on it, each its own process, for
+    as long as `stack` lasts; return Glassbox's and the relay's URLs, and Glassbox's process."""
+    ports = {name: free_port() for name in ("model", "glassbox", "relay")}
+    base = f"http://127.0.0.1:{ports['model']}/v1"
+    ours, relay = f"http://127.0.0.1:{ports['glassbox']}", f"http://127.0.0.1:{ports['relay']}"
+    py = sys.executable
+    stack.enter_context(process(
+        [py, "-m", "bench.scripted_openai", "--port", str(ports["model"]), "--ttft", str(ttft_s),
+         "--interval", "0.01", "--reply", reply], {}, f"{base}/models", work / "model.log"))
+    app = stack.enter_context(process(
+        [py, "app.py"], {"OPENAI_BASE_URL": base, "OPENAI_MODEL": "scripted", "APP_STATE_DIR": str(work / "state"),
+                         "GRADIO_SERVER_PORT": str(ports["glassbox"]), "AUTH_MODE": "local"},
+        f"{ours}/api/prewarm", work / "glassbox.log"))
+    stack.enter_context(process(
+        [py, "-m", "bench.bare_relay", "--base-url", base, "--port", str(ports["relay"])], {},
+        relay, work / "relay.log"))
+    return ours, relay, app
+
+
 async def ask_ttft(client: httpx.AsyncClient, url: str, thread_id: str, index: int = 0,
                    extra: tuple[str, ...] = ()) -> float:
     """Return seconds to the first partial answer through /ask (Gradio's HTTP call API, as
@@ -170,21 +190,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     levels = [int(n) for n in args.concurrency.split(",")]
     work = Path(tempfile.mkdtemp(prefix="glassbox-load-"))
-    ports = {name: free_port() for name in ("model", "glassbox", "relay")}
-    base = f"http://127.0.0.1:{ports['model']}/v1"
-    ours_url, relay_url = f"http://127.0.0.1:{ports['glassbox']}", f"http://127.0.0.1:{ports['relay']}"
-    py = sys.executable
     with ExitStack() as stack:
-        stack.enter_context(process(
-            [py, "-m", "bench.scripted_openai", "--port", str(ports["model"]), "--ttft", "0.05",
-             "--interval", "0.01", "--reply", REPLY], {}, f"{base}/models", work / "model.log"))
-        app = stack.enter_context(process(
-            [py, "app.py"], {"OPENAI_BASE_URL": base, "OPENAI_MODEL": "scripted", "APP_STATE_DIR": str(work / "state"),
-                             "GRADIO_SERVER_PORT": str(ports["glassbox"]), "AUTH_MODE": "local"},
-            f"{ours_url}/api/prewarm", work / "glassbox.log"))
-        stack.enter_context(process(
-            [py, "-m", "bench.bare_relay", "--base-url", base, "--port", str(ports["relay"])], {},
-            relay_url, work / "relay.log"))
+        ours_url, relay_url, app = beside_a_relay(stack, work, ttft_s=0.05, reply=REPLY)
         ask_batch(ours_url, 1, "warm", OURS)  # warm both paths once
         ask_batch(relay_url, 1, "warm")
         rows = run_levels(levels, args.batches, ours_url, relay_url, app.pid if args.profile else None, work)

@@ -15,15 +15,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 
-from bench.load import OURS, ask_ttft, process
-from bench.run import free_port, percentile
+from bench.load import OURS, ask_ttft, beside_a_relay
+from bench.run import percentile
 
 TARGET_RATIO = 1.1
 PHASES = ("queue", "retrieval", "prompt", "model", "delivery")
@@ -47,22 +46,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ttft", type=float, default=0.05, help="the scripted model's time to first chunk")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="glassbox-ttft-"))
-    ports = {name: free_port() for name in ("model", "glassbox", "relay")}
-    base = f"http://127.0.0.1:{ports['model']}/v1"
-    ours, relay = f"http://127.0.0.1:{ports['glassbox']}", f"http://127.0.0.1:{ports['relay']}"
-    py = sys.executable
     with ExitStack() as stack:
-        stack.enter_context(process(
-            [py, "-m", "bench.scripted_openai", "--port", str(ports["model"]), "--ttft", str(args.ttft),
-             "--interval", "0.01", "--reply", " ".join(f"word{i}" for i in range(20))], {},
-            f"{base}/models", work / "model.log"))
-        stack.enter_context(process(
-            [py, "app.py"], {"OPENAI_BASE_URL": base, "OPENAI_MODEL": "scripted", "APP_STATE_DIR": str(work / "state"),
-                             "GRADIO_SERVER_PORT": str(ports["glassbox"]), "AUTH_MODE": "local"},
-            f"{ours}/api/prewarm", work / "glassbox.log"))
-        stack.enter_context(process(
-            [py, "-m", "bench.bare_relay", "--base-url", base, "--port", str(ports["relay"])], {},
-            relay, work / "relay.log"))
+        ours, relay, _ = beside_a_relay(stack, work, args.ttft, " ".join(f"word{i}" for i in range(20)))
         timings = asyncio.run(interleaved(ours, relay, args.rounds))
         runs = httpx.get(f"{ours}/api/runs", params={"limit": args.rounds}, timeout=30).json()["runs"]
 
