@@ -45,5 +45,8 @@ def describe_validation(errors: list[dict]) -> str:
             parts.append(f"The request body is not valid JSON ({error.get('ctx', {}).get('error', 'decode error')}).")
             continue
         where = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "body"
+        if error.get("type") == "string_unicode":  # pydantic's own words name its parser
+            parts.append(f"{where}: not valid Unicode text (it holds a lone surrogate such as \\ud800)")
+            continue
         parts.append(f"{where}: {error.get('msg', 'invalid')}")
     return "; ".join(parts) or "The request is not valid."

@@ -59,3 +59,12 @@ def test_only_who_may_see_a_run_notes_it(serve_glassbox, scripted_model) -> None
         assert theirs.post(f"{url}/api/runs/{run}/notes", json={"reviewer": "X", "label": "fail"}).status_code == 404
         assert mine.post(f"{url}/api/runs/{run}/notes", json={"reviewer": "Me", "label": "pass"}).status_code == 200
         assert theirs.get(f"{url}/api/runs/{run}/notes").status_code == 404
+
+
+def test_a_lone_surrogate_is_refused_in_our_words(serve_glassbox, scripted_model) -> None:
+    url = serve_glassbox().url
+    run = httpx.post(f"{url}/api/chat", json={"message": "Hi?"}, timeout=30).json()["run_id"]
+    refused = httpx.post(f"{url}/api/runs/{run}/notes", content=b'{"reviewer": "a\\ud800", "label": "flag"}',
+                         headers={"content-type": "application/json"})
+    assert refused.status_code == 422 and "lone surrogate" in refused.json()["detail"]
+    assert "unicode string" not in refused.json()["detail"]  # not pydantic's words
