@@ -88,7 +88,10 @@ async def test_the_local_models_call_is_traced_with_its_messages_and_why_it_ende
     assert start.messages[0]["role"] == "system" and "45 days" in start.messages[0]["content"]
     assert start.messages[-1] == {"role": "human", "content": "How long can I return a faulty item?"}
     end = next(e for e in events if e.type == "model_end")
-    assert end.finish_reason == "length" and end.output_tokens <= 3 and end.first_chunk_s is not None
+    # Cut off at 3 tokens unless the model ended sooner on its own: which, depends on what this CPU's
+    # greedy decoding produced, so the test checks that the reason agrees with the count, not the words.
+    assert end.output_tokens <= 3 and end.first_chunk_s is not None
+    assert end.finish_reason == ("length" if end.output_tokens == 3 else "stop")
     run_start, run_end = events[1], events[-1]
     assert run_start.config["provider"] == "local" and run_start.config["prompt_template"] == "one_fact"
     assert len(run_start.config["prompt_hash"]) == 12 and run_start.config["glassbox_version"]
