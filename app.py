@@ -20,6 +20,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from api.errors import install_error_handlers
+from api.evals import build_evals_api
 from api.exports import build_export_api
 from api.headers import SecurityHeaders
 from api.knowledge import build_knowledge_api
@@ -34,6 +35,8 @@ from chat.config import Settings
 from chat.logs import configure_logging, log_event
 from chat.service import AgentService
 from chat.tools import SEARCH_TOOL, TICKET_TOOL
+from evals.runner import EvalRunner
+from evals.store import EvalStore
 from metrics.recorder import RunRecorder
 from metrics.registry import AgentMetrics
 from metrics.table import RunTable
@@ -54,6 +57,7 @@ class Glassbox:
     table: RunTable
     traces: TraceStore
     access: Access
+    evals: EvalRunner
 
 
 def build_glassbox(
@@ -81,7 +85,7 @@ def build_glassbox(
         approval_timeout_s=settings.approval_timeout_s,
         default_knowledge_base=settings.knowledge_base,
     )
-    return Glassbox(settings, service, registry, table, traces, access)
+    return Glassbox(settings, service, registry, table, traces, access, EvalRunner(service, EvalStore(traces)))
 
 
 def build_demo(glassbox: Glassbox) -> gr.Blocks:
@@ -100,6 +104,7 @@ def build_app(glassbox: Glassbox) -> FastAPI:
         retention = asyncio.create_task(keep_within_retention(glassbox))
         yield
         retention.cancel()
+        await glassbox.evals.aclose()
         await glassbox.service.aclose()
         glassbox.traces.close()
 
@@ -113,6 +118,7 @@ def build_app(glassbox: Glassbox) -> FastAPI:
     app.include_router(build_export_api(glassbox.traces, glassbox.access))
     app.include_router(build_replay_api(glassbox.traces, glassbox.access))
     app.include_router(build_notes_api(glassbox.traces, glassbox.access))
+    app.include_router(build_evals_api(glassbox.evals, glassbox.access))
     app.add_middleware(VisitorCookies, access=glassbox.access)
     app.add_middleware(BodyLimit, api_bytes=settings.max_body_bytes, upload_bytes=settings.max_upload_bytes)
     app.add_middleware(SecurityHeaders)  # outermost: refusals and errors carry the headers too

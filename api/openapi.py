@@ -34,7 +34,8 @@ ERRORS = {
     401: "A bearer token is needed (AUTH_MODE=private), or the one sent is not valid.",
     403: "Only the admin may do this.",
     404: "No such thread, run or token is yours to see.",
-    409: "An answer is still streaming in this thread, or the approval was already decided, or the name is taken.",
+    409: "An answer is still streaming in this thread, or the approval was already decided, or the name is taken, "
+         "or an evaluation is running already.",
     413: "The request body is over MAX_BODY_BYTES, or the message over MAX_MESSAGE_CHARS.",
     422: "A field is missing or invalid, or the body is not JSON; `detail` says which.",
     503: "The agent is still warming up (or failed to): try again in a moment.",
@@ -311,6 +312,75 @@ class NoteList(Documented):
 class Imported(Documented):
     imported: list[str] = Field(description="The runs added, by id.")
     already_there: list[str] = Field(description="Runs the store had already (an import twice adds nothing).")
+
+
+class EvalStarted(Documented):
+    id: str
+    questions: int
+    url: str = Field(description="Where to follow it: GET /api/evals/{id}.")
+
+
+class EvalSummary(Documented):
+    total: int
+    done: int
+    passed: int
+    accuracy: float | None = Field(description="Passed of those answered so far, 0 to 1.")
+    grounding_rate: float | None = Field(description="Of the answers the check could judge, the share it found supported.")
+    ttft_p50_s: float | None
+    ttft_p95_s: float | None
+    latency_p50_s: float | None
+    latency_p95_s: float | None
+
+
+class EvalItem(Documented):
+    idx: int
+    question: str
+    expected: list[str]
+    run_id: str | None = Field(description="Its run (GET /api/runs/{id}); null until asked.")
+    passed: bool | None = Field(description="The answer contains an expected string; null until asked.")
+    answer: str | None
+    grounding: str | None
+    ttft_s: float | None
+    latency_s: float | None
+
+
+class Evaluation(Documented):
+    id: str
+    name: str
+    knowledge_base: str
+    set_name: str
+    status: str = Field(description="running, done, stopped, failed, or interrupted (by a restart).")
+    owner: str
+    config: dict[str, Any] = Field(description="The settings it ran with (model, RAG_TOP_K, ...).")
+    created_at: str
+    summary: EvalSummary
+    items: list[EvalItem]
+
+
+class EvalListed(Documented):
+    id: str
+    name: str
+    knowledge_base: str
+    status: str
+    total: int
+    done: int
+    passed: int
+    created_at: str
+
+
+class EvalList(Documented):
+    evals: list[EvalListed]
+    running: str | None = Field(description="The evaluation running now, if any (one runs at a time).")
+
+
+class EvalComparison(Documented):
+    a: dict[str, Any]
+    b: dict[str, Any]
+    figures: list[dict[str, Any]] = Field(description="accuracy, grounding_rate, TTFT and latency p50/p95: a, b, change.")
+    settings: list[dict[str, Any]] = Field(description="The settings that differ.")
+    questions: list[dict[str, Any]] = Field(description="Each question's verdict in a and in b, matched by its text.")
+    fixed: int
+    broken: int
 
 
 MODEL_FAILED = {502: {"model": ChatResult, "description": "The model failed: the partial answer, and `error`."}}

@@ -4,8 +4,8 @@
     python -m bench.quality --model    # also: the local model answers each set from its own knowledge base
     python -m bench.quality --model --show   # and print the tuning set's misjudged answers (never the held-out's)
 
-Sets: `data/eval.jsonl` over `data/kb` (the sample shop: the prompt, RAG_MIN_SCORE and the check were
-tuned on it) and `data/heldout/eval.jsonl` over `data/heldout/kb` (a bike-sharing service, written
+Sets: `data/kb/eval.jsonl` over `data/kb` (the sample shop: the prompt, RAG_MIN_SCORE and the check were
+tuned on it) and `data/heldout/kb/eval.jsonl` over `data/heldout/kb` (a bike-sharing service, written
 apart and never tuned on). Each row has a question, the strings a right answer contains, its
 source document, and a written right and wrong answer. Figures, not assertions.
 """
@@ -24,8 +24,8 @@ from rag.loading import load_text
 from rag.splitting import split_into_chunks
 
 REPO = Path(__file__).resolve().parent.parent
-SETS = {"tuning (sample shop)": (REPO / "data" / "eval.jsonl", REPO / "data" / "kb"),
-        "held-out (bike share)": (REPO / "data" / "heldout" / "eval.jsonl", REPO / "data" / "heldout" / "kb")}
+SETS = {"tuning (sample shop)": (REPO / "data" / "kb" / "eval.jsonl", REPO / "data" / "kb"),
+        "held-out (bike share)": (REPO / "data" / "heldout" / "kb" / "eval.jsonl", REPO / "data" / "heldout" / "kb")}
 
 
 def rows_of(path: Path) -> list[dict]:
@@ -62,7 +62,7 @@ async def model_answers(rows: list[dict], kb: Path, show: bool = False) -> dict[
         end = events[-1]
         checked = next((e for e in events if e.type == "grounding"), None)
         flagged = end.grounding == "unsupported"
-        right = any(s.lower() in end.answer.lower() for s in row["must_contain"])
+        right = any(s.lower() in end.answer.lower() for s in row["expected"])
         # Right, but it also states a figure found nowhere in the documents ("within 45 days ...
         # or within 7 days"): the flag is not false, and the answer is not right either.
         invented = right and flagged and not any(span.lower() in documents for span in checked.unsupported)

@@ -23,7 +23,7 @@ from pathlib import Path
 from gradio_client import Client
 
 REPO = Path(__file__).resolve().parent.parent
-EVAL_SET = REPO / "data" / "eval.jsonl"
+EVAL_SET = REPO / "data" / "kb" / "eval.jsonl"
 SCRIPTED_TTFT_S = 0.3
 
 
@@ -89,7 +89,7 @@ async def local_quality() -> dict[str, float]:
     correct, ttfts, speeds, misses = 0, [], [], []
     for index, item in enumerate(questions):
         end = [e async for e in service.stream(item["question"], f"eval-{index}")][-1]
-        if any(fact.lower() in end.answer.lower() for fact in item["must_contain"]):
+        if any(fact.lower() in end.answer.lower() for fact in item["expected"]):
             correct += 1
         else:
             misses.append(f"  missed: {item['question']} -> {end.answer[:100]!r}")

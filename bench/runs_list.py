@@ -30,7 +30,7 @@ def fill(store: TraceStore, runs: int) -> None:
     """Write `runs` finished runs in 1,000 threads, spread over the last 30 days."""
     rng = random.Random(7)
     start = datetime.now(UTC) - timedelta(days=30)
-    with store._writing() as db:  # noqa: SLF001 (a benchmark filling the store directly)
+    with store.writing() as db:  # a benchmark filling the store directly
         for thread in range(1000):
             at = (start + timedelta(minutes=thread * 40)).isoformat(timespec="milliseconds")
             db.execute("INSERT INTO threads (id, title, created_at, updated_at, owner) VALUES (?, ?, ?, ?, 'local')",

@@ -45,7 +45,7 @@ def load_components(settings: Settings) -> Components:
     from chat.models import build_chat_model
     from chat.tickets import TicketStore
     from chat.tools import build_tools
-    from rag.bases import SAMPLE, adopt_manifest, drop_copies, open_knowledge_bases
+    from rag.bases import SAMPLE, adopt_eval_set, adopt_manifest, drop_copies, open_knowledge_bases
     from rag.embeddings import embedding_function_for
     from rag.ingest import ingest_paths
 
@@ -64,6 +64,7 @@ def load_components(settings: Settings) -> Components:
         if settings.knowledge_dir is not None:
             ingest_paths(bases.open(default).kb, [settings.knowledge_dir], progress=False)
             adopt_manifest(bases, default, settings.knowledge_dir)
+            adopt_eval_set(bases, default, settings.knowledge_dir)
             bases.changed(default)
         bases.open(default)  # the default exists, if empty: a new Space starts with nothing of its own
     with _timed(timings, "chat_model"):

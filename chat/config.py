@@ -40,7 +40,7 @@ class Settings:
     # is set, else `sample`.
     knowledge_base: str = "sample"
     # RAG_MIN_SCORE: retrieved chunks scoring below this (cosine similarity) are not used; with
-    # none left, the answer says the documents don't cover the question. Tuned on data/eval.jsonl
+    # none left, the answer says the documents don't cover the question. Tuned on data/kb/eval.jsonl
     # with MiniLM: its 16 questions' best hits score 0.53 to 0.88, ten off-topic questions' 0.07 to 0.26.
     rag_min_score: float = 0.40
     # LLM_PROVIDER: "local" (SmolLM2 via llama.cpp) or "openai" (any OpenAI-compatible

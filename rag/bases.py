@@ -3,7 +3,8 @@
 The sample shop is the knowledge base `sample`; a user's documents go into their own, so
 answers about them never mix with the shop's. A knowledge base's identity (the assistant's
 name, a description, instructions and example questions) is its manifest: `manifest.json`
-beside its documents for `sample`, under `APP_STATE_DIR/knowledge/NAME/` for the others.
+beside its documents for `sample`, under `APP_STATE_DIR/knowledge/NAME/` for the others. Its own
+evaluation set (evals/sets.py), if it has one, is `eval.jsonl` in the same place.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from rag.store import KnowledgeBase, collection_name_for, model_slug, persistent
 log = logging.getLogger("glassbox.knowledge")
 
 SAMPLE = "sample"
+EVAL_SET = "eval.jsonl"
 NAME_RULE = KB_NAME_RULE[0].upper() + KB_NAME_RULE[1:]
 
 
@@ -159,7 +161,16 @@ class KnowledgeBases:
         """Return what a client sees of a knowledge base: name, manifest, sizes, fingerprint."""
         base = self._base(name)
         return {"name": name, **base.manifest.to_dict(), "chunks": base.kb.count(),
-                "documents": len(base.kb.documents()), "fingerprint": self.fingerprint(name)}
+                "documents": len(base.kb.documents()), "fingerprint": self.fingerprint(name),
+                "eval_set": self.eval_set(name) is not None}
+
+    def eval_set(self, name: str) -> str | None:
+        """The text of `name`'s own evaluation set, or None if it has none."""
+        self._base(name)
+        try:
+            return self._eval_set_path(name).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
 
     # --- changing -----------------------------------------------------------------------------
 
@@ -187,6 +198,15 @@ class KnowledgeBases:
         base = self._base(name)
         self._write_manifest(name, manifest)
         base.manifest = manifest
+
+    def set_eval_set(self, name: str, text: str) -> None:
+        """Replace `name`'s own evaluation set (checked by the caller: evals/sets.py)."""
+        self._base(name)
+        if self._manifest_folder(name) is None:
+            raise KnowledgeBaseError(f"The sample knowledge base's evaluation set lives in the repository (data/kb/{EVAL_SET}).")
+        path = self._eval_set_path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
 
     def changed(self, name: str) -> None:
         """Say that `name`'s content changed: its fingerprint is computed afresh."""
@@ -217,6 +237,10 @@ class KnowledgeBases:
 
     def _manifest_folder(self, name: str) -> Path | None:
         return None if name == SAMPLE and self._sample_manifest else self._manifests_dir / name
+
+    def _eval_set_path(self, name: str) -> Path:
+        folder = self._manifest_folder(name)
+        return self._sample_manifest.with_name(EVAL_SET) if folder is None else folder / EVAL_SET
 
     def _read_manifest(self, name: str) -> Manifest:
         path = self._sample_manifest if name == SAMPLE and self._sample_manifest else self._manifests_dir / name / "manifest.json"
@@ -284,6 +308,27 @@ def adopt_manifest(bases: KnowledgeBases, name: str, folder: Path) -> bool:
         return False
     bases.set_manifest(name, manifest)
     return True
+
+
+def adopt_eval_set(bases: KnowledgeBases, name: str, folder: Path) -> str | None:
+    """Take `folder/eval.jsonl`, if there is one and it reads, as `name`'s own evaluation set.
+
+    Return None if there was none, else what happened, in our words.
+    """
+    from evals.sets import SetRefused, read_set
+
+    path = folder / EVAL_SET
+    if not folder.is_dir() or not path.is_file():
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+        questions = read_set(text)
+    except (OSError, UnicodeDecodeError):
+        return f"{EVAL_SET} could not be read as UTF-8 text; kept the old set"
+    except SetRefused as refused:
+        return f"{EVAL_SET} was not taken: {refused}"
+    bases.set_eval_set(name, text)
+    return f"took {EVAL_SET} ({len(questions)} questions) as its evaluation set"
 
 
 def drop_copies(bases: KnowledgeBases, name: str, of: str) -> None:

@@ -11,7 +11,15 @@ from chromadb.api.types import Documents, EmbeddingFunction
 from tqdm import tqdm
 
 from chat.config import Settings, SettingsError
-from rag.bases import NAME_RULE, SAMPLE, KnowledgeBases, adopt_manifest, open_knowledge_bases, valid_name
+from rag.bases import (
+    NAME_RULE,
+    SAMPLE,
+    KnowledgeBases,
+    adopt_eval_set,
+    adopt_manifest,
+    open_knowledge_bases,
+    valid_name,
+)
 from rag.embeddings import embedding_function_for
 from rag.loading import UnreadableDocument, collect_files, iter_documents
 from rag.lock import StoreBusy
@@ -108,6 +116,9 @@ def main(
     for folder in (Path(arg) for arg in args):
         if adopt_manifest(bases, name, folder):
             print(f"Took {folder / 'manifest.json'} as the identity of {name}.")
+        said = adopt_eval_set(bases, name, folder)
+        if said:
+            print(f"{name}: {said}.")
     for path, reason in report.failures:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     print(report.summary())

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("glassbox.knowledge")
 NAME_MAX_CHARS = 200
 MANIFEST = "manifest.json"  # uploaded beside the documents: the knowledge base's identity
+EVAL_SET = "eval.jsonl"  # uploaded beside the documents: the knowledge base's own evaluation set
 MAX_FILES = 100  # in one upload
 
 
@@ -133,9 +134,11 @@ def upload_into(bases: KnowledgeBases, name: str, uploads: list[Upload], max_byt
                 on_result: Callable[[UploadResult], None] | None = None) -> dict[str, Any]:
     """Add the uploads to `name`, one writer at a time; return the per-file results (the page and the API)."""
     manifests = [upload for upload in uploads if upload.name == MANIFEST]
-    documents = [upload for upload in uploads if upload.name != MANIFEST]
+    sets = [upload for upload in uploads if upload.name == EVAL_SET]
+    documents = [upload for upload in uploads if upload.name not in (MANIFEST, EVAL_SET)]
     with bases.writer(name):
         results = [take_manifest(bases, name, upload) for upload in manifests[:1]]
+        results += [take_eval_set(bases, name, upload) for upload in sets[:1]]
         for result in results if on_result else ():
             on_result(result)
         results += add_uploads(bases.get(name), documents, max_bytes, on_result)
@@ -159,6 +162,23 @@ def take_manifest(bases: KnowledgeBases, name: str, upload: Upload) -> UploadRes
         return UploadResult(MANIFEST, False, "not a JSON object with assistant_name, description, instructions, examples")
     bases.set_manifest(name, Manifest.from_dict(data))
     return UploadResult(MANIFEST, True, "taken as who the assistant is for this knowledge base")
+
+
+def take_eval_set(bases: KnowledgeBases, name: str, upload: Upload) -> UploadResult:
+    """Take an uploaded eval.jsonl as `name`'s own evaluation set, if every line of it reads."""
+    from evals.sets import MAX_SET_BYTES, SetRefused, read_set
+
+    if upload.size > MAX_SET_BYTES:
+        return UploadResult(EVAL_SET, False, f"an evaluation set may be up to {MAX_SET_BYTES // 1_000_000} MB")
+    try:
+        text = upload.read().decode("utf-8")
+        questions = read_set(text)
+    except (OSError, UnicodeDecodeError):
+        return UploadResult(EVAL_SET, False, "not UTF-8 text; the evaluation set was kept as it was")
+    except SetRefused as refused:
+        return UploadResult(EVAL_SET, False, f"{refused} The evaluation set was kept as it was.")
+    bases.set_eval_set(name, text)
+    return UploadResult(EVAL_SET, True, f"taken as this knowledge base's evaluation set ({len(questions)} questions)")
 
 
 def remove_from(bases: KnowledgeBases, name: str, document: str) -> int:

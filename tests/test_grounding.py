@@ -14,7 +14,7 @@ from rag.splitting import split_into_chunks
 
 REPO = Path(__file__).resolve().parent.parent
 EVAL_ROWS = [
-    json.loads(line) for line in (REPO / "data" / "eval.jsonl").read_text().splitlines() if line.strip()
+    json.loads(line) for line in (REPO / "data" / "kb" / "eval.jsonl").read_text().splitlines() if line.strip()
 ]
 
 HEADPHONES = "Change of mind: Opened headphones and earbuds cannot be returned for a change of mind, for hygiene reasons."
@@ -493,7 +493,7 @@ def test_a_typical_answer_is_checked_in_well_under_five_milliseconds() -> None:
     assert (time.perf_counter() - started) / 50 < 0.005
 
 
-# --- The tuning set: data/eval.jsonl ----------------------------------------------------------------------
+# --- The tuning set: data/kb/eval.jsonl ----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("row", EVAL_ROWS, ids=[row["question"] for row in EVAL_ROWS])

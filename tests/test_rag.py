@@ -284,15 +284,15 @@ def real_kb(tmp_path_factory: pytest.TempPathFactory) -> KnowledgeBase:
 
 
 def test_every_eval_question_retrieves_its_answer_first(real_kb: KnowledgeBase) -> None:
-    rows = [json.loads(line) for line in (REPO / "data" / "eval.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (REPO / "data" / "kb" / "eval.jsonl").read_text().splitlines()]
     assert len(rows) == 16
     assert any(
-        r["question"] == "How long can I return a faulty item?" and "45" in r["must_contain"] for r in rows
+        r["question"] == "How long can I return a faulty item?" and "45" in r["expected"] for r in rows
     )
     misses = []
     for row in rows:
         top = real_kb.search(row["question"], k=1)[0]
-        has_answer = any(s.lower() in top.text.lower() for s in row["must_contain"])
+        has_answer = any(s.lower() in top.text.lower() for s in row["expected"])
         if top.source != row["source"] or not has_answer:
             misses.append(f"{row['question']} -> {top.source}: {top.text}")
     assert not misses, "\n".join(misses)

@@ -88,6 +88,33 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX notes_by_run ON notes(run_id, id);
     CREATE INDEX notes_by_label ON notes(label, run_id);
     """,
+    # 6: evaluation runs: a set of questions asked against a knowledge base, each question a run in a
+    # thread of its own (kept out of the conversation list), with its expected answers and verdict.
+    """
+    CREATE TABLE evals (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        name TEXT NOT NULL,
+        knowledge_base TEXT NOT NULL,
+        set_name TEXT NOT NULL,
+        status TEXT NOT NULL,
+        config TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX evals_by_owner ON evals(owner, created_at);
+    CREATE TABLE eval_items (
+        eval_id TEXT NOT NULL REFERENCES evals(id),
+        idx INTEGER NOT NULL,
+        question TEXT NOT NULL,
+        expected TEXT NOT NULL,
+        thread_id TEXT NOT NULL,
+        run_id TEXT,
+        passed INTEGER,
+        PRIMARY KEY (eval_id, idx)
+    );
+    ALTER TABLE threads ADD COLUMN eval_id TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -77,7 +77,7 @@ class TraceStore:
         Return the knowledge base the thread answers from, or None if the caller may not post to it.
         """
         now = self.now()
-        with self._writing() as db:
+        with self.writing() as db:
             db.execute(
                 "INSERT OR IGNORE INTO threads (id, title, created_at, updated_at, owner, knowledge_base) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
@@ -96,9 +96,9 @@ class TraceStore:
                      only: list[str] | None = None, include_deleted: bool = False) -> list[dict[str, Any]]:
         """Return the caller's threads (an admin's: all), most recently active first; `only` these ids."""
         among = "" if only is None else f"AND id IN ({','.join('?' * len(only))})"
-        with self._reading() as db:
+        with self.reading() as db:
             rows = db.execute(
-                f"SELECT * FROM threads WHERE (? OR owner = ?) AND (? OR deleted = 0) {among} "
+                f"SELECT * FROM threads WHERE (? OR owner = ?) AND (? OR deleted = 0) AND eval_id IS NULL {among} "
                 "ORDER BY updated_at DESC, rowid DESC LIMIT ? OFFSET ?",
                 (caller.is_admin, caller.owner, include_deleted, *(only or []), limit, offset),
             ).fetchall()
@@ -106,7 +106,7 @@ class TraceStore:
 
     def get_thread(self, caller: Caller, thread_id: str) -> dict[str, Any] | None:
         """Return a thread the caller may see and that is not deleted, or None."""
-        with self._reading() as db:
+        with self.reading() as db:
             row = db.execute("SELECT * FROM threads WHERE id = ? AND deleted = 0 AND (? OR owner = ?)",
                              (thread_id, caller.is_admin, caller.owner)).fetchone()
         return _thread(row) if row else None
@@ -123,7 +123,7 @@ class TraceStore:
 
     def rename_thread(self, caller: Caller, thread_id: str, title: str) -> bool:
         """Give a thread a new title; return whether the caller has such a thread."""
-        with self._writing() as db:
+        with self.writing() as db:
             cursor = db.execute("UPDATE threads SET title = ? WHERE id = ? AND deleted = 0 AND (? OR owner = ?)",
                                 (make_title(title), thread_id, caller.is_admin, caller.owner))
         return cursor.rowcount > 0
@@ -133,7 +133,7 @@ class TraceStore:
         if self.get_thread(caller, thread_id) is None:
             return False
         self.flush()  # so no queued event of this thread lands after a hard delete
-        with self._writing() as db:
+        with self.writing() as db:
             if not hard:
                 return db.execute("UPDATE threads SET deleted = 1 WHERE id = ? AND deleted = 0",
                                   (thread_id,)).rowcount > 0
@@ -148,7 +148,7 @@ class TraceStore:
     def find_runs(self, caller: Caller, query: RunQuery) -> list[dict[str, Any]]:
         """Return the caller's runs that match `query`, in its order, one page of it."""
         where, args = query.where()
-        with self._reading() as db:
+        with self.reading() as db:
             rows = db.execute(
                 "SELECT runs.*, (SELECT count(*) FROM notes WHERE notes.run_id = runs.id) AS notes "
                 "FROM runs LEFT JOIN threads ON threads.id = runs.thread_id "
@@ -165,7 +165,7 @@ class TraceStore:
             return None
         note = (run_id, span_id, event_seq, clean_text(reviewer)[:80], label, clean_text(text)[:4000], caller.owner,
                 self.now())
-        with self._writing() as db:
+        with self.writing() as db:
             cursor = db.execute("INSERT INTO notes (run_id, span_id, event_seq, reviewer, label, text, owner, "
                                 "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", note)
             row = db.execute("SELECT * FROM notes WHERE id = ?", (cursor.lastrowid,)).fetchone()
@@ -175,7 +175,7 @@ class TraceStore:
         """Return a run's notes, oldest first, if the caller may see the run; else None."""
         if self.get_run(caller, run_id) is None:
             return None
-        with self._reading() as db:
+        with self.reading() as db:
             return [dict(row) for row in db.execute("SELECT * FROM notes WHERE run_id = ? ORDER BY id", (run_id,))]
 
     def import_runs(self, caller: Caller, runs: list[ImportedRun], origin: str) -> tuple[list[str], list[str]]:
@@ -186,7 +186,7 @@ class TraceStore:
         another owner has is given a new one, so an import never joins someone else's conversation.
         """
         imported, already = [], []
-        with self._writing() as db:
+        with self.writing() as db:
             for run in runs:
                 events = run.events
                 run_id, thread_id = events[0].run_id, events[0].thread_id
@@ -214,7 +214,7 @@ class TraceStore:
 
     def get_run(self, caller: Caller, run_id: str) -> dict[str, Any] | None:
         """Return a run the caller may see, with its ordered events, or None."""
-        with self._reading() as db:
+        with self.reading() as db:
             row = db.execute(
                 "SELECT runs.* FROM runs LEFT JOIN threads ON threads.id = runs.thread_id "
                 "WHERE runs.id = ? AND (? OR threads.owner = ?)", (run_id, caller.is_admin, caller.owner)).fetchone()
@@ -244,7 +244,7 @@ class TraceStore:
             return []
         finished = f"status NOT IN {UNFINISHED}"
         self.flush()
-        with self._writing() as db:
+        with self.writing() as db:
             old: set[str] = set()
             if max_age_days:
                 cutoff = (datetime.now(UTC) - timedelta(days=max_age_days)).isoformat(timespec="milliseconds")
@@ -296,12 +296,14 @@ class TraceStore:
         return db
 
     @contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """A connection to read with (evals/store.py shares the file)."""
         with closing(self._connect()) as db:
             yield db
 
     @contextmanager
-    def _writing(self) -> Iterator[sqlite3.Connection]:
+    def writing(self) -> Iterator[sqlite3.Connection]:
+        """A transaction, taking turns with the event writer."""
         with self._write_lock, closing(self._connect()) as db, db:
             yield db
 
