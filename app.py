@@ -40,6 +40,7 @@ from evals.store import EvalStore
 from metrics.recorder import RunRecorder
 from metrics.registry import AgentMetrics
 from metrics.table import RunTable
+from traces.live_otlp import LiveExport, live_export_from_env
 from traces.store import RunQuery, TraceStore
 from traces.tokens import TokenStore
 from ui.ask import add_ask_api
@@ -58,6 +59,7 @@ class Glassbox:
     traces: TraceStore
     access: Access
     evals: EvalRunner
+    live_export: LiveExport | None = None  # spans to an OTLP collector, when OTEL_EXPORTER_OTLP_ENDPOINT is set
 
 
 def build_glassbox(
@@ -72,6 +74,7 @@ def build_glassbox(
     access = Access(settings.auth_mode, TokenStore(traces.path, traces.now), browser_secret(settings.state_dir),
                     settings.admin_token, settings.space_owner)
     table.restore(traces.find_runs(ADMIN, RunQuery(limit=settings.metrics_window)))  # the charts survive a restart
+    live_export = live_export_from_env(os.environ)
     recorder = RunRecorder(AgentMetrics(registry, tools=(SEARCH_TOOL, TICKET_TOOL)), table)
     service = AgentService(
         lambda: load(settings),
@@ -79,13 +82,14 @@ def build_glassbox(
         recursion_limit=settings.recursion_limit,
         timeout_s=settings.model_timeout_s,
         max_message_chars=settings.max_message_chars,
-        listeners=[recorder.record, traces.record, log_event],
+        listeners=[recorder.record, traces.record, log_event, *([live_export.record] if live_export else [])],
         persisted=lambda run_id: asyncio.to_thread(traces.flush, run_id),
         claim=traces.claim_thread,
         approval_timeout_s=settings.approval_timeout_s,
         default_knowledge_base=settings.knowledge_base,
     )
-    return Glassbox(settings, service, registry, table, traces, access, EvalRunner(service, EvalStore(traces)))
+    return Glassbox(settings, service, registry, table, traces, access, EvalRunner(service, EvalStore(traces)),
+                    live_export)
 
 
 def build_demo(glassbox: Glassbox) -> gr.Blocks:
@@ -107,6 +111,8 @@ def build_app(glassbox: Glassbox) -> FastAPI:
         await glassbox.evals.aclose()
         await glassbox.service.aclose()
         glassbox.traces.close()
+        if glassbox.live_export:  # sends what is waiting; gives up after ~2 s if the collector hangs
+            await asyncio.to_thread(glassbox.live_export.close)
 
     app = FastAPI(title="Glassbox", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Watch an AI agent think: chat over SSE, threads, runs and their events.")

@@ -325,7 +325,7 @@ class EvalSummary(Documented):
     done: int
     passed: int
     accuracy: float | None = Field(description="Passed of those answered so far, 0 to 1.")
-    grounding_rate: float | None = Field(description="Of the answers the check could judge, the share it found supported.")
+    grounding_rate: float | None = Field(description="Of the answers the check could judge, the share it found grounded.")
     ttft_p50_s: float | None
     ttft_p95_s: float | None
     latency_p50_s: float | None

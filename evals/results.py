@@ -21,17 +21,17 @@ def percentile(values: list[float], share: float) -> float | None:
 def summarize(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Accuracy, grounding rate and TTFT / latency p50 and p95 over the questions answered so far.
 
-    Grounding rate: of the answers the check could judge, the share it found supported.
+    Grounding rate: of the answers the check could judge (grounded or unsupported), the share it found grounded.
     """
     done = [item for item in items if item.get("passed") is not None]
-    judged = [item for item in done if item.get("grounding") in ("supported", "unsupported")]
+    judged = [item for item in done if item.get("grounding") in ("grounded", "unsupported")]
     ttft = [item["ttft_s"] for item in done if item.get("ttft_s") is not None]
     latency = [item["latency_s"] for item in done if item.get("latency_s") is not None]
     passed = sum(1 for item in done if item["passed"])
     return {
         "total": len(items), "done": len(done), "passed": passed,
         "accuracy": passed / len(done) if done else None,
-        "grounding_rate": (sum(1 for item in judged if item["grounding"] == "supported") / len(judged)
+        "grounding_rate": (sum(1 for item in judged if item["grounding"] == "grounded") / len(judged)
                            if judged else None),
         "ttft_p50_s": percentile(ttft, 0.5), "ttft_p95_s": percentile(ttft, 0.95),
         "latency_p50_s": percentile(latency, 0.5), "latency_p95_s": percentile(latency, 0.95),

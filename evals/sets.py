@@ -2,8 +2,8 @@
 
     {"question": "How long can I return a faulty item?", "expected": ["45 days", "forty-five days"]}
 
-`expected` is a string or a list of strings, any one of which a right answer contains (case and
-spacing aside). Other keys are ignored (data/kb/eval.jsonl, the sample's own set, also keeps a source
+`expected` is a string or a list of strings, any one of which a right answer contains as whole
+words (case and spacing aside). Other keys are ignored (data/kb/eval.jsonl, the sample's own set, also keeps a source
 document and a written right and wrong answer for bench/quality.py).
 """
 
@@ -82,6 +82,9 @@ def _normal(text: str) -> str:
 
 
 def passes(answer: str, expected: tuple[str, ...] | list[str]) -> bool:
-    """Return whether the answer contains any of the expected strings, case and spacing aside."""
+    """Return whether the answer contains any of the expected strings as whole words, case and spacing aside.
+
+    Whole words: "no" is not found in "knowledge", nor "45" in "450".
+    """
     said = _normal(answer)
-    return any(_normal(e) in said for e in expected if e.strip())
+    return any(re.search(rf"(?<!\w){re.escape(_normal(e))}(?!\w)", said) for e in expected if e.strip())

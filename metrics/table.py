@@ -84,6 +84,12 @@ class RunTable:
         return pd.DataFrame(records, columns=list(COLUMNS)).astype(COLUMNS)
 
 
+def frame_with(frame: pd.DataFrame, row: RunRow) -> pd.DataFrame:
+    """Return `frame` with `row` appended (a replayed run, drawn but never recorded)."""
+    extra = pd.DataFrame([_record(row)], columns=list(COLUMNS)).astype(COLUMNS)
+    return pd.concat([frame, extra], ignore_index=True) if len(frame) else extra
+
+
 def _record(row: RunRow) -> tuple[object, ...]:
     """Return `row` as a tuple in `COLUMNS` order; times to the millisecond, as a tooltip shows them."""
     per_s = row.tokens_per_s

@@ -116,6 +116,13 @@ class FakeKnowledgeBase:
         return ranked[:k]
 
 
+@pytest.fixture(autouse=True)
+def no_collector_of_the_developers(monkeypatch) -> None:
+    """A shell's OTEL_EXPORTER_OTLP_ENDPOINT must not send every test's runs to a collector."""
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def scripted_model() -> ScriptedChatModel:
     return ScriptedChatModel()

@@ -343,3 +343,77 @@ def test_a_range_selected_on_a_chart_opens_its_run(serve_glassbox, scripted_mode
     page.mouse.up()
     page.wait_for_selector("#gb-trace-summary :text('How long can I return a faulty item?')", timeout=15_000)
     assert page.locator("#gb-waterfall svg .gb-span").count() >= 5
+
+
+def test_a_three_question_evaluation_runs_from_the_page(serve_glassbox, scripted_model, browser_page, tmp_path):
+    scripted_model.replies = [Reply(tokens=["Within 45 days."]), Reply(tokens=["It is $5.99."]),
+                              Reply(tokens=["No, we don't."])]
+    rows = [{"question": "How long can I return a faulty item?", "expected": ["45 days"]},
+            {"question": "How much is standard shipping?", "expected": "$4.99"},
+            {"question": "Do you ship to Mexico?", "expected": "no"}]
+    questions = tmp_path / "three.jsonl"
+    questions.write_text("\n".join(json.dumps(row) for row in rows))
+    page = browser_page
+    page.goto(serve_glassbox().url)
+    page.wait_for_selector("#gb-status:has-text('ready')", timeout=20_000)
+    page.get_by_role("tab", name="Evaluations").click()
+    page.get_by_label("A JSONL file").check()
+    page.set_input_files("#gb-evals-file input[type=file]", str(questions))
+    page.wait_for_selector("#gb-evals-file :text('three.jsonl')", timeout=10_000)
+    page.fill("#gb-evals-name textarea, #gb-evals-name input", "three")
+    page.click("#gb-evals-start")
+    page.wait_for_selector("#gb-evals-figures :text('done')", timeout=30_000)  # progress, then the verdicts
+    assert "3 of 3 asked, 2 passed" in page.inner_text("#gb-evals-figures")
+    verdicts = page.inner_text("#gb-evals-questions")
+    assert verdicts.count("pass") == 2 and verdicts.count("fail") == 1 and "It is $5.99." in verdicts
+    links = page.locator("#gb-evals-questions a[href*='?run=']")
+    assert len({links.nth(i).get_attribute("href") for i in range(links.count())}) == 3  # each question a run
+    assert "three" in page.inner_text("#gb-evals") and "67%" in page.inner_text("#gb-evals")
+
+
+def test_a_run_exported_from_one_glassbox_imports_and_replays_in_another(serve_glassbox, scripted_model,
+                                                                         browser_page, tmp_path):
+    import httpx
+
+    from app import build_app, build_glassbox
+    from bench.serving import BackgroundServer
+    from chat.config import Settings
+
+    scripted_model.replies = [Reply(tokens=["Within ", "45 days."], delay_s=0.05)]
+    page = browser_page
+    page.goto(serve_glassbox().url)
+    page.wait_for_selector("#gb-status:has-text('ready')", timeout=20_000)
+    page.fill("#gb-input textarea", "How long can I return a faulty item?")
+    page.click("#gb-send")
+    page.wait_for_selector("#gb-chat a[href*='?run=']", timeout=15_000)
+    run_id = page.locator("#gb-chat a[href*='?run=']").first.get_attribute("href").split("?run=")[1]
+    page.goto(page.url.split("?")[0] + f"?run={run_id}")
+    page.wait_for_selector("#gb-trace-summary :text('How long can I return')", timeout=20_000)
+    with page.expect_download() as downloading:
+        page.click("#gb-trace-download")
+
+    elsewhere = build_glassbox(Settings(state_dir=tmp_path / "elsewhere"), lambda _s: None)
+    with BackgroundServer(build_app(elsewhere)) as other:
+        page.goto(other.url)
+        page.get_by_role("tab", name="Traces").click()
+        for expected in ("Imported 1 run", "were here already"):  # the same file twice: one copy
+            with page.expect_file_chooser() as choosing:
+                page.click("#gb-runs-import")
+            choosing.value.set_files(downloading.value.path())
+            page.wait_for_selector(f"text={expected}", timeout=10_000)
+        page.wait_for_function("document.querySelector('#gb-runs').innerText.includes('(imported)')", timeout=10_000)
+        page.goto(f"{other.url}/?run={run_id}")
+        page.wait_for_selector("#gb-trace-summary :text('How long can I return')", timeout=20_000)
+        page.get_by_text("Replay this run").click()
+        page.locator("#gb-replay-speed").get_by_text("instant").click()
+        page.click("#gb-replay-button")
+        page.wait_for_selector("#gb-replay-chat :text('45 days.')", timeout=10_000)
+        assert "run_end" in page.inner_text("#gb-replay-panel")
+
+        page.click("#gb-replay-in-chat")  # the Chat tab: its chat, panel and charts, labelled, counted nowhere
+        page.wait_for_selector("#gb-chat :text('45 days.')", timeout=10_000)
+        page.wait_for_function("document.querySelector('#gb-panel').innerText.includes('run_end')", timeout=10_000)
+        assert "Replay" in page.inner_text("#gb-chat")
+        page.wait_for_selector("#gb-ttft-plot canvas, #gb-ttft-plot svg", timeout=10_000)
+        assert "agent_requests_total 0.0" in httpx.get(f"{other.url}/metrics").text or \
+            "agent_requests_total" not in httpx.get(f"{other.url}/metrics").text

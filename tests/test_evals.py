@@ -53,12 +53,14 @@ def test_an_answer_passes_when_it_contains_an_expected_string_case_and_spacing_a
     assert passes("Within forty-five days", ("45 days", "Forty-Five days"))
     assert not passes("Within 30 days.", ("45 days",))
     assert not passes("", ("45 days",))
+    assert passes("It costs $4.99.", ("4.99",)) and passes("No.", ("no",))
+    assert not passes("The knowledge base doesn't say.", ("no",)) and not passes("Within 450 days", ("45",))
 
 
 def test_figures_are_over_the_questions_answered_so_far() -> None:
-    items = [{"passed": True, "grounding": "supported", "ttft_s": 0.1, "latency_s": 1.0},
+    items = [{"passed": True, "grounding": "grounded", "ttft_s": 0.1, "latency_s": 1.0},
              {"passed": False, "grounding": "unsupported", "ttft_s": 0.3, "latency_s": 3.0},
-             {"passed": True, "grounding": "not_checked", "ttft_s": 0.2, "latency_s": 2.0},
+             {"passed": True, "grounding": "no_sources", "ttft_s": 0.2, "latency_s": 2.0},
              {"passed": None}]
     figures = summarize(items)
     assert (figures["total"], figures["done"], figures["passed"]) == (4, 3, 2)

@@ -209,3 +209,19 @@ def test_a_point_selected_on_a_chart_names_its_run():
     assert run_in(table, [at + 60, at + 120]) == "r-late"  # beside a point: the nearest
     assert run_in(RunTable(3), [at, at + 1]) is None
     assert run_in(table, "nonsense") is None and run_in(table, ["x", "y"]) is None
+
+
+def test_a_replayed_run_is_drawn_beside_the_recorded_ones_but_not_recorded() -> None:
+    from datetime import datetime
+
+    from chat.events import RunEnded
+    from metrics.table import RunRow, RunTable
+    from ui.replay import charts_with_replay
+
+    table = RunTable(10)
+    table.add(RunRow(datetime(2026, 1, 1, 12), 0.2, 1.0, 5, 0, "completed", "first?", "r1"))
+    ended = RunEnded(run_id="r2", thread_id="t", at=0.0, status="completed", answer="Yes.", latency_s=2.0, ttft_s=0.4)
+    drawn = charts_with_replay(table.frame(), ended, "again?")
+    assert list(drawn["run"]) == ["r1", "r2"] and list(drawn["ttft_s"]) == [0.2, 0.4]
+    assert drawn["question"].iloc[-1] == "⏯ replay: again?" and len(table) == 1 and table.runs_recorded == 1
+    assert list(charts_with_replay(RunTable(10).frame(), ended, "q")["run"]) == ["r2"]

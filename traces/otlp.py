@@ -61,22 +61,36 @@ def run_to_otlp(events: list[Event], notes: list[dict[str, Any]] = ()) -> dict[s
 
 def _span(span: Span, trace_id: str, events: list[Event], notes: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "traceId": trace_id, "spanId": span.span_id, "name": _name(span),
+        "traceId": trace_id, "spanId": span.span_id, "name": span_name(span),
         "kind": SPAN_KIND_CLIENT if span.kind == "model" else SPAN_KIND_INTERNAL,
         "startTimeUnixNano": str(span.start_ns), "endTimeUnixNano": str(span.end_ns),
-        "attributes": _attributes(_semantic(span, events)),
+        "attributes": _attributes(span_attributes(span, events)),
         "events": [{"timeUnixNano": str(at_ns), "name": event.type,
-                    "attributes": _attributes({"glassbox.event": json.dumps(event.to_dict(), default=str,
-                                                                            ensure_ascii=False)})}
+                    "attributes": _attributes({"glassbox.event": event_json(event)})}
                    for at_ns, event in span.events] + [
             {"timeUnixNano": str(_note_ns(note, span)), "name": "note",
              "attributes": _attributes({"glassbox.note": json.dumps(note, ensure_ascii=False)})} for note in notes],
-        "status": {"code": STATUS_ERROR, "message": str(span.attributes.get("error") or span.status)}
-        if span.status == "error" else {"code": STATUS_OK},
+        "status": {"code": STATUS_ERROR, "message": error} if (error := span_error(span)) is not None
+        else {"code": STATUS_OK},
     }
     if span.parent_span_id:
         out["parentSpanId"] = span.parent_span_id
     return out
+
+
+def span_attributes(span: Span, events: list[Event]) -> dict[str, Any]:
+    """Return the span's attributes as every exporter sends them (the file and live OTLP), unset ones left out."""
+    return {key: value for key, value in _semantic(span, events).items() if value is not None}
+
+
+def span_error(span: Span) -> str | None:
+    """Return the status message of a span that failed; None if it did not (a cancelled span is not an error)."""
+    return str(span.attributes.get("error") or span.status) if span.status == "error" else None
+
+
+def event_json(event: Event) -> str:
+    """Return an event as it travels inside a span event (`glassbox.event`), for an import to read back."""
+    return json.dumps(event.to_dict(), default=str, ensure_ascii=False)
 
 
 def _semantic(span: Span, events: list[Event]) -> dict[str, Any]:
@@ -144,7 +158,8 @@ def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, default=str, ensure_ascii=False)
 
 
-def _name(span: Span) -> str:
+def span_name(span: Span) -> str:
+    """Return the span's OpenTelemetry name: GenAI's `{operation} {name}` for tools and model calls."""
     return {"run": "glassbox.run", "node": f"node {span.name}", "tool": f"execute_tool {span.name}",
             "model": f"chat {span.name}"}[span.kind]
 

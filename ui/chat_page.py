@@ -9,6 +9,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import gradio as gr
@@ -35,6 +36,18 @@ CSS = """
 .gb-run_end td { font-weight: 600; }
 .gb-empty { color: var(--body-text-color-subdued); padding: 1em; }
 """
+
+
+@dataclass(frozen=True)
+class ChatViews:
+    """The Chat tab's parts another tab writes to: a replay plays into them, a chart point opens a run."""
+
+    chatbot: gr.Chatbot
+    panel: gr.HTML
+    level: gr.Radio
+    thread_id: gr.State
+    run_events: gr.State
+    charts: tuple[gr.LinePlot, gr.LinePlot]
 
 
 def run_of_answer(history: list, index: object) -> str | None:
@@ -64,10 +77,10 @@ async def run_turn(service: AgentService, message: str, thread_id: str, caller: 
 
 
 def add_chat_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor: gr.BrowserState,
-                 sidebar: gr.Sidebar) -> tuple[gr.LinePlot, gr.LinePlot]:
+                 sidebar: gr.Sidebar) -> ChatViews:
     """Build the Chat tab and its handlers inside the page being built; its conversation list
     goes into the page's `sidebar` (a sidebar must sit at the top of the page, not in a tab).
-    Returns its two charts, whose points open their runs in the Traces tab (ui/page.py)."""
+    Returns the parts the Traces tab writes to (ui/page.py)."""
     settings, service, traces, access = glassbox.settings, glassbox.service, glassbox.traces, glassbox.access
 
     def page_caller(visitor: str, profile: gr.OAuthProfile | None) -> Caller:
@@ -307,4 +320,4 @@ def add_chat_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor: gr.B
     tab.select(offer_knowledge_bases, knowledge, knowledge, show_progress="hidden", **private)
     demo.load(known_visitor, visitor, visitor, **private).then(
         show_conversations, [browser_threads, thread_id, visitor], listing, **private)
-    return ttft_plot, latency_plot
+    return ChatViews(chatbot, panel, level, thread_id, run_events, (ttft_plot, latency_plot))

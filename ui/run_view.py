@@ -50,7 +50,7 @@ def comparison_markdown(ids: list[str], result: dict[str, Any]) -> str:
     return "\n\n".join(lines)
 
 def table(headers: list[str], rows: list[list[Any]]) -> str:
-    cell = lambda value: "–" if value is None else inert(str(value)).replace("|", "\\|")[:120]  # noqa: E731
+    cell = lambda value: "–" if value is None else inert(" ".join(str(value).split())).replace("|", "\\|")[:120]  # noqa: E731
     return "\n".join(["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
                      + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows])
 

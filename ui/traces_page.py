@@ -11,6 +11,7 @@ import os
 import re
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,23 +21,23 @@ from chat.config import ID_PATTERN
 from chat.spans import span_tree
 from traces.compare import compare_runs
 from traces.otlp import ImportRefused, import_origin, otlp_lines, runs_from_otlp
-from traces.replay import SPEEDS, paced
 from traces.store import RunQuery
 from ui.observability import run_in
-from ui.render import TurnView, inert, panel_html
+from ui.render import inert, panel_html
+from ui.replay import REPLAY_SPEEDS, charts_with_replay, replay_frames
 from ui.run_view import comparison_markdown, first_token_ns, ms, run_summary, span_json, when
 from ui.visitors import caller_of
 from ui.waterfall import waterfall_svg
 
 if TYPE_CHECKING:
     from app import Glassbox
+    from ui.chat_page import ChatViews
 
 CSS = """
 #gb-waterfall svg { max-width: 100%; height: auto; }
 """
 PAGE = 25
 EXPORT_MAX = 500  # runs in one "Export these runs" file
-REPLAY_SPEEDS = {"1×": "1", "5×": "5", "instant": "instant"}
 ANY = "any"
 STATES = [ANY, "completed", "failed", "cancelled", "interrupted", "in_progress", "awaiting_approval", "queued"]
 ORDERS = {"newest first": "newest", "oldest first": "oldest", "slowest TTFT first": "slowest_ttft",
@@ -49,9 +50,9 @@ RUN_ID = re.compile(ID_PATTERN)
 
 
 def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Tabs, visitor: gr.BrowserState,
-                   charts: tuple[gr.LinePlot, ...] = ()) -> None:
+                   chat: ChatViews) -> None:
     """Build the Traces tab and its handlers inside the page being built; a point selected on one
-    of `charts` (the Chat tab's) opens its run here."""
+    of the Chat tab's charts opens its run here, and a run replays into that tab's chat."""
     traces, access = glassbox.traces, glassbox.access
 
     def find(status: str, text: str, knowledge: str, min_ttft: float | None, order: str, noted: str, offset: int,
@@ -137,25 +138,39 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
         imported, already = traces.import_runs(caller, runs, import_origin())
         gr.Info(f"Imported {len(imported)} run(s)" + (f"; {len(already)} were here already." if already else "."))
 
-    async def replay(run_id: str, speed: str, visitor: str, profile: gr.OAuthProfile | None = None):
-        """Play the open run back into a chat and a panel, as it happened; no model is called."""
-        caller = caller_of(access, visitor, profile)
+    def replayable(run_id: str, visitor: str, profile: gr.OAuthProfile | None) -> list:
         run_id = (run_id or "").strip()
-        events = traces.run_events(caller, run_id) if RUN_ID.match(run_id) else []
+        events = traces.run_events(caller_of(access, visitor, profile), run_id) if RUN_ID.match(run_id) else []
         if not events:
             gr.Warning("Open a run of yours first.")
+        return events
+
+    async def replay(run_id: str, speed: str, visitor: str, profile: gr.OAuthProfile | None = None):
+        """Play the open run back into the run view's chat and panel, as it happened."""
+        events = replayable(run_id, visitor, profile)
+        async for frame in replay_frames(run_id.strip(), events, speed) if events else _nothing():
+            yield frame.messages, frame.panel
+
+    def to_chat(run_id: str, visitor: str, profile: gr.OAuthProfile | None = None):
+        """The Chat tab, for a replay of a run this caller may see."""
+        return gr.Tabs(selected="chat") if replayable(run_id, visitor, profile) else gr.skip()
+
+    async def replay_in_chat(run_id: str, speed: str, level: str, visitor: str, profile: gr.OAuthProfile | None = None):
+        """Play the open run back in the Chat tab: its chat, its panel and, once it ends, its charts.
+
+        The chat starts a new conversation afterwards: a replay is not one to continue.
+        """
+        events = traces.run_events(caller_of(access, visitor, profile), run_id.strip()) if RUN_ID.match(
+            (run_id or "").strip()) else []
+        if not events:
             return
-        first = events[0]
-        opening = [gr.ChatMessage(role="assistant", content=f"⏯ **Replay** of run `{run_id[:8]}`, "
-                                  f"at {speed}: no model is called, nothing is stored.")]
-        question = [gr.ChatMessage(role="user", content=inert(getattr(first, "message", "")))]
-        view, last = TurnView(), 0.0
-        async for event in paced(events, SPEEDS[REPLAY_SPEEDS[speed]]):
-            view.add(event)
-            if event.type != "token" or time.monotonic() - last >= 0.05:  # a frame at most every 50 ms
-                last = time.monotonic()
-                yield opening + question + view.messages(), panel_html(view.events, "full trace")
-        yield opening + question + view.messages(), panel_html(view.events, "full trace")
+        yield uuid.uuid4().hex, [], panel_html([], level), [], gr.skip(), gr.skip()
+        async for frame in replay_frames(run_id.strip(), events, speed, level):
+            charts = (gr.skip(),) * 2
+            if frame.ended is not None:
+                drawn = charts_with_replay(glassbox.table.frame(), frame.ended, getattr(events[0], "message", ""))
+                charts = (drawn, drawn)
+            yield gr.skip(), frame.messages, frame.panel, frame.events, *charts
 
     def show_notes(run_id: str, visitor: str, profile: gr.OAuthProfile | None = None) -> str:
         notes = traces.notes(caller_of(access, visitor, profile), (run_id or "").strip()) if RUN_ID.match(
@@ -244,7 +259,9 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
     with gr.Accordion("Replay this run", open=False, elem_id="gb-replay"):
         with gr.Row(equal_height=True):
             speed = gr.Radio(list(REPLAY_SPEEDS), value="1×", label="Speed", elem_id="gb-replay-speed", scale=3)
-            replay_button = gr.Button("Replay", elem_id="gb-replay-button", scale=0, min_width=100)
+            replay_button = gr.Button("Replay here", elem_id="gb-replay-button", scale=0, min_width=120)
+            replay_chat_button = gr.Button("Replay in the Chat tab", elem_id="gb-replay-in-chat", scale=0,
+                                           min_width=190)
         with gr.Row(equal_height=False):
             replay_chat = gr.Chatbot(label="Replay (as it happened)", height=360, layout="bubble",
                                      elem_id="gb-replay-chat", scale=3)
@@ -265,6 +282,9 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
                       [notes_list, note_text], **private)
     replay_button.click(replay, [run_box, speed, visitor], [replay_chat, replay_panel], concurrency_limit=None,
                         **private)
+    replay_chat_button.click(to_chat, [run_box, visitor], tabs, **private).then(
+        replay_in_chat, [run_box, speed, chat.level, visitor],
+        [chat.thread_id, chat.chatbot, chat.panel, chat.run_events, *chat.charts], concurrency_limit=None, **private)
     import_button.upload(import_file, [import_button, visitor], None, **private).then(
         search, [*filters, visitor], listed, **private)
     for trigger in (search_button.click, text.submit, tab.select):
@@ -288,10 +308,15 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
             return gr.skip(), gr.skip()
         return gr.Tabs(selected="traces"), run_id
 
-    for chart in charts:
+    for chart in chat.charts:
         chart.select(from_chart, None, [tabs, run_box], **private).then(open_run, [run_box, visitor], viewed,
                                                                          **private).then(
             show_notes, [run_box, visitor], notes_list, **private)
+
+
+async def _nothing():
+    return
+    yield
 
 
 def _query(status: str, text: str, knowledge: str, min_ttft: float | None, order: str, noted: str, offset: int,
