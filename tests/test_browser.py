@@ -63,9 +63,9 @@ def test_a_message_streams_into_the_chat_with_its_trace_and_charts(serve_glassbo
     # The observability timer redraws the charts and counters from the new run.
     page.wait_for_selector("#gb-counters :text('Requests 1')", timeout=10_000)
     page.wait_for_function(
-        # A path with no stroke is an invisible line: it must have both.
-        "[...document.querySelectorAll('#gb-ttft-plot svg .mark-line path')]"
-        ".some(p => p.getAttribute('d') && p.getAttribute('stroke'))",
+        # A point with no fill or stroke is invisible: it must have a shape and a colour.
+        "[...document.querySelectorAll('#gb-ttft-plot svg .mark-symbol path')]"
+        ".some(p => p.getAttribute('d') && (p.getAttribute('fill') || p.getAttribute('stroke')))",
         timeout=10_000,
     )
 
@@ -142,7 +142,12 @@ def test_conversations_are_listed_reopened_renamed_and_survive_a_restart(serve_g
     page.fill("#gb-title textarea, #gb-title input", "Returns")
     page.click("#gb-rename")
     page.wait_for_selector("#gb-conversations label:has-text('Returns ·')", timeout=10_000)
+    page.click("#gb-delete")  # asks first
+    page.click("#gb-delete-no")
+    page.wait_for_selector("#gb-delete-confirm", state="hidden", timeout=10_000)
+    assert "Returns" in page.inner_text("#gb-conversations")
     page.click("#gb-delete")
+    page.click("#gb-delete-yes")
     page.wait_for_function(
         "!document.querySelector('#gb-conversations').innerText.includes('Returns')", timeout=10_000)
     assert "Second question" in page.inner_text("#gb-conversations")
@@ -417,3 +422,68 @@ def test_a_run_exported_from_one_glassbox_imports_and_replays_in_another(serve_g
         page.wait_for_selector("#gb-ttft-plot canvas, #gb-ttft-plot svg", timeout=10_000)
         assert "agent_requests_total 0.0" in httpx.get(f"{other.url}/metrics").text or \
             "agent_requests_total" not in httpx.get(f"{other.url}/metrics").text
+
+
+def overflowing(page) -> list[str]:
+    """Visible elements that reach past the viewport's right edge (a scroll container's content excepted)."""
+    return page.evaluate("""() => {
+      const wide = [];
+      const clipped = el => { for (let p = el.parentElement; p; p = p.parentElement) {
+        const o = getComputedStyle(p).overflowX; if (o === 'auto' || o === 'scroll' || o === 'hidden') return true; }
+        return false; };
+      for (const el of document.querySelectorAll('#gb-tab-chat *')) {
+        const r = el.getBoundingClientRect();
+        if (r.width && r.height && r.right > window.innerWidth + 1 && !clipped(el))
+          wide.push((el.id || el.className || el.tagName).toString().slice(0, 60));
+      }
+      return wide;
+    }""")
+
+
+def test_on_a_phone_everything_is_reachable_and_nothing_is_cut_off(serve_glassbox, scripted_model, browser_page):
+    scripted_model.replies = [Reply(tokens=[f"word{i} " for i in range(30)], delay_s=0.1)]
+    page = browser_page
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(serve_glassbox().url)
+    page.wait_for_selector("#gb-status:has-text('ready')", timeout=20_000)
+    page.wait_for_timeout(500)
+    assert not page.locator("#gb-sidebar").evaluate("e => e.classList.contains('open')")  # starts closed
+    assert page.is_disabled("#gb-stop")  # nothing to stop yet
+    page.fill("#gb-input textarea", "How long can I return a faulty item?")
+    page.click("#gb-send")  # reachable: a click fails on a covered button
+    page.wait_for_selector("#gb-chat :text('word3')", timeout=15_000)
+    assert page.is_enabled("#gb-stop")
+    page.click("text=the agent's steps")
+    page.wait_for_selector("#gb-panel :text('token')", timeout=10_000)
+    assert page.locator("#gb-panel").is_visible()
+    page.wait_for_selector("#gb-panel :text('run_end')", timeout=15_000)
+    page.wait_for_function("document.querySelector('#gb-stop').disabled", timeout=10_000)  # streamed: off again
+    page.wait_for_selector("#gb-targets :text('TTFT p90')", timeout=10_000)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert overflowing(page) == []
+    os.makedirs("tests/artifacts", exist_ok=True)
+    page.screenshot(path="tests/artifacts/phone.png", full_page=True)
+
+
+def test_honest_controls_a_busy_note_and_a_stop_before_any_answer(serve_glassbox, scripted_model, browser_page):
+    scripted_model.replies = [Reply(tokens=["Within ", "45 ", "days."], delay_s=0.6),
+                              Reply(tokens=["late"], delay_s=3.0)]
+    page = browser_page
+    page.goto(serve_glassbox().url)
+    page.wait_for_selector("#gb-status:has-text('ready')", timeout=20_000)
+    page.fill("#gb-input textarea", "How long can I return a faulty item?")
+    page.click("#gb-send")
+    page.wait_for_selector("#gb-chat :text('Within')", timeout=15_000)
+    page.fill("#gb-input textarea", "And opened headphones?")  # sent while the answer streams
+    page.click("#gb-send")
+    page.wait_for_selector("text=still streaming here", timeout=10_000)
+    assert page.input_value("#gb-input textarea") == "And opened headphones?"  # nothing lost
+    page.wait_for_selector("#gb-panel :text('run_end')", timeout=15_000)
+
+    page.click("#gb-new")
+    page.fill("#gb-input textarea", "Will this be slow?")
+    page.click("#gb-send")
+    page.wait_for_function("!document.querySelector('#gb-stop').disabled", timeout=10_000)
+    page.click("#gb-stop")  # before the first token
+    page.wait_for_selector("#gb-chat :text('before any answer came')", timeout=10_000)
+    assert "partial" not in page.inner_text("#gb-chat")

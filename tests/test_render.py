@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from chat.events import (
     Cancelled,
     ErrorOccurred,
@@ -16,7 +18,8 @@ from chat.events import (
     ToolStarted,
 )
 from rag.types import Hit
-from ui.render import TurnView, inert, panel_html, panel_rows, transcript
+from ui.panel import panel_html, panel_rows
+from ui.render import TurnView, inert, transcript
 
 IDS = {"run_id": "r1", "thread_id": "t1"}
 HIT = Hit("returns.md", "abc123", 0.71, "Faulty items can be returned within 45 days.")
@@ -88,16 +91,17 @@ def test_errors_and_stops_are_visible_notes_after_the_partial_answer():
 def test_panel_merges_streamed_text_and_times_from_run_start():
     rows = panel_rows(run_events(), "full trace")
 
-    assert [kind for _, kind, _ in rows] == [
+    assert [row.kind for row in rows] == [
         "run_queued", "run_start", "node_start", "tool_start", "retrieval", "tool_end", "reasoning ×2", "token ×2", "run_end"
     ]
-    assert rows[4][2].startswith("1 hit(s)") and "returns.md 0.71" in rows[4][2]
-    assert rows[7] == (rows[7][0], "token ×2", "Within 45 days.")
-    assert abs(rows[-1][0] - 0.5) < 1e-9 and "TTFT 0.20 s" in rows[-1][2]
+    assert rows[4].detail.startswith("searched the knowledge base: 1 hit, returns.md 0.71")
+    assert (rows[7].kind, rows[7].detail, rows[7].raw) == ("token ×2", "Within 45 days.", "")
+    assert abs(rows[-1].offset - 0.5) < 1e-9 and "TTFT 0.20 s" in rows[-1].detail
+    assert json.loads(rows[4].raw)["type"] == "retrieval"  # the raw payload, one click away
 
 
 def test_answer_only_level_shows_the_answer_and_the_outcome():
-    kinds = [kind for _, kind, _ in panel_rows(run_events(), "answer only")]
+    kinds = [row.kind for row in panel_rows(run_events(), "answer only")]
     assert kinds == ["run_queued", "token ×2", "run_end"]
 
 
@@ -105,6 +109,14 @@ def test_panel_html_escapes_what_the_model_wrote():
     events = [RunStarted(**IDS, at=0, message="hi", model="m"), Token(**IDS, at=1, text="<script>x</script>")]
     html = panel_html(events, "full trace")
     assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_a_long_answer_folds_behind_an_ellipsis_at_a_word_and_keeps_all_its_text():
+    words = [Token(**IDS, at=1 + i, text=f"word{i} ") for i in range(100)]
+    html = panel_html([RunStarted(**IDS, at=0, message="hi", model="m"), *words], "full trace")
+    summary = html.split("<details><summary>")[1].split("…</summary>")[0]
+    assert summary.startswith("word0 word1") and "word99" in html
+    assert "".join(t.text for t in words).startswith(summary + " ")  # cut between words, never inside one
 
 
 HTML_IMAGE = '<img src="http://127.0.0.1:9/html-img">'

@@ -19,16 +19,53 @@ from chat.service import AgentService, MessageRefused, NotYours, ThreadBusy, Wro
 from metrics.counters import counters_markdown
 from ui.conversations import choices, remember, reopen
 from ui.observability import ObservabilityFeed, status_markdown
-from ui.render import LEVELS, RUN_LINK, TurnView, inert, panel_html
+from ui.panel import LEVELS, panel_html
+from ui.render import RUN_LINK, TurnView, inert
 from ui.visitors import caller_of
 
 if TYPE_CHECKING:
     from app import Glassbox
 
 UI_FRAME_S = 0.05  # while tokens stream, redraw the page at most this often
+INTRO = ("Ask a question about the documents. The answer streams into the chat; beside it (below it, on a "
+         "phone), every step the agent takes appears as it happens: searching the documents, calling a tool, "
+         "the model writing. Further down: how fast the answers came.")
+GLOSSARY = """
+- **Run**: one question and everything the agent did to answer it. Each answer ends with a link to its run.
+- **Retrieval**: searching the knowledge base's documents for the passages that answer the question.
+- **Tool call**: the agent using a tool, such as that search, or making a support ticket (which waits for your approval).
+- **TTFT, time to first token**: how long until the first words of the answer appeared.
+- **Latency**: how long the whole answer took, from sending the question to its last word.
+- **p50, p90, p95**: half, 90% or 95% of answers were at least this fast.
+- **met / missed**: whether that figure is within the target set for this app (TTFT p90 under 1 s, latency p95 under 2 s).
+- **Grounded**: the answer's facts were found in the documents it cites; *not supported* means check it.
+"""
+# Stay at the newest event while a run streams, unless the visitor scrolled up to read.
+FOLLOW_THE_RUN = """() => {
+  if (!window.gbFollow) {
+    window.gbFollow = true;
+    document.addEventListener('scroll', (e) => {
+      const el = e.target;
+      if (el && el.classList && el.classList.contains('gb-panel'))
+        window.gbFollow = el.scrollTop + el.clientHeight >= el.scrollHeight - 24;
+    }, true);
+  }
+  const el = document.querySelector('#gb-panel .gb-panel');
+  if (el && window.gbFollow) el.scrollTop = el.scrollHeight;
+}"""
+SECTIONS = "Jump to: [the chat](#gb-chat) · [the agent's steps](#gb-panel) · [how fast](#gb-observability)"
 WATCH_LIFETIME_S = 60.0  # a page's observability watcher ends after this; the page's timer starts the next
 CSS = """
-.gb-panel { max-height: 540px; overflow-y: auto; font-size: 0.85em; }
+.gb-panel { max-height: min(70vh, 640px); overflow-y: auto; font-size: 0.85em; }
+.gb-panel td:nth-child(2) { white-space: nowrap; }
+.gb-panel td:nth-child(3) { overflow-wrap: anywhere; }
+.gb-panel details.gb-raw summary { color: var(--body-text-color-subdued); font-size: 0.85em; cursor: pointer; }
+.gb-panel pre { white-space: pre-wrap; font-size: 0.85em; margin: 2px 0; }
+#gb-sections { display: none; }
+@media (max-width: 767px) {
+  #gb-sections { display: block; position: sticky; top: 0; z-index: 5; background: var(--background-fill-primary); }
+  .gb-panel { max-height: 45vh; }
+}
 .gb-panel table { width: 100%; border-collapse: collapse; }
 .gb-panel td, .gb-panel th { padding: 2px 6px; border-bottom: 1px solid var(--border-color-primary); vertical-align: top; }
 .gb-panel td:first-child { white-space: nowrap; color: var(--body-text-color-subdued); font-variant-numeric: tabular-nums; }
@@ -47,7 +84,7 @@ class ChatViews:
     level: gr.Radio
     thread_id: gr.State
     run_events: gr.State
-    charts: tuple[gr.LinePlot, gr.LinePlot]
+    charts: tuple[gr.ScatterPlot, gr.ScatterPlot]
 
 
 def run_of_answer(history: list, index: object) -> str | None:
@@ -138,19 +175,25 @@ def add_chat_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor: gr.B
     async def respond(message: str, history: list, thread_id: str, level: str, visitor: str,
                       knowledge: str, profile: gr.OAuthProfile | None = None):
         """Stream one turn into the chat and the panel; refuse bad input without losing it."""
+        nothing = (gr.skip(),) * 6
         try:
             service.check(message or "")
         except MessageRefused as refused:  # the text stays in the box: nothing is lost
             gr.Warning(f"{refused} Your text is still in the box.")
-            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            yield nothing
             return
         if not visitor and settings.auth_mode != "local" and profile is None:
             gr.Warning("The page is still starting; send again in a moment. Your text is still in the box.")
-            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            yield nothing
+            return
+        if service.is_busy(thread_id):
+            gr.Warning("An answer is still streaming here: wait for it, or press Stop. Your text is still in the box.")
+            yield nothing
             return
         history = [*history, gr.ChatMessage(role="user", content=inert(message))]
         waiting = [gr.ChatMessage(role="assistant", content="⏳ Warming up: your question will be answered as soon as the model is ready.")]
-        yield "", history + (waiting if service.status == "warming up" else []), panel_html([], level), [], gr.skip()
+        yield ("", history + (waiting if service.status == "warming up" else []), panel_html([], level), [], gr.skip(),
+               gr.update(interactive=True))
         last_frame = 0.0
         async for view in run_turn(service, message, thread_id, page_caller(visitor, profile), knowledge or None):
             latest = view.events[-1] if view.events else None
@@ -159,7 +202,8 @@ def add_chat_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor: gr.B
             if latest is None or latest.type != "token" or time.monotonic() - last_frame >= UI_FRAME_S:
                 last_frame = time.monotonic()
                 asking = gr.update(visible=view.pending_approval is not None)
-                yield gr.skip(), history + view.messages(), panel_html(view.events, level), view.events, asking
+                yield gr.skip(), history + view.messages(), panel_html(view.events, level), view.events, asking, gr.skip()
+        yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.update(interactive=False)
 
     async def stop(thread_id: str) -> None:  # async: runs on the event loop, where the run's task lives
         service.cancel(thread_id)
@@ -242,15 +286,25 @@ def add_chat_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor: gr.B
     with sidebar:
         if settings.hf_oauth:  # a Space with hf_oauth: true; signed in, the Space's owner is admin
             gr.LoginButton(elem_id="gb-login")
-        conversations = gr.Radio([], label="Your conversations", elem_id="gb-conversations")
+        conversations = gr.Radio([], label="Your conversations", elem_id="gb-conversations",
+                                 info="Your questions are kept here as conversations: pick one to reopen it.")
         title_box = gr.Textbox(placeholder="A new title for this conversation", show_label=False,
                                max_length=200, elem_id="gb-title")
         with gr.Row():
             rename_button = gr.Button("Rename", size="sm", elem_id="gb-rename")
             delete_button = gr.Button("Delete", size="sm", variant="stop", elem_id="gb-delete")
+        with gr.Group(visible=False, elem_id="gb-delete-confirm") as confirm_delete:
+            gr.Markdown("Delete this conversation? It leaves your list for good.")
+            with gr.Row():
+                delete_yes = gr.Button("Delete it", size="sm", variant="stop", elem_id="gb-delete-yes")
+                delete_no = gr.Button("Keep it", size="sm", elem_id="gb-delete-no")
     with gr.Row(equal_height=False):
         gr.Markdown("## Glassbox · watch the agent think")
         status = gr.Markdown(status_markdown(service), elem_id="gb-status")
+    gr.Markdown(INTRO, elem_id="gb-intro")
+    with gr.Accordion("What the words on this page mean", open=False, elem_id="gb-glossary"):
+        gr.Markdown(GLOSSARY)
+    gr.Markdown(SECTIONS, elem_id="gb-sections")
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             knowledge = gr.Dropdown([settings.knowledge_base], value=settings.knowledge_base,
@@ -266,33 +320,37 @@ def add_chat_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor: gr.B
                 approve_button = gr.Button("Approve", variant="primary", elem_id="gb-approve")
                 reject_button = gr.Button("Reject", variant="stop", elem_id="gb-reject")
             with gr.Row():
-                stop_button = gr.Button("Stop", variant="stop", elem_id="gb-stop")
+                stop_button = gr.Button("Stop", variant="stop", elem_id="gb-stop", interactive=False)
                 new_button = gr.Button("New conversation", elem_id="gb-new")
         with gr.Column(scale=2):
             level = gr.Radio(list(LEVELS), value="full trace", label="Event level", elem_id="gb-level")
             panel = gr.HTML(panel_html([], "full trace"), elem_id="gb-panel")
     with gr.Accordion("Observability", open=True, elem_id="gb-observability"):
         with gr.Row():
-            ttft_plot = gr.LinePlot(x="time", y="ttft_s", title="Time to first token (s)",
-                                    tooltip=["question", "ttft_s", "run"],
-                                    height=220, y_lim=[0, None], x_axis_format="%H:%M:%S",
-                                    elem_id="gb-ttft-plot")
-            latency_plot = gr.LinePlot(x="time", y="latency_s", title="Latency, end to end (s)",
-                                       tooltip=["question", "latency_s", "run"],
-                                       height=220, y_lim=[0, None],
-                                       x_axis_format="%H:%M:%S", elem_id="gb-latency-plot")
-        with gr.Row():
-            counters = gr.Markdown(counters_markdown(glassbox.registry), elem_id="gb-counters")
-            target_table = gr.Dataframe(label="Percentiles of completed runs vs targets",
-                                        interactive=False, elem_id="gb-targets")
+            # A point per answer, not a line: runs are separate events, and a line through them
+            # implied values between runs. Completed runs only, as in the percentiles.
+            ttft_plot = gr.ScatterPlot(x="time", y="ttft_s", title="Time to first token, per answer",
+                                       x_title="time", y_title="seconds", tooltip=["question", "ttft_s", "run"],
+                                       height=220, y_lim=[0, None], x_axis_format="%H:%M:%S",
+                                       elem_id="gb-ttft-plot")
+            latency_plot = gr.ScatterPlot(x="time", y="latency_s", title="Latency, end to end, per answer",
+                                          x_title="time", y_title="seconds", tooltip=["question", "latency_s", "run"],
+                                          height=220, y_lim=[0, None], x_axis_format="%H:%M:%S",
+                                          elem_id="gb-latency-plot")
+        with gr.Row():  # side by side on a desktop, one above the other on a phone
+            with gr.Column(min_width=300):
+                counters = gr.Markdown(counters_markdown(glassbox.registry), elem_id="gb-counters")
+            with gr.Column(min_width=300):
+                target_table = gr.Markdown(elem_id="gb-targets")
     timer = gr.Timer(WATCH_LIFETIME_S + 1)  # starts the next watcher as the last one ends
 
     private = {"api_visibility": "private"}
     turn = [box, chatbot, thread_id, level, visitor, knowledge]
-    outputs = [box, chatbot, panel, run_events, approval_row]
+    outputs = [box, chatbot, panel, run_events, approval_row, stop_button]
     listing = [browser_threads, conversations]
     for trigger in (box.submit, send.click):
-        trigger(respond, turn, outputs, concurrency_limit=None, **private).then(
+        # "multiple": a message sent while an answer streams reaches respond, which says so (the default drops it).
+        trigger(respond, turn, outputs, concurrency_limit=None, trigger_mode="multiple", **private).then(
             show_conversations_after_turn, [browser_threads, thread_id, visitor], listing, **private)
     stop_button.click(stop, [thread_id], None, queue=False, **private)
     approve_button.click(approve, [thread_id], approval_row, queue=False, **private)
@@ -309,8 +367,12 @@ def add_chat_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor: gr.B
         show_conversations_after_turn, [browser_threads, thread_id, visitor], listing, **private)
     rename_button.click(rename_conversation, [title_box, thread_id, browser_threads, visitor],
                         [title_box, *listing], **private)
-    delete_button.click(delete_conversation, [thread_id, browser_threads, level, visitor],
-                        [thread_id, chatbot, panel, run_events, browser_threads, conversations], **private)
+    delete_button.click(lambda: gr.update(visible=True), None, confirm_delete, **private)
+    delete_no.click(lambda: gr.update(visible=False), None, confirm_delete, **private)
+    delete_yes.click(lambda: gr.update(visible=False), None, confirm_delete, **private).then(
+        delete_conversation, [thread_id, browser_threads, level, visitor],
+        [thread_id, chatbot, panel, run_events, browser_threads, conversations], **private)
+    panel.change(None, None, None, js=FOLLOW_THE_RUN, **private)
     level.change(lambda events, lvl: panel_html(events, lvl), [run_events, level], panel, **private)
     figures = [status, ttft_plot, latency_plot, counters, target_table, charts_drawn]
     # One long-lived watcher per page sends only changes (ObservabilityFeed.watch); no concurrency limit.

@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import gradio as gr
+import pandas as pd
 from prometheus_client import CollectorRegistry
 
 from chat.service import AgentService
 from metrics.counters import counters_markdown
 from metrics.summary import summary, targets
 from metrics.table import RunTable
+from ui.run_view import table as table_markdown
 
 
 def status_markdown(service: AgentService) -> str:
@@ -58,8 +60,8 @@ class ObservabilityFeed:
         if version == drawn:
             return self._badge, gr.skip(), gr.skip(), self._counters, gr.skip(), version
         if self._charts[0] != version:
-            frame = self.table.frame()
-            self._charts = (version, frame, targets(summary(frame[frame["status"] == "completed"])))
+            frame = charted(self.table)
+            self._charts = (version, frame, targets_markdown(targets(summary(frame))))
         _, frame, table = self._charts
         return self._badge, frame, frame, self._counters, table, version
 
@@ -80,6 +82,19 @@ class ObservabilityFeed:
             if self.clock() >= deadline:
                 return
             await asyncio.sleep(self.interval_s)
+
+
+def charted(table: RunTable) -> pd.DataFrame:
+    """The runs the charts draw: completed ones, as the percentiles count (a stopped or failed run has
+    no TTFT to draw, and a gap in a chart read as a fault)."""
+    frame = table.frame()
+    return frame[frame["status"] == "completed"].reset_index(drop=True)
+
+
+def targets_markdown(figures: pd.DataFrame) -> str:
+    """The percentiles against their targets, as a small table that wraps on a phone."""
+    return ("**Percentiles of completed runs vs targets**\n\n"
+            + table_markdown(["figure", "value", "target", "status"], figures.values.tolist()))
 
 
 def run_in(table: RunTable, selected: Any) -> str | None:
@@ -103,8 +118,6 @@ def run_in(table: RunTable, selected: Any) -> str | None:
 
 
 def _as_time(value: Any) -> Any:
-    import pandas as pd
-
     if isinstance(value, (int, float)):  # Gradio sends the frame's times as seconds since the epoch
         return pd.Timestamp(value, unit="s")
     return pd.Timestamp(value).tz_localize(None) if pd.Timestamp(value).tzinfo else pd.Timestamp(value)

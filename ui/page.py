@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from app import Glassbox
 
 CLOSE_SIDEBAR_ON_A_PHONE = """() => {
-  if (window.innerWidth < 700) {
+  if (window.innerWidth < 768) {
     const sidebar = document.querySelector('#gb-sidebar');
     if (sidebar && sidebar.classList.contains('open')) sidebar.querySelector('.toggle-button')?.click();
   }

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from html import escape
 from typing import Literal
 
 import gradio as gr
@@ -21,26 +20,14 @@ from chat.events import (
     ErrorOccurred,
     Event,
     GroundingChecked,
-    ModelCallEnded,
-    ModelCallStarted,
-    NodeEnded,
-    NodeStarted,
     ReasoningChunk,
     RetrievalHits,
     RunEnded,
-    RunQueued,
-    RunStarted,
     Token,
     ToolEnded,
     ToolStarted,
 )
 
-Level = Literal["answer only", "full trace"]
-LEVELS: tuple[Level, ...] = ("answer only", "full trace")
-# Events the "answer only" level shows: the reference designs' token-only level plus the
-# run's outcome, so a demo still sees how long the answer took and whether it failed.
-ANSWER_ONLY = (RunQueued, Token, ApprovalRequired, ApprovalDecided, ErrorOccurred, Cancelled, GroundingChecked,
-               RunEnded)
 BADGES = {"grounded": "✅ grounded in the documents", "unsupported": "⚠️ not supported by the documents",
           "no_sources": "ℹ️ no sources"}
 # The run link every answer ends with (TurnView), read back to know which run an answer was.
@@ -91,7 +78,8 @@ class TurnView:
         elif isinstance(event, ErrorOccurred):
             self.note(f"⚠️ **Error:** {event.message}")
         elif isinstance(event, Cancelled):
-            self.note("⏹ **Stopped.** The answer above is partial.")
+            self.note("⏹ **Stopped.** The answer above is partial." if self.answer.strip()
+                      else "⏹ **Stopped** before any answer came.")
         elif isinstance(event, GroundingChecked):
             self.grounding = event
         elif isinstance(event, RunEnded):
@@ -221,78 +209,3 @@ def _hits_markdown(event: RetrievalHits) -> str:
         return "**Hits** none"
     rows = [f"- `{hit.source}` · score {hit.score:.2f} · `{hit.chunk_id}` — {hit.text}" for hit in event.hits]
     return "**Hits**\n" + "\n".join(rows)
-
-
-def panel_rows(events: list[Event], level: Level) -> list[tuple[float, str, str]]:
-    """Return (seconds since run start, event type, detail) rows; streamed text is merged."""
-    if not events:
-        return []
-    start = events[0].at
-    rows: list[tuple[float, str, str]] = []
-    for event in events:
-        if level == "answer only" and not isinstance(event, ANSWER_ONLY):
-            continue
-        if isinstance(event, (Token, ReasoningChunk)) and rows and rows[-1][1].startswith(event.type):
-            _, label, text = rows[-1]
-            count = int(label.split("×")[1]) + 1 if "×" in label else 2
-            rows[-1] = (rows[-1][0], f"{event.type} ×{count}", text + event.text)
-            continue
-        rows.append((event.at - start, event.type, _detail(event)))
-    return rows
-
-
-def _detail(event: Event) -> str:
-    if isinstance(event, (Token, ReasoningChunk)):
-        return event.text
-    if isinstance(event, RunQueued):
-        return f"“{event.message[:80]}”"
-    if isinstance(event, RunStarted):
-        return event.model + (f" · knowledge base {event.knowledge_base}" if event.knowledge_base else "")
-    if isinstance(event, (NodeStarted, NodeEnded)):
-        took = f" · {event.duration_s * 1000:.0f} ms" if isinstance(event, NodeEnded) else ""
-        return event.node + took
-    if isinstance(event, ToolStarted):
-        return f"{event.tool} {json.dumps(event.input, ensure_ascii=False)[:120]}"
-    if isinstance(event, ToolEnded):
-        outcome = f"error: {event.error}" if event.error else event.output[:120]
-        return f"{event.tool} · {event.duration_s * 1000:.0f} ms · {outcome}"
-    if isinstance(event, RetrievalHits):
-        best = ", ".join(f"{h.source} {h.score:.2f}" for h in event.hits[:3]) or "no hits"
-        return f"{len(event.hits)} hit(s) for “{event.query[:60]}”: {best}"
-    if isinstance(event, ApprovalRequired):
-        return f"{event.tool} waits for approval: {json.dumps(event.input, ensure_ascii=False)[:120]}"
-    if isinstance(event, ApprovalDecided):
-        verdict = "approved" if event.approved else "rejected"
-        return f"{event.tool} {verdict} by {event.by} after {event.waited_s:.1f} s" + (f": {event.reason}" if event.reason else "")
-    if isinstance(event, ModelCallStarted):
-        return f"{event.model} · {len(event.messages)} message(s) sent"
-    if isinstance(event, ModelCallEnded):
-        first = "–" if event.first_chunk_s is None else f"{event.first_chunk_s * 1000:.0f} ms"
-        return (f"{event.finish_reason} · first chunk {first} · {event.duration_s * 1000:.0f} ms · "
-                f"{event.input_tokens} in, {event.output_tokens} out")
-    if isinstance(event, ErrorOccurred):
-        return f"{event.kind}: {event.message}"
-    if isinstance(event, GroundingChecked):
-        spans = "; ".join(event.unsupported[:5])
-        return event.verdict + (f": {spans}" if spans else "")
-    if isinstance(event, Cancelled):
-        return event.reason
-    if isinstance(event, RunEnded):
-        ttft = "–" if event.ttft_s is None else f"{event.ttft_s:.2f} s"
-        cited = f" · {len(event.citations)} citation(s)" if event.citations else ""
-        return (f"{event.status} · TTFT {ttft} · latency {event.latency_s:.2f} s · "
-                f"{event.output_tokens} tokens · {event.tool_calls} tool call(s){cited}")
-    return ""
-
-
-def panel_html(events: list[Event], level: Level) -> str:
-    """Return the side panel's table of events as HTML."""
-    rows = panel_rows(events, level)
-    if not rows:
-        return '<div class="gb-panel gb-empty">Events of the current run appear here.</div>'
-    body = "".join(
-        f'<tr class="gb-{escape(kind.split(" ")[0])}"><td>+{offset:.3f}s</td>'
-        f"<td>{escape(kind)}</td><td>{escape(detail[-400:])}</td></tr>"
-        for offset, kind, detail in rows
-    )
-    return f'<div class="gb-panel"><table><thead><tr><th>t</th><th>event</th><th>detail</th></tr></thead><tbody>{body}</tbody></table></div>'

@@ -15,7 +15,8 @@ import pandas as pd
 from chat.events import Event, RunEnded
 from metrics.table import RunRow, frame_with
 from traces.replay import SPEEDS, paced
-from ui.render import TurnView, inert, panel_html
+from ui.panel import panel_html
+from ui.render import TurnView, inert
 
 REPLAY_SPEEDS = {"1×": "1", "5×": "5", "instant": "instant"}
 FRAME_S = 0.05  # tokens are drawn at most this often, as in a live answer

@@ -22,8 +22,9 @@ from chat.spans import span_tree
 from traces.compare import compare_runs
 from traces.otlp import ImportRefused, import_origin, otlp_lines, runs_from_otlp
 from traces.store import RunQuery
-from ui.observability import run_in
-from ui.render import inert, panel_html
+from ui.observability import charted, run_in
+from ui.panel import panel_html
+from ui.render import inert
 from ui.replay import REPLAY_SPEEDS, charts_with_replay, replay_frames
 from ui.run_view import comparison_markdown, first_token_ns, ms, run_summary, span_json, when
 from ui.visitors import caller_of
@@ -168,7 +169,7 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
         async for frame in replay_frames(run_id.strip(), events, speed, level):
             charts = (gr.skip(),) * 2
             if frame.ended is not None:
-                drawn = charts_with_replay(glassbox.table.frame(), frame.ended, getattr(events[0], "message", ""))
+                drawn = charts_with_replay(charted(glassbox.table), frame.ended, getattr(events[0], "message", ""))
                 charts = (drawn, drawn)
             yield gr.skip(), frame.messages, frame.panel, frame.events, *charts
 
