@@ -45,7 +45,7 @@ StreamedType = Literal[
 
 class ChatRequest(BaseModel):
     # The service refuses a blank message (422) and one over MAX_MESSAGE_CHARS (413) in its own words.
-    message: str = Field(description="The user's message: not blank, at most MAX_MESSAGE_CHARS (4,000).",
+    message: str = Field(description="The user's message: not blank, at most MAX_MESSAGE_CHARS characters (4,000 by default).",
                          examples=["How long can I return a faulty item?"], json_schema_extra={"pattern": r"\S"})
     thread_id: str | None = Field(None, pattern=ID_PATTERN,
                                   description="Continue this thread; omit to start a new one.")

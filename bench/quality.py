@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from chat.grounding import check_grounding
+from evals.sets import passes
 from rag.loading import load_text
 from rag.splitting import split_into_chunks
 
@@ -62,7 +63,7 @@ async def model_answers(rows: list[dict], kb: Path, show: bool = False) -> dict[
         end = events[-1]
         checked = next((e for e in events if e.type == "grounding"), None)
         flagged = end.grounding == "unsupported"
-        right = any(s.lower() in end.answer.lower() for s in row["expected"])
+        right = passes(end.answer, row["expected"])  # the evaluation runs' own verdict (evals/sets.py)
         # Right, but it also states a figure found nowhere in the documents ("within 45 days ...
         # or within 7 days"): the flag is not false, and the answer is not right either.
         invented = right and flagged and not any(span.lower() in documents for span in checked.unsupported)

@@ -80,6 +80,7 @@ async def local_quality() -> dict[str, float]:
     from chat.components import load_components
     from chat.config import Settings
     from chat.service import AgentService
+    from evals.sets import passes
 
     settings = Settings(state_dir=Path(tempfile.mkdtemp(prefix="glassbox-bench-")), llm_provider="local")
     components = load_components(settings)
@@ -89,7 +90,7 @@ async def local_quality() -> dict[str, float]:
     correct, ttfts, speeds, misses = 0, [], [], []
     for index, item in enumerate(questions):
         end = [e async for e in service.stream(item["question"], f"eval-{index}")][-1]
-        if any(fact.lower() in end.answer.lower() for fact in item["expected"]):
+        if passes(end.answer, item["expected"]):  # the evaluation runs' own verdict (evals/sets.py)
             correct += 1
         else:
             misses.append(f"  missed: {item['question']} -> {end.answer[:100]!r}")

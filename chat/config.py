@@ -17,6 +17,16 @@ ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 # (A dash is always followed by another character; the length, at most 40, is checked apart.)
 KB_NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9_]|-[a-z0-9_])*$"
 KB_NAME_MAX = 40
+# The local model's context (LOCAL_N_CTX tokens) holds the system prompt, the message and the answer
+# (MAX_ANSWER_TOKENS). For LLM_PROVIDER=local, MAX_MESSAGE_CHARS must leave a message of ordinary prose
+# room beside the other two, so a message the chat accepts is one the model can read: the default is
+# lowered to fit, and a larger explicit value is refused at start-up (local_message_chars).
+# LOCAL_PROMPT_TOKENS is kept for the system prompt: about 80 tokens with the sample shop's one fact.
+LOCAL_PROMPT_TOKENS = 256
+# SmolLM2's tokenizer reads English prose, Markdown and Python at 3.6 to 3.7 characters a token
+# (measured on data/kb, README.md, chat/stream.py); 3 leaves a margin. Denser text (other scripts,
+# digits, symbols) can still overflow: chat.local_model refuses it saying how long it may be.
+LOCAL_CHARS_PER_TOKEN = 3
 KB_NAME_RULE = ("a knowledge base's name is 1 to 40 lowercase letters, digits, - or _, starting with a letter "
                 "or digit, with no two dashes in a row")
 
@@ -63,7 +73,8 @@ class Settings:
     # RAG_TOP_K: chunks given to the model. Default 1 for the small local model
     # (measured: one sentence-sized hit answers best), 4 for OpenAI-compatible models.
     rag_top_k: int = 1
-    # MAX_MESSAGE_CHARS: longest message accepted; longer ones are refused on the server.
+    # MAX_MESSAGE_CHARS: longest message accepted; longer ones are refused on the server. With the local
+    # model, at most what its context holds (local_message_chars): 4,000 with the defaults.
     max_message_chars: int = 4000
     # AGENT_RECURSION_LIMIT: LangGraph super-steps per run before the run is stopped.
     recursion_limit: int = 12
@@ -137,6 +148,8 @@ class Settings:
         if env.get("KNOWLEDGE_DIR") and knowledge_base == "sample":
             raise SettingsError("KNOWLEDGE_BASE=sample holds the sample shop; give your documents a knowledge base "
                                 "of their own, e.g. KNOWLEDGE_BASE=docs.")
+        n_ctx = _int(env, "LOCAL_N_CTX", cls.local_n_ctx)
+        answer_tokens = _int(env, "MAX_ANSWER_TOKENS", cls.max_answer_tokens)
         return cls(
             state_dir=Path(env.get("APP_STATE_DIR", cls.state_dir)),
             knowledge_dir=Path(env["KNOWLEDGE_DIR"]) if env.get("KNOWLEDGE_DIR") else None,
@@ -149,10 +162,10 @@ class Settings:
             embeddings_provider=embeddings,  # type: ignore[arg-type]
             openai_embeddings_model=env.get("OPENAI_EMBEDDINGS_MODEL", cls.openai_embeddings_model),
             local_model_path=Path(model_path) if model_path else None,
-            local_n_ctx=_int(env, "LOCAL_N_CTX", cls.local_n_ctx),
-            max_answer_tokens=_int(env, "MAX_ANSWER_TOKENS", cls.max_answer_tokens),
+            local_n_ctx=n_ctx,
+            max_answer_tokens=answer_tokens,
             rag_top_k=_int(env, "RAG_TOP_K", default_k),
-            max_message_chars=_int(env, "MAX_MESSAGE_CHARS", cls.max_message_chars),
+            max_message_chars=_message_limit(env, provider, n_ctx, answer_tokens),
             recursion_limit=_int(env, "AGENT_RECURSION_LIMIT", cls.recursion_limit),
             model_timeout_s=_float(env, "MODEL_TIMEOUT_S", cls.model_timeout_s),
             metrics_window=_int(env, "METRICS_WINDOW", cls.metrics_window),
@@ -169,6 +182,32 @@ class Settings:
             max_body_bytes=_int(env, "MAX_BODY_BYTES", cls.max_body_bytes),
             max_upload_bytes=int(_float(env, "MAX_UPLOAD_MB", cls.max_upload_bytes / 1_048_576) * 1_048_576),
         )
+
+
+def local_message_chars(n_ctx: int, answer_tokens: int) -> int:
+    """Return how many characters of ordinary prose the local model's context holds beside its prompt and answer."""
+    return max(0, (n_ctx - answer_tokens - LOCAL_PROMPT_TOKENS) * LOCAL_CHARS_PER_TOKEN)
+
+
+def _message_limit(env: Mapping[str, str], provider: str, n_ctx: int, answer_tokens: int) -> int:
+    """Return MAX_MESSAGE_CHARS; for the local model, checked against (or derived from) its context."""
+    default = Settings.max_message_chars
+    if provider != "local":  # a remote model's context is its endpoint's business: it refuses in a 400
+        return _int(env, "MAX_MESSAGE_CHARS", default)
+    room = local_message_chars(n_ctx, answer_tokens)
+    if room < 100:  # not even a short question would fit
+        raise SettingsError(
+            f"LOCAL_N_CTX={n_ctx} leaves the local model no room for a message: MAX_ANSWER_TOKENS={answer_tokens} "
+            f"and the prompt ({LOCAL_PROMPT_TOKENS} tokens) take it all. Raise LOCAL_N_CTX or lower MAX_ANSWER_TOKENS."
+        )
+    chars = _int(env, "MAX_MESSAGE_CHARS", min(default, room))
+    if chars > room:
+        raise SettingsError(
+            f"MAX_MESSAGE_CHARS={chars} is more than the local model can read: LOCAL_N_CTX={n_ctx} less "
+            f"MAX_ANSWER_TOKENS={answer_tokens} leaves room for a message of about {room:,} characters. "
+            "Lower MAX_MESSAGE_CHARS, or raise LOCAL_N_CTX."
+        )
+    return chars
 
 
 def default_auth_mode(host: str) -> str:

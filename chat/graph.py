@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
@@ -19,11 +20,26 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import interrupt
 from pydantic import BaseModel, ValidationError
 
-from chat.prompts import REJECTED_TOOL_RESULT, TOOL_GUIDANCE, not_covered, system_prompt
+from chat.prompts import (
+    REJECTED_TOOL_RESULT,
+    TOOL_FAILED,
+    TOOL_GUIDANCE,
+    UNKNOWN_TOOL,
+    not_covered,
+    system_prompt,
+)
 from chat.state import ANSWER_NODE, RETRIEVE_NODE, AgentState
-from chat.tools import SEARCH_QUERY_MAX, SEARCH_TOOL, TICKET_TOOL, knowledge_base_of, needs_approval
+from chat.tools import (
+    SEARCH_TOOL,
+    TICKET_TOOL,
+    describe_invalid_input,
+    knowledge_base_of,
+    needs_approval,
+    search_query,
+)
 
 THINK_BLOCK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL)
+log = logging.getLogger("glassbox.tools")
 # A knowledge base's name (None: the default) -> its resolved name, assistant name and instructions.
 Identity = Callable[[str | None], tuple[str, str, str]]
 
@@ -60,30 +76,45 @@ def ask_approval(call: dict[str, Any]) -> dict[str, Any]:
 
 async def run_tool_call(tool: BaseTool | None, call: dict[str, Any], config: RunnableConfig,
                         rejected: str | None = None) -> ToolMessage:
-    """Run one tool call, announcing it on the custom stream; failures and rejections become error results."""
+    """Run one tool call, announcing it on the custom stream; failures and rejections become error results.
+
+    An error result is a sentence in our words, shown to the user and told to the model (which may
+    retry); a library's own error text can echo the input or carry URLs, so it goes to the log.
+    """
     write = get_stream_writer()
     name, call_id, args = call["name"], call["id"], call.get("args", {})
     write({"kind": "tool_start", "call_id": call_id, "tool": name, "input": args, "at": time.monotonic()})
     started = time.perf_counter()
-    error = None
-    try:
-        if rejected is not None:
-            raise PermissionError(REJECTED_TOOL_RESULT.format(reason=rejected))
-        if tool is None:
-            raise LookupError(f"there is no tool named {name!r}")
-        result = await tool.ainvoke({**call, "type": "tool_call"}, config)
-        content, artifact = result.text, result.artifact
-    except PermissionError as exc:  # rejected by a person: the model is told so, in plain words
-        error = str(exc)
-        content, artifact = error, None
-    except Exception as exc:  # a tool's failure is shown to the user and the model, not raised
-        error = f"{type(exc).__name__}: {exc}"
-        content, artifact = f"Tool error: {error}", None
+    content, artifact, error = await _outcome(tool, call, config, rejected)
     duration = time.perf_counter() - started
     if name == SEARCH_TOOL and artifact is not None:
-        write({"kind": "retrieval", "call_id": call_id, "query": args.get("query", ""), "hits": artifact, "at": time.monotonic()})
+        query = search_query(str(args.get("query", "")))  # what was searched
+        write({"kind": "retrieval", "call_id": call_id, "query": query, "hits": artifact, "at": time.monotonic()})
     write({"kind": "tool_end", "call_id": call_id, "tool": name, "output": content, "duration_s": duration, "error": error, "at": time.monotonic()})
     return ToolMessage(content=content, tool_call_id=call_id, name=name, status="error" if error else "success", artifact=artifact)
+
+
+async def _outcome(tool: BaseTool | None, call: dict[str, Any], config: RunnableConfig,
+                   rejected: str | None) -> tuple[str, Any, str | None]:
+    """Run the call; return its content, artifact and error (None when it succeeded)."""
+    name = call["name"]
+    if rejected is not None:  # rejected by a person: the model is told so, in plain words
+        error = REJECTED_TOOL_RESULT.format(reason=rejected)
+        return error, None, error
+    if tool is None:
+        error = UNKNOWN_TOOL.format(tool=name)
+    else:
+        try:
+            result = await tool.ainvoke({**call, "type": "tool_call"}, config)
+            return result.text, result.artifact, None
+        except ValidationError as exc:  # a model can send anything; this says what to fix
+            error = describe_invalid_input(name, exc)
+        except Exception as exc:  # a tool's failure is shown to the user and the model, not raised
+            log.warning("tool failed", exc_info=True, extra={"tool": name, "call_id": call["id"]})
+            # Our own errors (e.g. rag's "There is no knowledge base named …") are sentences in our words.
+            ours = type(exc).__module__.partition(".")[0] in ("chat", "rag")
+            error = str(exc) if ours else TOOL_FAILED.format(tool=name)
+    return f"Tool error: {error}", None, error
 
 
 def build_graph(
@@ -108,9 +139,9 @@ def build_graph(
         answering, guidance = model, ""
 
     async def retrieve(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
-        # A long message is searched by its beginning: the search tool takes at most SEARCH_QUERY_MAX
-        # characters, and MiniLM reads only its first 256 tokens anyway.
-        query = last_user_text(state["messages"])[:SEARCH_QUERY_MAX]
+        # The search reads a long message by its beginning (chat.tools.search_query); cut here too, so
+        # the traced input is what was searched.
+        query = search_query(last_user_text(state["messages"]))
         call = {"name": SEARCH_TOOL, "id": f"retrieve-{uuid.uuid4().hex[:12]}", "args": {"query": query}}
         result = await run_tool_call(by_name.get(SEARCH_TOOL), call, config)
         return {"facts": [hit.text for hit in result.artifact or []]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,6 +15,9 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, PrivateAttr
 
+from chat.prompts import MESSAGE_TOO_LONG_FOR_MODEL, NO_ROOM_FOR_A_MESSAGE
+
+log = logging.getLogger("glassbox.local_model")
 ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "user"}
 TEMPLATE_TOKENS = 8  # what the chat template adds around each message
 
@@ -24,6 +28,12 @@ class ContextTooSmall(ValueError):
     kind = "input"  # chat.stream reports errors that name their kind as that kind, verbatim
 
 
+class NoRoomForAMessage(ContextTooSmall):
+    """The system prompt alone fills the context: the operator's to fix, not the visitor's."""
+
+    kind = "model"
+
+
 def fit_to_context(payload: list[dict], sizes: list[int], budget: int) -> tuple[list[dict], int]:
     """Drop the oldest turns (never the system prompt or the newest message) until all fit `budget` tokens."""
     keep = list(range(len(payload)))
@@ -31,11 +41,24 @@ def fit_to_context(payload: list[dict], sizes: list[int], budget: int) -> tuple[
         keep.pop(1)  # the oldest turn after the system prompt; the checkpointer still has it
     total = sum(sizes[i] for i in keep)
     if total > budget:
-        raise ContextTooSmall(
-            f"The message needs about {total} tokens but the local model has room for {budget} "
-            "(LOCAL_N_CTX minus MAX_ANSWER_TOKENS); send a shorter message or raise LOCAL_N_CTX"
-        )
+        raise _too_long(payload[keep[-1]]["content"], sizes[keep[-1]], budget - (total - sizes[keep[-1]]))
     return [payload[i] for i in keep], total
+
+
+def _too_long(message: str, tokens: int, room: int) -> ContextTooSmall:
+    """Return the error for a newest message of `tokens` tokens where only `room` are left.
+
+    Settings keep MAX_MESSAGE_CHARS within LOCAL_N_CTX for ordinary prose (chat.config), so this is a
+    message in denser text (another script, digits, symbols). The visitor is told how many of *their*
+    characters fit, scaled from their own message; the operator's remedy goes to the log.
+    """
+    log.warning("a message does not fit the local model's context; raise LOCAL_N_CTX or lower "
+                "MAX_ANSWER_TOKENS to take longer ones", extra={"message_tokens": tokens, "room_tokens": room})
+    # A tenth less than their text's own rate says, rounded down: the next message's facts may be longer.
+    chars = len(message) * room * 9 // (tokens * 10) // 100 * 100 if room > 0 else 0
+    if chars < 100:  # not even a short question fits beside the prompt
+        return NoRoomForAMessage(NO_ROOM_FOR_A_MESSAGE)
+    return ContextTooSmall(MESSAGE_TOO_LONG_FOR_MODEL.format(tokens=tokens, room=room, chars=chars))
 
 
 def default_model_path() -> Path:

@@ -42,6 +42,22 @@ REJECTED_TOOL_RESULT = (
     "what you would have done and ask how they want to proceed."
 )
 
+# A tool call that could not run: shown to the user and told to the model, which may try again.
+UNKNOWN_TOOL = "There is no tool named {tool!r}; nothing was done."
+TOOL_FAILED = "The tool {tool} failed, so nothing came of it; the operator will find the details in the logs."
+
+# The local model's context holds the system prompt, the message and the answer. A message that does
+# not fit is refused in words a visitor can act on; the operator's remedy (LOCAL_N_CTX) goes to the log.
+MESSAGE_TOO_LONG_FOR_MODEL = (
+    "That message is too long for this model to read: it came to about {tokens:,} tokens (pieces of "
+    "words), and the model has room for about {room:,}. Shorten it to about {chars:,} characters and "
+    "send it again."
+)
+NO_ROOM_FOR_A_MESSAGE = (
+    "This model has no room left for a message beside its instructions and the facts it was given; "
+    "the operator will find the details in the logs."
+)
+
 # What the model's memory keeps of a turn that a failure or a stop cut off. The next turn then
 # still alternates user and assistant, and the model knows what it had already said.
 CUT_OFF_MARK = "[answer cut off: {why}]"

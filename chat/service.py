@@ -145,8 +145,8 @@ class AgentService:
             raise MessageRefused("Type a question first: the message is empty.", "empty")
         if len(message) > self.max_message_chars:
             raise MessageRefused(
-                f"That message is {len(message):,} characters; the limit is {self.max_message_chars:,} "
-                "(MAX_MESSAGE_CHARS). Shorten it and send again.",
+                f"That message is {len(message):,} characters; the limit here is {self.max_message_chars:,}. "
+                "Shorten it and send again.",
                 "too_long",
             )
 

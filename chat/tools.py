@@ -8,7 +8,7 @@ from typing import Literal, Protocol
 
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, StructuredTool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from chat.prompts import facts_list
 from chat.tickets import TicketStore
@@ -24,11 +24,21 @@ class Searchable(Protocol):
     def search(self, query: str, k: int) -> list[Hit]: ...
 
 
-SEARCH_QUERY_MAX = 1000
+# How much of a query the search reads: its beginning, up to this many characters. The search takes
+# a query of any length rather than refusing a long one, because the chat accepts messages of up to
+# MAX_MESSAGE_CHARS and a user expects a long message to be searched too; the embedding model
+# (all-MiniLM-L6-v2) reads only its first 256 word pieces, about 1,000 characters of English, so
+# the rest would change nothing. One limit, here, for every query: the graph's and the model's.
+SEARCH_QUERY_CHARS = 1000
+
+
+def search_query(text: str) -> str:
+    """Return the part of `text` the search reads: its first SEARCH_QUERY_CHARS characters."""
+    return text[:SEARCH_QUERY_CHARS]
 
 
 class SearchInput(BaseModel):
-    query: str = Field(min_length=1, max_length=SEARCH_QUERY_MAX, description="What to look up.")
+    query: str = Field(min_length=1, description="What to look up.")
 
 
 class TicketInput(BaseModel):
@@ -38,6 +48,32 @@ class TicketInput(BaseModel):
     severity: Literal["low", "normal", "high", "urgent"] = Field(
         description="How urgent the problem is for the customer."
     )
+
+
+def describe_invalid_input(tool: str, error: ValidationError) -> str:
+    """Return, in our words, why a tool call's input does not fit the tool's schema.
+
+    Built from pydantic's structured `errors()`, never its text: that text echoes the input
+    (a model's words, perhaps the user's) and links to pydantic's documentation.
+    """
+    problems = [f"{'.'.join(str(part) for part in item['loc']) or 'the input'} {_problem(item)}"
+                for item in error.errors()]
+    return f"The tool {tool} was given input it cannot use, so nothing was done: {'; '.join(problems)}."
+
+
+def _problem(item: dict) -> str:
+    kind, ctx = item["type"], item.get("ctx") or {}
+    if kind == "missing":
+        return "is missing"
+    if kind == "string_too_short":
+        return "is empty" if ctx.get("min_length") == 1 else f"is too short (at least {ctx['min_length']} characters)"
+    if kind == "string_too_long":
+        return f"is too long (at most {ctx['max_length']} characters)"
+    if kind == "literal_error":
+        return f"must be one of {ctx['expected']}"  # our own Literal's values
+    if kind.endswith("_type"):
+        return "has the wrong type"
+    return "is not valid"
 
 
 def needs_approval(tool: BaseTool | None) -> bool:
@@ -67,10 +103,11 @@ def build_tools(library: Callable[[str | None], Searchable], tickets: TicketStor
         return format_hits(kept), kept
 
     def search_knowledge_base(query: str, config: RunnableConfig) -> tuple[str, list[Hit]]:
-        return relevant(library(knowledge_base_of(config)).search(query, top_k))
+        return relevant(library(knowledge_base_of(config)).search(search_query(query), top_k))
 
     async def asearch_knowledge_base(query: str, config: RunnableConfig) -> tuple[str, list[Hit]]:
         kb = library(knowledge_base_of(config))
+        query = search_query(query)
         asearch = getattr(kb, "asearch", None)
         return relevant(await (asearch(query, top_k) if asearch else asyncio.to_thread(kb.search, query, top_k)))
 

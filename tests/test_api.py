@@ -174,7 +174,7 @@ def test_chat_answers_as_one_json_object(serve_glassbox, scripted_model):
         ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 422, "not valid JSON"),
         ({"json": {}}, 422, "message: Field required"),
         ({"json": {"message": "   "}}, 422, "empty"),
-        ({"json": {"message": "x" * 4001}}, 413, "4,001 characters; the limit is 4,000"),
+        ({"json": {"message": "x" * 4001}}, 413, "4,001 characters; the limit here is 4,000"),
         ({"json": {"message": "hi", "thread_id": "no-such-thread"}}, 404, "No thread with that id is yours to see"),
         ({"json": {"message": "hi", "events": ["tokens"]}}, 422, "events.0: Input should be"),
     ],

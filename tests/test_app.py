@@ -74,7 +74,7 @@ def test_bad_input_is_refused_with_a_clear_message_and_the_app_keeps_serving(ser
 
     with pytest.raises(Exception, match="empty"):
         client.predict("   ", "t", api_name="/ask")
-    with pytest.raises(Exception, match="4,001 characters; the limit is 4,000"):
+    with pytest.raises(Exception, match="4,001 characters; the limit here is 4,000"):
         client.predict("x" * 4001, "t", api_name="/ask")
     assert client.predict(QUESTION, "t", api_name="/ask") == "OK."
     assert metric(url, "agent_requests_total") == 1  # refused messages never reached the agent

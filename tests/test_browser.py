@@ -487,3 +487,20 @@ def test_honest_controls_a_busy_note_and_a_stop_before_any_answer(serve_glassbox
     page.click("#gb-stop")  # before the first token
     page.wait_for_selector("#gb-chat :text('before any answer came')", timeout=10_000)
     assert "partial" not in page.inner_text("#gb-chat")
+
+
+def test_a_message_at_the_length_limit_is_answered_with_no_library_text(serve_glassbox, scripted_model,
+                                                                        browser_page):
+    long = ("Please tell me about returns. " * 200)[:4000]  # MAX_MESSAGE_CHARS, exactly
+    scripted_model.replies = [Reply(tool_calls=[{"name": "search_knowledge_base", "args": {"query": long}}]),
+                              Reply(tokens=["Within 45 days."])]
+    page = browser_page
+    page.goto(serve_glassbox().url)
+    page.wait_for_selector("#gb-status:has-text('ready')", timeout=20_000)
+    page.fill("#gb-input textarea", long)
+    page.click("#gb-send")
+    page.wait_for_selector("#gb-panel :text('run_end')", timeout=20_000)
+    shown = page.inner_text("#gb-chat") + page.inner_text("#gb-panel")
+    assert "Within 45 days." in shown and "completed" in shown
+    for library_text in ("pydantic", "String should have", "validation error", "LOCAL_N_CTX", "Traceback"):
+        assert library_text not in shown

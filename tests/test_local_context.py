@@ -20,6 +20,14 @@ def test_the_oldest_turns_go_first_and_the_system_prompt_and_question_stay():
     assert [m["content"] for m in payload] == ["facts", "a2", "q3"] and total == 30
 
 
-def test_a_message_too_long_for_the_context_says_so():
-    with pytest.raises(ContextTooSmall, match="shorter message or raise LOCAL_N_CTX"):
-        fit_to_context(TURNS, [10, 10, 10, 10, 10, 500], budget=100)
+def test_a_message_too_long_for_the_context_says_how_long_it_may_be():
+    long_question = [*TURNS[:-1], {"role": "user", "content": "q" * 2000}]
+    with pytest.raises(ContextTooSmall, match="Shorten it to about 300 characters") as refused:
+        fit_to_context(long_question, [10, 10, 10, 10, 10, 500], budget=100)  # 90 of 500 tokens: 360 chars, less a tenth
+    assert "LOCAL_N_CTX" not in str(refused.value) and refused.value.kind == "input"  # a visitor can't raise it
+
+
+def test_a_prompt_that_leaves_no_room_is_the_operators_to_fix():
+    with pytest.raises(ContextTooSmall) as refused:
+        fit_to_context(TURNS, [95, 10, 10, 10, 10, 500], budget=100)
+    assert refused.value.kind == "model" and "Shorten" not in str(refused.value)
