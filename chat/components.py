@@ -56,7 +56,8 @@ def load_components(settings: Settings) -> Components:
     with _timed(timings, "knowledge_base"):
         bases = open_knowledge_bases(settings.state_dir, embed, settings.sample_dir / "manifest.json",
                                      holder="Glassbox (python app.py)",
-                                     url=f"http://{settings.server_name}:{settings.server_port}")
+                                     url=f"http://{settings.server_name}:{settings.server_port}",
+                                     chroma_url=settings.chroma_url)
         ingest_paths(bases.open(SAMPLE).kb, [settings.sample_dir], progress=False)
         if bases.legacy:  # an older version's single store: its copy of the sample shop goes
             drop_copies(bases, bases.legacy, SAMPLE)

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VERSION = "0.8.0"  # Glassbox's own version, recorded on every run (run_start's config)
@@ -35,6 +36,20 @@ class SettingsError(ValueError):
     """A setting is missing or wrong; the message says how to fix it."""
 
 
+def _chroma_url(url: str) -> str | None:
+    """CHROMA_URL, checked: http(s)://host:port, or None when unset."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme not in ("http", "https") or not parts.hostname or port is None or parts.path.strip("/"):
+        raise SettingsError(f"CHROMA_URL must be a Chroma server's address, like http://localhost:8000, not {url!r}.")
+    return url.rstrip("/")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob of Glassbox, each read from the environment variable named beside it."""
@@ -46,6 +61,9 @@ class Settings:
     sample_dir: Path = REPO_ROOT / "data" / "kb"
     # KNOWLEDGE_DIR: your documents, ingested at start (idempotent) into KNOWLEDGE_BASE.
     knowledge_dir: Path | None = None
+    # CHROMA_URL: a Chroma server (http://host:port, e.g. `chroma run`) to keep the knowledge bases in,
+    # shared by every replica and the ingest CLI; unset, an embedded store under APP_STATE_DIR.
+    chroma_url: str | None = None
     # KNOWLEDGE_BASE: the knowledge base new conversations use. Default: `docs` when KNOWLEDGE_DIR
     # is set, else `sample`.
     knowledge_base: str = "sample"
@@ -153,6 +171,7 @@ class Settings:
         return cls(
             state_dir=Path(env.get("APP_STATE_DIR", cls.state_dir)),
             knowledge_dir=Path(env["KNOWLEDGE_DIR"]) if env.get("KNOWLEDGE_DIR") else None,
+            chroma_url=_chroma_url(env.get("CHROMA_URL", "").strip()),
             knowledge_base=knowledge_base,
             rag_min_score=_float(env, "RAG_MIN_SCORE", cls.rag_min_score),
             llm_provider=provider,  # type: ignore[arg-type]

@@ -2,9 +2,11 @@
 
 The sample shop is the knowledge base `sample`; a user's documents go into their own, so
 answers about them never mix with the shop's. A knowledge base's identity (the assistant's
-name, a description, instructions and example questions) is its manifest: `manifest.json`
-beside its documents for `sample`, under `APP_STATE_DIR/knowledge/NAME/` for the others. Its own
-evaluation set (evals/sets.py), if it has one, is `eval.jsonl` in the same place.
+name, a description, instructions and example questions) is its manifest, and it may have an
+evaluation set of its own (evals/sets.py). The sample's are `manifest.json` and `eval.jsonl` beside
+its documents, in the repository. Every other knowledge base keeps both in its Chroma collection's
+metadata, so that a Chroma server (CHROMA_URL) shares them with every replica; one written by an
+older version under `APP_STATE_DIR/knowledge/NAME/` is still read, and moved into the collection.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ log = logging.getLogger("glassbox.knowledge")
 
 SAMPLE = "sample"
 EVAL_SET = "eval.jsonl"
+MANIFEST_KEY, EVAL_SET_KEY = "glassbox_manifest", "glassbox_eval_set"  # keys of the collection's metadata
 NAME_RULE = KB_NAME_RULE[0].upper() + KB_NAME_RULE[1:]
 
 
@@ -166,11 +169,11 @@ class KnowledgeBases:
 
     def eval_set(self, name: str) -> str | None:
         """The text of `name`'s own evaluation set, or None if it has none."""
-        self._base(name)
-        try:
-            return self._eval_set_path(name).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            return None
+        base = self._base(name)
+        if name == SAMPLE and self._sample_manifest:
+            return _text_of(self._sample_manifest.with_name(EVAL_SET))
+        kept = base.kb.metadata().get(EVAL_SET_KEY)
+        return kept if isinstance(kept, str) else _text_of(self._manifests_dir / name / EVAL_SET)
 
     # --- changing -----------------------------------------------------------------------------
 
@@ -180,8 +183,9 @@ class KnowledgeBases:
         with self._lock:
             if name in self.names():
                 raise KnowledgeBaseError(f"There is already a knowledge base named {name}.")
-            self._write_manifest(name, manifest or Manifest.default_for(name))
-            return self.open(name).kb
+            base = self.open(name)
+            self.set_manifest(name, manifest or Manifest.default_for(name))
+            return base.kb
 
     def open(self, name: str) -> _Base:
         """Open `name`, creating its collection if it is new (start-up seeding uses this)."""
@@ -190,23 +194,23 @@ class KnowledgeBases:
             base = self._bases.get(name)
             if base is None:
                 kb = KnowledgeBase(self._client, self._embed, self.collection_name(name))
-                base = self._bases[name] = _Base(kb, self._read_manifest(name))
+                base = self._bases[name] = _Base(kb, self._read_manifest(name, kb))
             return base
 
     def set_manifest(self, name: str, manifest: Manifest) -> None:
         """Replace the identity of `name`."""
         base = self._base(name)
-        self._write_manifest(name, manifest)
+        if name == SAMPLE and self._sample_manifest:
+            raise KnowledgeBaseError("The sample knowledge base's manifest lives in the repository (data/kb/manifest.json).")
+        base.kb.set_metadata(MANIFEST_KEY, json.dumps(manifest.to_dict()))
         base.manifest = manifest
 
     def set_eval_set(self, name: str, text: str) -> None:
         """Replace `name`'s own evaluation set (checked by the caller: evals/sets.py)."""
-        self._base(name)
-        if self._manifest_folder(name) is None:
+        base = self._base(name)
+        if name == SAMPLE and self._sample_manifest:
             raise KnowledgeBaseError(f"The sample knowledge base's evaluation set lives in the repository (data/kb/{EVAL_SET}).")
-        path = self._eval_set_path(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        base.kb.set_metadata(EVAL_SET_KEY, text)
 
     def changed(self, name: str) -> None:
         """Say that `name`'s content changed: its fingerprint is computed afresh."""
@@ -236,42 +240,56 @@ class KnowledgeBases:
         return self.open(name)
 
     def _manifest_folder(self, name: str) -> Path | None:
+        """Where an older version kept `name`'s manifest and evaluation set (None for the sample)."""
         return None if name == SAMPLE and self._sample_manifest else self._manifests_dir / name
 
-    def _eval_set_path(self, name: str) -> Path:
-        folder = self._manifest_folder(name)
-        return self._sample_manifest.with_name(EVAL_SET) if folder is None else folder / EVAL_SET
+    def _read_manifest(self, name: str, kb: KnowledgeBase) -> Manifest:
+        if name == SAMPLE and self._sample_manifest:
+            return self._manifest_from(_text_of(self._sample_manifest), name)
+        kept = kb.metadata().get(MANIFEST_KEY)
+        if isinstance(kept, str):
+            return self._manifest_from(kept, name)
+        legacy = _text_of(self._manifests_dir / name / "manifest.json")  # an older version's file: moved in
+        manifest = self._manifest_from(legacy, name)
+        if legacy is not None:
+            kb.set_metadata(MANIFEST_KEY, json.dumps(manifest.to_dict()))
+            old_set = _text_of(self._manifests_dir / name / EVAL_SET)
+            if old_set is not None:
+                kb.set_metadata(EVAL_SET_KEY, old_set)
+        return manifest
 
-    def _read_manifest(self, name: str) -> Manifest:
-        path = self._sample_manifest if name == SAMPLE and self._sample_manifest else self._manifests_dir / name / "manifest.json"
-        try:
-            return Manifest.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        except FileNotFoundError:
+    @staticmethod
+    def _manifest_from(text: str | None, name: str) -> Manifest:
+        if text is None:
             return Manifest.default_for(name)
-        except (OSError, ValueError):
+        try:
+            return Manifest.from_dict(json.loads(text))
+        except ValueError:
             log.warning("unreadable manifest; using defaults", extra={"knowledge_base": name})
             return Manifest.default_for(name)
 
-    def _write_manifest(self, name: str, manifest: Manifest) -> None:
-        folder = self._manifest_folder(name)
-        if folder is None:
-            raise KnowledgeBaseError("The sample knowledge base's manifest lives in the repository (data/kb/manifest.json).")
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "manifest.json").write_text(json.dumps(manifest.to_dict(), indent=1), encoding="utf-8")
+
+def _text_of(path: Path) -> str | None:
+    """A small file's text, or None if it is not there or not readable as UTF-8."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def open_knowledge_bases(state_dir: Path, embedding_function: EmbeddingFunction[Documents],
                          sample_manifest: Path | None = None, holder: str | None = None,
-                         url: str | None = None) -> KnowledgeBases:
+                         url: str | None = None, chroma_url: str | None = None) -> KnowledgeBases:
     """Open the embedded store under `state_dir`; a store from before named knowledge bases
     becomes the knowledge base `docs` (see seed_sample for the sample's own chunks).
 
-    With a `holder` (serving at `url`, if it serves), first take the store's one-writer lock
-    (rag/lock.py), or raise StoreBusy.
+    With a `holder` (serving at `url`, if it serves), first take the embedded store's one-writer lock
+    (rag/lock.py), or raise StoreBusy. A Chroma server (`chroma_url`) is its own one writer: the app,
+    its replicas and the CLI all write to it at once.
     """
-    lock = StoreLock.acquire(state_dir, holder, url) if holder else None
+    lock = StoreLock.acquire(state_dir, holder, url) if holder and not chroma_url else None
     try:
-        client = persistent_client(state_dir)
+        client = persistent_client(state_dir, chroma_url)
     except BaseException:
         if lock is not None:
             lock.release()

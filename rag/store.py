@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import chromadb
 from chromadb.api import ClientAPI
@@ -30,6 +31,7 @@ class KnowledgeBase:
         collection_name: str = "knowledge_base",
     ) -> None:
         self._embedding_function = embedding_function
+        self._client = client
         self._collection = client.get_or_create_collection(
             name=collection_name,
             embedding_function=embedding_function,
@@ -122,6 +124,15 @@ class KnowledgeBase:
         for start in range(0, len(ids), _BATCH):
             self._collection.delete(ids=list(ids[start:start + _BATCH]))
 
+    def metadata(self) -> dict[str, Any]:
+        """The collection's own metadata, read afresh (another process may have changed it): where a
+        knowledge base keeps its manifest and evaluation set, so every replica sees the same."""
+        return dict(self._client.get_collection(self._collection.name).metadata or {})
+
+    def set_metadata(self, key: str, value: str) -> None:
+        """Set one key of the collection's metadata, keeping the others (Chroma replaces it whole)."""
+        self._collection.modify(metadata={**self.metadata(), key: value})
+
     def _ids_of_sources(self, sources: set[str]) -> set[str]:
         ids: set[str] = set()
         for source in sources:
@@ -134,13 +145,15 @@ def open_knowledge_base(state_dir: Path, embedding_function: EmbeddingFunction[D
     return KnowledgeBase(persistent_client(state_dir), embedding_function, collection_name_for(embedding_function))
 
 
-def persistent_client(state_dir: Path) -> ClientAPI:
-    """Open the embedded Chroma store under `state_dir`."""
-    return chromadb.PersistentClient(
-        path=str(state_dir / "chroma"),
-        # Chroma's product telemetry is the only network call it would make on its own.
-        settings=chromadb.config.Settings(anonymized_telemetry=False),
-    )
+def persistent_client(state_dir: Path, url: str | None = None) -> ClientAPI:
+    """Open the embedded Chroma store under `state_dir`, or the Chroma server at `url` (CHROMA_URL)."""
+    # Chroma's product telemetry is the only network call it would make on its own.
+    quiet = chromadb.config.Settings(anonymized_telemetry=False)
+    if url:
+        address = urlsplit(url)
+        return chromadb.HttpClient(host=address.hostname, port=address.port, ssl=address.scheme == "https",
+                                   settings=quiet)
+    return chromadb.PersistentClient(path=str(state_dir / "chroma"), settings=quiet)
 
 
 def collection_name_for(embedding_function: EmbeddingFunction[Documents]) -> str:

@@ -116,6 +116,55 @@ class FakeKnowledgeBase:
         return ranked[:k]
 
 
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory) -> Iterator[str]:
+    """A Chroma server (`chroma run`, which the chromadb package ships) on a free port: CHROMA_URL's backend."""
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    beside = Path(sys.executable).with_name("chroma")
+    command = str(beside) if beside.exists() else shutil.which("chroma")
+    if command is None:
+        pytest.fail("the chroma command (from the chromadb package) is not installed")
+    server = subprocess.Popen([command, "run", "--path", str(tmp_path_factory.mktemp("chroma-server")),
+                               "--host", "127.0.0.1", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        else:
+            pytest.fail("chroma run did not start within 30 s")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def emptied(url: str) -> str:
+    """The Chroma server at `url`, with every collection a previous test left there deleted."""
+    import chromadb
+
+    client = chromadb.HttpClient(host="127.0.0.1", port=int(url.rsplit(":", 1)[1]),
+                                 settings=chromadb.config.Settings(anonymized_telemetry=False))
+    for collection in client.list_collections():
+        client.delete_collection(collection.name)
+    return url
+
+
 @pytest.fixture(autouse=True)
 def no_collector_of_the_developers(monkeypatch) -> None:
     """A shell's OTEL_EXPORTER_OTLP_ENDPOINT must not send every test's runs to a collector."""

@@ -13,6 +13,7 @@ from chat.events import GroundingChecked, RunEnded, RunStarted
 from chat.service import AgentService, WrongKnowledgeBase
 from chat.tools import build_tools
 from rag.bases import (
+    MANIFEST_KEY,
     KnowledgeBaseError,
     KnowledgeBases,
     Manifest,
@@ -22,15 +23,18 @@ from rag.bases import (
 )
 from rag.ingest import ingest_paths
 from rag.store import KnowledgeBase, collection_name_for
-from tests.conftest import Reply
+from tests.conftest import Reply, emptied
 from tests.test_rag import BagOfWordsEmbeddings
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def bases(tmp_path: Path) -> KnowledgeBases:
-    library = open_knowledge_bases(tmp_path / "state", BagOfWordsEmbeddings(), REPO / "data" / "kb" / "manifest.json")
+@pytest.fixture(params=["embedded", "server"])
+def bases(request, tmp_path: Path) -> KnowledgeBases:
+    """The knowledge bases in the embedded store, and again in a Chroma server (CHROMA_URL): the same tests pass on both."""
+    url = emptied(request.getfixturevalue("chroma_server")) if request.param == "server" else None
+    library = open_knowledge_bases(tmp_path / "state", BagOfWordsEmbeddings(), REPO / "data" / "kb" / "manifest.json",
+                                   chroma_url=url)
     ingest_paths(library.open("sample").kb, [REPO / "data" / "kb"])
     return library
 
@@ -79,10 +83,25 @@ def test_the_sample_keeps_its_identity_from_its_manifest(bases: KnowledgeBases) 
 
 def test_a_broken_manifest_falls_back_to_defaults(bases: KnowledgeBases, tmp_path: Path) -> None:
     bases.create("odd")
-    (tmp_path / "state" / "knowledge" / "odd" / "manifest.json").write_text("{not json")
+    bases.get("odd").set_metadata(MANIFEST_KEY, "{not json")
     fresh = KnowledgeBases(bases._client, BagOfWordsEmbeddings(), tmp_path / "state" / "knowledge")
     assert fresh.manifest("odd") == Manifest(description="Documents in odd.")
     assert Manifest.from_dict({"assistant_name": 3, "examples": "no"}) == Manifest()
+
+
+def test_identities_live_in_the_store_so_every_replica_shares_them(bases: KnowledgeBases, tmp_path: Path) -> None:
+    bases.create("bikes", Manifest(assistant_name="Loop's helper"))
+    bases.set_eval_set("bikes", '{"question": "Dogs?", "expected": "no"}')
+    other = KnowledgeBases(bases._client, BagOfWordsEmbeddings(), tmp_path / "elsewhere")  # another process
+    assert other.manifest("bikes").assistant_name == "Loop's helper" and other.eval_set("bikes").startswith("{")
+
+    legacy = tmp_path / "state" / "knowledge" / "old"  # an older version kept them in files: moved in
+    bases.open("old")
+    write(legacy, "manifest.json", '{"assistant_name": "Old helper"}')
+    write(legacy, "eval.jsonl", '{"question": "Q?", "expected": "x"}')
+    again = KnowledgeBases(bases._client, BagOfWordsEmbeddings(), tmp_path / "state" / "knowledge")
+    assert again.manifest("old").assistant_name == "Old helper"
+    assert bases.get("old").metadata()[MANIFEST_KEY] and again.eval_set("old").startswith('{"question"')
 
 
 def test_the_fingerprint_follows_the_content(bases: KnowledgeBases, tmp_path: Path) -> None:
@@ -231,3 +250,13 @@ def test_the_knowledge_bases_over_http(serve_glassbox, bases: KnowledgeBases, tm
 
     chat = httpx.post(f"{url}/api/chat", json={"message": "Hi", "knowledge_base": "nope"})
     assert chat.status_code == 404 and "no knowledge base named" in chat.json()["detail"]
+
+
+@pytest.mark.parametrize("wrong", ["localhost:8000", "http://localhost", "ftp://h:1", "http://h:1/api", "http://h:x"])
+def test_chroma_url_must_name_a_server(wrong: str) -> None:
+    from chat.config import Settings, SettingsError
+
+    with pytest.raises(SettingsError, match="CHROMA_URL must be a Chroma server's address"):
+        Settings.from_env({"CHROMA_URL": wrong})
+    assert Settings.from_env({"CHROMA_URL": "http://chroma:8000/"}).chroma_url == "http://chroma:8000"
+    assert Settings.from_env({}).chroma_url is None

@@ -197,3 +197,26 @@ def test_the_cli_refuses_while_the_app_serves_and_nothing_is_lost(serve_glassbox
         StoreLock.acquire(state, "a second app")
     held.close()  # what the app does as it stops
     StoreLock.acquire(state, "python -m rag.ingest").release()
+
+
+def test_with_a_chroma_server_the_cli_and_the_app_write_at_once(chroma_server, tmp_path: Path, monkeypatch) -> None:
+    """A Chroma server (CHROMA_URL) is its own one writer: the CLI ingests while the app holds its state dir."""
+    from rag.bases import open_knowledge_bases
+    from rag.ingest import main
+    from tests.conftest import emptied
+    from tests.test_rag import BagOfWordsEmbeddings
+
+    url = emptied(chroma_server)
+    state = tmp_path / "state"
+    app = open_knowledge_bases(state, BagOfWordsEmbeddings(), holder="Glassbox (python app.py)",
+                               url="http://127.0.0.1:7860", chroma_url=url)
+    app.create("bikes", Manifest(assistant_name="Loop's helper"))
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "pets.md").write_bytes(PETS)
+    (tmp_path / "docs" / "eval.jsonl").write_text('{"question": "Dogs in the basket?", "expected": "no"}\n')
+    monkeypatch.setenv("APP_STATE_DIR", str(state))
+    monkeypatch.setenv("CHROMA_URL", url)
+    assert main(["--kb", "bikes", str(tmp_path / "docs")], embedding_function=BagOfWordsEmbeddings()) == 0
+    assert [d["document"] for d in app.get("bikes").documents()] == ["pets.md"]  # the app sees it at once
+    assert app.eval_set("bikes").startswith('{"question"') and app.manifest("bikes").assistant_name == "Loop's helper"
+    app.close()
