@@ -283,11 +283,12 @@ def open_knowledge_bases(state_dir: Path, embedding_function: EmbeddingFunction[
     """Open the embedded store under `state_dir`; a store from before named knowledge bases
     becomes the knowledge base `docs` (see seed_sample for the sample's own chunks).
 
-    With a `holder` (serving at `url`, if it serves), first take the embedded store's one-writer lock
-    (rag/lock.py), or raise StoreBusy. A Chroma server (`chroma_url`) is its own one writer: the app,
-    its replicas and the CLI all write to it at once.
+    With a `holder` (serving at `url`, if it serves), first take the state dir's one-writer lock
+    (rag/lock.py), or raise StoreBusy. A Chroma server (`chroma_url`) is its own one writer, so the
+    CLI opens it without the lock, beside the app; the app still takes it, for what else its state
+    dir holds.
     """
-    lock = StoreLock.acquire(state_dir, holder, url) if holder and not chroma_url else None
+    lock = StoreLock.acquire(state_dir, holder, url) if holder else None
     try:
         client = persistent_client(state_dir, chroma_url)
     except BaseException:

@@ -172,7 +172,9 @@ def _open_bases(settings: Settings, embedding_function: EmbeddingFunction[Docume
     """Open the store as its one writer, or say who holds it and what to do instead; None then."""
     try:
         return open_knowledge_bases(settings.state_dir, embedding_function or embedding_function_for(settings),
-                                    settings.sample_dir / "manifest.json", holder="python -m rag.ingest",
+                                    settings.sample_dir / "manifest.json",
+                                    # A Chroma server is its own one writer: the CLI needs no lock beside the app.
+                                    holder=None if settings.chroma_url else "python -m rag.ingest",
                                     chroma_url=settings.chroma_url)
     except StoreBusy as busy:
         url = busy.url or f"http://{settings.server_name}:{settings.server_port}"

@@ -203,6 +203,7 @@ def test_with_a_chroma_server_the_cli_and_the_app_write_at_once(chroma_server, t
     """A Chroma server (CHROMA_URL) is its own one writer: the CLI ingests while the app holds its state dir."""
     from rag.bases import open_knowledge_bases
     from rag.ingest import main
+    from rag.lock import StoreBusy
     from tests.conftest import emptied
     from tests.test_rag import BagOfWordsEmbeddings
 
@@ -219,4 +220,6 @@ def test_with_a_chroma_server_the_cli_and_the_app_write_at_once(chroma_server, t
     assert main(["--kb", "bikes", str(tmp_path / "docs")], embedding_function=BagOfWordsEmbeddings()) == 0
     assert [d["document"] for d in app.get("bikes").documents()] == ["pets.md"]  # the app sees it at once
     assert app.eval_set("bikes").startswith('{"question"') and app.manifest("bikes").assistant_name == "Loop's helper"
+    with pytest.raises(StoreBusy, match="one writer"):  # a second app on the same state dir: still refused
+        open_knowledge_bases(state, BagOfWordsEmbeddings(), holder="another app", chroma_url=url)
     app.close()
