@@ -30,7 +30,7 @@ from api.openapi import document_api
 from api.replay import build_replay_api
 from api.routes import build_api
 from auth.access import ADMIN, Access, VisitorCookies
-from chat.components import Components, load_components, sqlite_checkpointer
+from chat.components import Components, checkpointer_for, load_components
 from chat.config import Settings
 from chat.logs import configure_logging, log_event
 from chat.service import AgentService
@@ -40,6 +40,7 @@ from evals.store import EvalStore
 from metrics.recorder import RunRecorder
 from metrics.registry import AgentMetrics
 from metrics.table import RunTable
+from traces.db import database_for
 from traces.live_otlp import LiveExport, live_export_from_env
 from traces.store import RunQuery, TraceStore
 from traces.tokens import TokenStore
@@ -70,15 +71,15 @@ def build_glassbox(
     """Wire the agent service to the metrics and the trace store; nothing slow happens until warm-up."""
     registry = CollectorRegistry()
     table = RunTable(settings.metrics_window)
-    traces = TraceStore(settings.state_dir / "traces.sqlite3")
-    access = Access(settings.auth_mode, TokenStore(traces.path, traces.now), browser_secret(settings.state_dir),
+    traces = TraceStore(database_for(settings.state_dir, settings.database_url))
+    access = Access(settings.auth_mode, TokenStore(traces.connect, traces.now), browser_secret(settings.state_dir),
                     settings.admin_token, settings.space_owner)
     table.restore(traces.find_runs(ADMIN, RunQuery(limit=settings.metrics_window)))  # the charts survive a restart
     live_export = live_export_from_env(os.environ)
     recorder = RunRecorder(AgentMetrics(registry, tools=(SEARCH_TOOL, TICKET_TOOL)), table)
     service = AgentService(
         lambda: load(settings),
-        checkpointer or sqlite_checkpointer(settings),
+        checkpointer or checkpointer_for(settings),
         recursion_limit=settings.recursion_limit,
         timeout_s=settings.model_timeout_s,
         max_message_chars=settings.max_message_chars,

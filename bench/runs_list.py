@@ -1,7 +1,8 @@
 """How fast the Traces tab's runs list opens with 10,000 stored runs, for each way it filters and sorts.
 
-    python -m bench.runs_list              # 10,000 runs
+    python -m bench.runs_list              # 10,000 runs, SQLite
     python -m bench.runs_list --runs 100000
+    python -m bench.runs_list --runs 100000 --database-url postgresql://...   # an empty Postgres database
 
 The runs are written straight into a fresh trace store (its own schema and migrations), each with a
 thread, a message, an answer and its figures. Each query is what the tab and GET /api/runs send for
@@ -61,8 +62,9 @@ def timed_ms(store: TraceStore, query: RunQuery, rounds: int = 20) -> list[float
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=10_000)
+    parser.add_argument("--database-url", help="an empty Postgres database (DATABASE_URL); default: a new SQLite file")
     args = parser.parse_args(argv)
-    store = TraceStore(Path(tempfile.mkdtemp(prefix="glassbox-runs-")) / "traces.sqlite3")
+    store = TraceStore(args.database_url or Path(tempfile.mkdtemp(prefix="glassbox-runs-")) / "traces.sqlite3")
     started = time.perf_counter()
     fill(store, args.runs)
     print(f"{args.runs:,} runs written in {time.perf_counter() - started:.1f} s")

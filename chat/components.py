@@ -95,6 +95,30 @@ def config_snapshot(settings: Settings, model_name: str) -> dict[str, Any]:
     }
 
 
+def checkpointer_for(settings: Settings) -> Callable[[], Awaitable[BaseCheckpointSaver]]:
+    """Return an opener for the per-thread conversation memory: in Postgres with DATABASE_URL, else SQLite."""
+    return postgres_checkpointer(settings.database_url) if settings.database_url else sqlite_checkpointer(settings)
+
+
+def postgres_checkpointer(url: str) -> Callable[[], Awaitable[BaseCheckpointSaver]]:
+    """Return an opener for the conversation memory in Postgres: LangGraph's own saver, on a psycopg pool."""
+
+    async def open_saver() -> BaseCheckpointSaver:
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+        from psycopg.rows import dict_row
+        from psycopg_pool import AsyncConnectionPool
+
+        # The settings LangGraph's saver documents: autocommit, no prepared statements (poolers), dict rows.
+        pool = AsyncConnectionPool(url, max_size=10, open=False, name="glassbox-checkpoints",
+                                   kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row})
+        await pool.open()
+        saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
+        await saver.setup()
+        return saver
+
+    return open_saver
+
+
 def sqlite_checkpointer(settings: Settings) -> Callable[[], Awaitable[BaseCheckpointSaver]]:
     """Return an opener for the per-thread conversation memory, in SQLite under the state dir."""
 

@@ -36,6 +36,16 @@ class SettingsError(ValueError):
     """A setting is missing or wrong; the message says how to fix it."""
 
 
+def _database_url(url: str) -> str | None:
+    """DATABASE_URL, checked: a postgresql:// URL, or None when unset."""
+    if not url:
+        return None
+    if urlsplit(url).scheme not in ("postgresql", "postgres"):
+        raise SettingsError("DATABASE_URL must be a Postgres address, like postgresql://glassbox:secret@db:5432/glassbox "
+                            "(leave it unset to keep SQLite under APP_STATE_DIR).")
+    return url
+
+
 def _chroma_url(url: str) -> str | None:
     """CHROMA_URL, checked: http(s)://host:port, or None when unset."""
     if not url:
@@ -61,6 +71,9 @@ class Settings:
     sample_dir: Path = REPO_ROOT / "data" / "kb"
     # KNOWLEDGE_DIR: your documents, ingested at start (idempotent) into KNOWLEDGE_BASE.
     knowledge_dir: Path | None = None
+    # DATABASE_URL: a Postgres database (postgresql://user:password@host:port/name) for the trace store,
+    # owners, tokens, notes, evaluations and conversation memory; unset, SQLite files under APP_STATE_DIR.
+    database_url: str | None = None
     # CHROMA_URL: a Chroma server (http://host:port, e.g. `chroma run`) to keep the knowledge bases in,
     # shared by every replica and the ingest CLI; unset, an embedded store under APP_STATE_DIR.
     chroma_url: str | None = None
@@ -172,6 +185,7 @@ class Settings:
             state_dir=Path(env.get("APP_STATE_DIR", cls.state_dir)),
             knowledge_dir=Path(env["KNOWLEDGE_DIR"]) if env.get("KNOWLEDGE_DIR") else None,
             chroma_url=_chroma_url(env.get("CHROMA_URL", "").strip()),
+            database_url=_database_url(env.get("DATABASE_URL", "").strip()),
             knowledge_base=knowledge_base,
             rag_min_score=_float(env, "RAG_MIN_SCORE", cls.rag_min_score),
             llm_provider=provider,  # type: ignore[arg-type]

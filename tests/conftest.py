@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,6 +156,71 @@ def chroma_server(tmp_path_factory) -> Iterator[str]:
         server.wait(10)
 
 
+REQUIRE_POSTGRES = os.environ.get("GLASSBOX_REQUIRE_POSTGRES") == "1"  # set by .ci/run: never skip in CI
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory) -> Iterator[str]:
+    """A throwaway Postgres cluster (Debian's postgresql package) on a free port; its admin URL."""
+    import shutil
+    import socket
+    import subprocess
+
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not found:
+        (pytest.fail if REQUIRE_POSTGRES else pytest.skip)("Postgres is not installed (apt-get install postgresql)")
+    binaries = found[-1].parent
+    # Not under pytest's temp dir: that one is root's alone, and Postgres runs as its own user.
+    folder = Path(tempfile.mkdtemp(prefix="glassbox-postgres-"))
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:  # Postgres refuses to run as root: as the package's own user
+        shutil.chown(folder, "postgres", "postgres")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data = folder / "data"
+    subprocess.run([*as_postgres, str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
+                   check=True, capture_output=True)
+    subprocess.run([*as_postgres, str(binaries / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w", "-o",
+                    f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300",
+                    "start"], check=True, capture_output=True)
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_postgres, str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def fresh_database(admin_url: str) -> str:
+    """A new, empty database on the test cluster; its URL."""
+    import uuid
+
+    import psycopg
+
+    name = f"t{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    return admin_url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture
+def trace_database(request) -> str | None:
+    """DATABASE_URL for `serve_glassbox`: None (SQLite in the state dir), or a fresh Postgres database.
+
+    A test module with `BOTH_BACKENDS = True` runs every test that starts the app on both.
+    """
+    if getattr(request, "param", "sqlite") == "sqlite":
+        return None
+    return fresh_database(request.getfixturevalue("postgres_server"))
+
+
+def pytest_generate_tests(metafunc) -> None:
+    if "trace_database" in metafunc.fixturenames and getattr(metafunc.module, "BOTH_BACKENDS", False):
+        metafunc.parametrize("trace_database", ["sqlite", "postgres"], indirect=True)
+
+
 def emptied(url: str) -> str:
     """The Chroma server at `url`, with every collection a previous test left there deleted."""
     import chromadb
@@ -213,7 +280,7 @@ class Running:
 
 
 @pytest.fixture
-def serve_glassbox(tmp_path, scripted_model, knowledge_base, tickets):
+def serve_glassbox(tmp_path, scripted_model, knowledge_base, tickets, trace_database):
     """Start the real app (page, /api, /ask, /metrics) around the scripted model.
 
     Every app a test starts shares one state dir, so a second start is a restart.
@@ -247,6 +314,7 @@ def serve_glassbox(tmp_path, scripted_model, knowledge_base, tickets):
             tools = build_tools(lambda _name: knowledge_base, tickets, top_k=1)
             return Components(scripted_model, "scripted", tools, knowledge_chunks=2, timings={"model": 0.0})
 
+        settings.setdefault("database_url", trace_database)
         glassbox = build_glassbox(Settings(state_dir=tmp_path / "state", **settings), load, open_saver)
         glassbox.service.start_warm_up()
         server = BackgroundServer(build_app(glassbox), port=port, name="glassbox").start()

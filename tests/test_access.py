@@ -18,7 +18,7 @@ ADMIN_TOKEN = "admin-token-for-tests-0123456789"
 def access(tmp_path):
     def make(mode: str = "public", space_owner: str | None = "alice") -> Access:
         store = TraceStore(tmp_path / "t.sqlite3")
-        return Access(mode, TokenStore(store.path, store.now), "s" * 64, ADMIN_TOKEN, space_owner)
+        return Access(mode, TokenStore(store.connect, store.now), "s" * 64, ADMIN_TOKEN, space_owner)
 
     return make
 

@@ -196,3 +196,20 @@ async def test_a_web_server_cancelling_its_handler_stops_the_model(make_service,
     await asyncio.sleep(0.2)
 
     assert scripted_model.chunks_sent == sent < 10
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_conversation_memory_survives_a_restart_in_sqlite_and_postgres(make_service, scripted_model, tmp_path,
+                                                                             request, backend):
+    """The checkpointer DATABASE_URL chooses: LangGraph's Postgres saver on a psycopg pool; else SQLite."""
+    from chat.components import checkpointer_for
+    from chat.config import Settings
+    from tests.conftest import fresh_database
+
+    url = fresh_database(request.getfixturevalue("postgres_server")) if backend == "postgres" else None
+    settings = Settings(state_dir=tmp_path / "state", database_url=url)
+    for message in ("My name is Ada.", "Who am I?"):  # each a new service: a restart
+        service = make_service(open_checkpointer=checkpointer_for(settings))
+        await collect(service, message, "ada")
+        await service.aclose()
+    assert [m.text for m in scripted_model.prompts[1][1:]] == ["My name is Ada.", "OK.", "Who am I?"]

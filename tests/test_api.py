@@ -11,6 +11,8 @@ import pytest
 
 from tests.conftest import Reply
 
+BOTH_BACKENDS = True  # every test that starts the app runs on SQLite and on Postgres (tests/conftest.py)
+
 QUESTION = "How long can I return a faulty item?"
 
 

@@ -17,6 +17,8 @@ from tests.conftest import Reply
 from tests.test_approvals import TICKET_CALL
 from traces.store import TraceStore
 
+BOTH_BACKENDS = True  # every test that starts the app runs on SQLite and on Postgres (tests/conftest.py)
+
 REPO = Path(__file__).resolve().parent.parent
 ROWS = [{"question": "How long can I return a faulty item?", "expected": ["45 days", "forty-five days"]},
         {"question": "How much is standard shipping?", "expected": "$4.99"},

@@ -15,6 +15,7 @@ from tests.conftest import Reply
 from tests.test_spans import ticket_run
 from traces.otlp import run_to_otlp, trace_id_for
 
+BOTH_BACKENDS = True  # every test that starts the app runs on SQLite and on Postgres (tests/conftest.py)
 
 def parse(line: str) -> TracesData:
     """Parse one OTLP JSON line with protobuf's parser (OTLP JSON writes ids in hex, protobuf in base64)."""

@@ -260,3 +260,12 @@ def test_chroma_url_must_name_a_server(wrong: str) -> None:
         Settings.from_env({"CHROMA_URL": wrong})
     assert Settings.from_env({"CHROMA_URL": "http://chroma:8000/"}).chroma_url == "http://chroma:8000"
     assert Settings.from_env({}).chroma_url is None
+
+
+def test_database_url_must_be_postgres() -> None:
+    from chat.config import Settings, SettingsError
+
+    with pytest.raises(SettingsError, match="DATABASE_URL must be a Postgres address") as refused:
+        Settings.from_env({"DATABASE_URL": "mysql://root:hunter2@db/x"})
+    assert "hunter2" not in str(refused.value)  # a password is never echoed
+    assert Settings.from_env({"DATABASE_URL": "postgresql://g:s@db:5432/g"}).database_url == "postgresql://g:s@db:5432/g"

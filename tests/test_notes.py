@@ -8,6 +8,7 @@ import httpx
 
 from tests.conftest import Reply
 
+BOTH_BACKENDS = True  # every test that starts the app runs on SQLite and on Postgres (tests/conftest.py)
 
 def test_notes_are_added_listed_filtered_and_travel_with_the_run(serve_glassbox, scripted_model, tmp_path) -> None:
     from app import build_app, build_glassbox

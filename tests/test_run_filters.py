@@ -6,6 +6,7 @@ import httpx
 
 from tests.conftest import Reply
 
+BOTH_BACKENDS = True  # every test that starts the app runs on SQLite and on Postgres (tests/conftest.py)
 
 def test_runs_are_filtered_sorted_and_paged(serve_glassbox, scripted_model) -> None:
     scripted_model.replies = [Reply(tokens=["Within 45 days."]), Reply(tokens=["Gone"], fail_after=0),

@@ -1,8 +1,7 @@
-"""The trace store: threads, runs and events in SQLite, across restarts and crashes."""
+"""The trace store: threads, runs and events, across restarts and crashes, in SQLite and in Postgres."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 
 import pytest
@@ -10,6 +9,7 @@ import pytest
 from auth.callers import LOCAL
 from chat.events import ErrorOccurred, RetrievalHits, RunEnded, RunQueued, RunStarted, Token
 from rag.types import Hit
+from tests.conftest import fresh_database
 from traces.schema import SCHEMA_VERSION
 from traces.store import TraceStore
 
@@ -31,9 +31,23 @@ def run_events(run: str, thread: str = "t1", message: str = "How long can I retu
     return events
 
 
-@pytest.fixture
-def path(tmp_path):
-    return tmp_path / "traces.sqlite3"
+@pytest.fixture(params=["sqlite", "postgres"])
+def path(request, tmp_path):
+    """Where the store lives: a SQLite file, or a fresh Postgres database (DATABASE_URL)."""
+    if request.param == "sqlite":
+        return tmp_path / "traces.sqlite3"
+    return fresh_database(request.getfixturevalue("postgres_server"))
+
+
+def schema_version(store: TraceStore, set_to: int | None = None) -> int:
+    db = store.connect()
+    try:
+        with db:
+            if set_to is not None:
+                db.execute("UPDATE schema_version SET version = ?", (set_to,))
+            return db.execute("SELECT version FROM schema_version").fetchone()[0]
+    finally:
+        db.close()
 
 
 def store_with(path, *event_lists) -> TraceStore:
@@ -75,8 +89,7 @@ def test_everything_survives_a_restart_and_the_schema_version_is_stored(path):
     assert reopened.schema_was == SCHEMA_VERSION and reopened.interrupted == 0
     assert {t["id"] for t in reopened.list_threads(LOCAL)} == {"t1", "t2"}
     assert len(reopened.get_run(LOCAL, "r2")["events"]) == 6
-    with sqlite3.connect(path) as db:
-        assert db.execute("SELECT version FROM schema_version").fetchone() == (SCHEMA_VERSION,)
+    assert schema_version(reopened) == SCHEMA_VERSION
 
 
 def test_runs_left_unfinished_by_a_crash_become_interrupted_with_their_partial_answer(path):
@@ -126,8 +139,8 @@ def test_rename_and_soft_and_hard_delete(path):
 
 
 def test_a_store_from_a_newer_glassbox_is_refused_with_a_clear_message(path):
-    TraceStore(path).close()
-    with sqlite3.connect(path) as db:
-        db.execute("UPDATE schema_version SET version = 99")
+    store = TraceStore(path)
+    schema_version(store, set_to=99)
+    store.close()
     with pytest.raises(RuntimeError, match="newer than this Glassbox"):
         TraceStore(path)

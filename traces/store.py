@@ -17,7 +17,6 @@ import json
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -28,9 +27,10 @@ from typing import TYPE_CHECKING, Any
 from auth.callers import Caller
 from chat.events import Event, event_from_dict
 from chat.text import clean_text, clean_value
-from traces.schema import migrate
+from traces.db import PostgresDatabase, SqliteDatabase
 
 if TYPE_CHECKING:
+    from traces.db import Database
     from traces.otlp import ImportedRun
 from traces.writer import EventWriter, make_title
 
@@ -47,15 +47,26 @@ def utc_now() -> str:
 class TraceStore:
     """Persist the event stream; read threads, runs and events back for a caller."""
 
-    def __init__(self, path: Path, now: Callable[[], str] = utc_now, *, max_queue: int = 20_000) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path, self.now = path, now
+    def __init__(self, database: Path | str | Database, now: Callable[[], str] = utc_now, *,
+                 max_queue: int = 20_000) -> None:
+        """Open the store in `database` (a SQLite file's path, a Postgres URL, or a traces.db backend), migrated."""
+        if isinstance(database, Path):
+            database = SqliteDatabase(database)
+        elif isinstance(database, str):
+            database = PostgresDatabase(database)
+        self.database = database
+        self.path = getattr(self.database, "path", None)  # the SQLite file, if it is one
+        self.now = now
         # Our own writers (the event writer, thread claims, renames) take turns on this lock: left
         # to SQLite's busy handler, which sleeps and retries, 25 concurrent claims beside the event
         # writer waited up to ~0.35 s for the file (bench/load.py).
         self._write_lock = threading.Lock()
-        self.schema_was, self.interrupted = self._open()
-        self.writer = EventWriter(self._connect, now, max_queue=max_queue, write_lock=self._write_lock)
+        try:
+            self.schema_was, self.interrupted = self.database.open(lambda db: _mark_interrupted(db, self.now()))
+        except BaseException:  # refused (a newer schema) or unreachable: let the connections go
+            self.database.close()
+            raise
+        self.writer = EventWriter(self.connect, now, max_queue=max_queue, write_lock=self._write_lock)
 
     # --- writing -----------------------------------------------------------------------------
 
@@ -68,8 +79,9 @@ class TraceStore:
         return self.writer.flush(run_id, timeout)
 
     def close(self) -> None:
-        """Write what is queued, then stop the writer."""
+        """Write what is queued, then stop the writer and let the database go."""
         self.writer.close()
+        self.database.close()
 
     def claim_thread(self, caller: Caller, thread_id: str, message: str, knowledge_base: str) -> str | None:
         """Create the thread for `caller`, answering from `knowledge_base`, if it is new.
@@ -149,12 +161,18 @@ class TraceStore:
         """Return the caller's runs that match `query`, in its order, one page of it."""
         where, args = query.where()
         with self.reading() as db:
-            rows = db.execute(
-                "SELECT runs.*, (SELECT count(*) FROM notes WHERE notes.run_id = runs.id) AS notes "
-                "FROM runs LEFT JOIN threads ON threads.id = runs.thread_id "
+            runs = [_run(row) for row in db.execute(
+                "SELECT runs.* FROM runs LEFT JOIN threads ON threads.id = runs.thread_id "
                 f"WHERE (? OR threads.owner = ?){where} ORDER BY {query.order_by()} LIMIT ? OFFSET ?",
-                (caller.is_admin, caller.owner, *args, query.limit, query.offset))
-            return [_run(row) for row in rows.fetchall()]
+                (caller.is_admin, caller.owner, *args, query.limit, query.offset)).fetchall()]
+            # Notes are counted for the page only: in the query above, the runs skipped by OFFSET were
+            # counted too (100,000 counts to show 25, bench/runs_list.py).
+            counts: dict[str, int] = {}
+            if runs:
+                marks = ",".join("?" * len(runs))
+                counts = dict(db.execute(f"SELECT run_id, count(*) FROM notes WHERE run_id IN ({marks}) "
+                                         "GROUP BY run_id", [run["id"] for run in runs]).fetchall())
+        return [{**run, "notes": counts.get(run["id"], 0)} for run in runs]
 
     # --- reviewer notes -----------------------------------------------------------------------
 
@@ -166,9 +184,8 @@ class TraceStore:
         note = (run_id, span_id, event_seq, clean_text(reviewer)[:80], label, clean_text(text)[:4000], caller.owner,
                 self.now())
         with self.writing() as db:
-            cursor = db.execute("INSERT INTO notes (run_id, span_id, event_seq, reviewer, label, text, owner, "
-                                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", note)
-            row = db.execute("SELECT * FROM notes WHERE id = ?", (cursor.lastrowid,)).fetchone()
+            row = db.execute("INSERT INTO notes (run_id, span_id, event_seq, reviewer, label, text, owner, "
+                             "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *", note).fetchone()
         return dict(row)
 
     def notes(self, caller: Caller, run_id: str) -> list[dict[str, Any]] | None:
@@ -261,50 +278,27 @@ class TraceStore:
             empty = [r[0] for r in db.execute(
                 "SELECT id FROM threads WHERE NOT EXISTS (SELECT 1 FROM runs WHERE runs.thread_id = threads.id)")]
             _remove_threads(db, empty)
-        with closing(self._connect()) as db:
-            # executescript steps the pragma to the end; execute() would free a single page.
-            db.executescript("PRAGMA incremental_vacuum;")
+        self.database.reclaim_space()
         if old:
             log.info("retention removed old runs", extra={"runs": len(old), "threads": len(empty)})
         return empty
 
-    # --- opening -----------------------------------------------------------------------------
+    # --- connections -----------------------------------------------------------------------
 
-    def _open(self) -> tuple[int, int]:
-        """Migrate and recover the store; a damaged file is moved aside, never fatal."""
-        try:
-            with closing(self._connect()) as db:
-                db.execute("PRAGMA journal_mode=WAL")
-                schema_was = migrate(db)
-                return schema_was, _mark_interrupted(db, self.now())
-        except sqlite3.DatabaseError:
-            aside = self.path.with_name(f"{self.path.name}.damaged-{int(time.time())}")
-            log.exception("the trace store is damaged; moved aside, starting a new one",
-                          extra={"moved_to": str(aside)})
-            for suffix in ("", "-wal", "-shm"):
-                part = Path(str(self.path) + suffix)
-                if part.exists():
-                    part.rename(str(aside) + suffix)
-            with closing(self._connect()) as db:
-                db.execute("PRAGMA journal_mode=WAL")
-                return migrate(db), 0
-
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, check_same_thread=False, timeout=10)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA synchronous=NORMAL")  # WAL: a commit survives the app crashing, without an fsync each
-        return db
+    def connect(self) -> Any:
+        """A new connection to the store's database (the caller closes it)."""
+        return self.database.connect()
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
         """A connection to read with (evals/store.py shares the file)."""
-        with closing(self._connect()) as db:
+        with closing(self.connect()) as db:
             yield db
 
     @contextmanager
     def writing(self) -> Iterator[sqlite3.Connection]:
         """A transaction, taking turns with the event writer."""
-        with self._write_lock, closing(self._connect()) as db, db:
+        with self._write_lock, closing(self.connect()) as db, db:
             yield db
 
 
@@ -422,6 +416,6 @@ def _mark_interrupted(db: sqlite3.Connection, now: str) -> int:
             with db:
                 db.execute("UPDATE runs SET status = 'interrupted', answer = ?, updated_at = ? WHERE id = ?",
                            (answer, now, run_id))
-        except sqlite3.Error:
+        except Exception:  # this run's row, on either backend: the others are still marked
             log.exception("could not mark a run interrupted", extra={"run_id": run_id})
     return len(unfinished)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
 import uuid
 from collections.abc import Callable
 from contextlib import closing
-from pathlib import Path
 from typing import Any
 
 from chat.text import clean_text
@@ -24,8 +22,8 @@ def token_hash(secret: str) -> str:
 class TokenStore:
     """Create, list, revoke and look up API tokens in the trace store's database."""
 
-    def __init__(self, path: Path, now: Callable[[], str]) -> None:
-        self.path, self.now = path, now  # the schema is the trace store's (traces.schema)
+    def __init__(self, connect: Callable[[], Any], now: Callable[[], str]) -> None:
+        self._connect, self.now = connect, now  # the trace store's database (TraceStore.connect) and schema
 
     def create(self, name: str) -> dict[str, Any]:
         """Store a new token; return its record with the secret, which is shown only this once."""
@@ -56,8 +54,3 @@ class TokenStore:
             row = db.execute("SELECT id FROM api_tokens WHERE hash = ? AND revoked_at IS NULL",
                              (token_hash(secret),)).fetchone()
         return row["id"] if row else None
-
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=10)
-        db.row_factory = sqlite3.Row
-        return db
