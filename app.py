@@ -42,6 +42,7 @@ from metrics.registry import AgentMetrics
 from metrics.table import RunTable
 from traces.db import database_for
 from traces.live_otlp import LiveExport, live_export_from_env
+from traces.replicas import Replicas
 from traces.store import RunQuery, TraceStore
 from traces.tokens import TokenStore
 from ui.ask import add_ask_api
@@ -61,6 +62,7 @@ class Glassbox:
     access: Access
     evals: EvalRunner
     live_export: LiveExport | None = None  # spans to an OTLP collector, when OTEL_EXPORTER_OTLP_ENDPOINT is set
+    replicas: Replicas | None = None  # this process among those sharing DATABASE_URL
 
 
 def build_glassbox(
@@ -71,7 +73,12 @@ def build_glassbox(
     """Wire the agent service to the metrics and the trace store; nothing slow happens until warm-up."""
     registry = CollectorRegistry()
     table = RunTable(settings.metrics_window)
-    traces = TraceStore(database_for(settings.state_dir, settings.database_url))
+    traces = TraceStore(database_for(settings.state_dir, settings.database_url),
+                        replica_timeout_s=settings.replica_timeout_s)
+    replicas = None
+    if traces.database.shared:  # replicas may share this database: say this one is alive, lease threads
+        replicas = Replicas(traces, settings.replica_timeout_s, f"http://{settings.server_name}:{settings.server_port}")
+        replicas.heartbeat()
     access = Access(settings.auth_mode, TokenStore(traces.connect, traces.now), browser_secret(settings.state_dir),
                     settings.admin_token, settings.space_owner)
     table.restore(traces.find_runs(ADMIN, RunQuery(limit=settings.metrics_window)))  # the charts survive a restart
@@ -88,9 +95,10 @@ def build_glassbox(
         claim=traces.claim_thread,
         approval_timeout_s=settings.approval_timeout_s,
         default_knowledge_base=settings.knowledge_base,
+        lease=replicas,
     )
     return Glassbox(settings, service, registry, table, traces, access, EvalRunner(service, EvalStore(traces)),
-                    live_export)
+                    live_export, replicas)
 
 
 def build_demo(glassbox: Glassbox) -> gr.Blocks:
@@ -107,8 +115,11 @@ def build_app(glassbox: Glassbox) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         retention = asyncio.create_task(keep_within_retention(glassbox))
+        alive = asyncio.create_task(keep_alive(glassbox.replicas)) if glassbox.replicas else None
         yield
         retention.cancel()
+        if alive is not None:
+            alive.cancel()
         await glassbox.evals.aclose()
         await glassbox.service.aclose()
         glassbox.traces.close()
@@ -153,6 +164,17 @@ async def keep_within_retention(glassbox: Glassbox, every_s: float = 3600.0) -> 
         except Exception:  # retention must never take the server down
             log.exception("retention failed; will try again")
         await asyncio.sleep(every_s)
+
+
+async def keep_alive(replicas: Replicas) -> None:
+    """Say this replica is alive, and take over what silent ones left unfinished, every few seconds."""
+    while True:
+        await asyncio.sleep(max(0.5, replicas.timeout_s / 6))
+        try:
+            await asyncio.to_thread(replicas.heartbeat)
+            await asyncio.to_thread(replicas.recover)
+        except Exception:  # the database is away for a moment: the next beat tries again
+            log.exception("replica heartbeat failed; will try again")
 
 
 def spare_gradio_a_failed_import() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -17,8 +18,8 @@ from api.sse import done_payload, event_stream
 from auth.access import Access
 from auth.callers import Caller
 from chat.config import ID_PATTERN, KB_NAME_MAX, KB_NAME_PATTERN
-from chat.events import ErrorOccurred, RunEnded
-from chat.service import AgentService, MessageRefused, WrongKnowledgeBase
+from chat.events import ErrorOccurred, Event, RunEnded
+from chat.service import AgentService, MessageRefused, ThreadBusy, WrongKnowledgeBase
 from chat.spans import span_tree
 from traces.compare import compare_runs
 from traces.store import RunQuery, TraceStore
@@ -69,6 +70,22 @@ class NewToken(BaseModel):
     name: str = Field(min_length=1, max_length=100, description="Who or what the token is for.")
 
 
+async def opened(events: AsyncIterator[Event]) -> AsyncIterator[Event]:
+    """The run's events with the first already taken, so a refusal found only as the run starts (its
+    thread busy on another replica: traces/replicas.py) is a 409 before any response begins."""
+    try:
+        first = await anext(events)
+    except ThreadBusy as busy:
+        raise HTTPException(409, str(busy)) from None
+
+    async def chained() -> AsyncIterator[Event]:
+        yield first
+        async for event in events:
+            yield event
+
+    return chained()
+
+
 def build_api(service: AgentService, traces: TraceStore, access: Access, heartbeat_s: float = 15.0) -> APIRouter:
     """Return the /api routes over this service and trace store; `access` decides who calls."""
     api = APIRouter(prefix="/api")
@@ -105,8 +122,8 @@ def build_api(service: AgentService, traces: TraceStore, access: Access, heartbe
               response_class=StreamingResponse, responses=doc.answers(doc.EVENT_STREAM, 401, 404, 409))
     async def chat_stream(request: ChatRequest, caller: Caller = caller_of) -> StreamingResponse:
         thread_id = start(request, caller)
-        stream = event_stream(service.stream(request.message, thread_id, caller, request.knowledge_base),
-                              request.events, heartbeat_s)
+        events = await opened(service.stream(request.message, thread_id, caller, request.knowledge_base))
+        stream = event_stream(events, request.events, heartbeat_s)
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
 
@@ -115,7 +132,7 @@ def build_api(service: AgentService, traces: TraceStore, access: Access, heartbe
     async def chat(request: ChatRequest, caller: Caller = caller_of) -> JSONResponse:
         thread_id = start(request, caller)
         error = None
-        async for event in service.stream(request.message, thread_id, caller, request.knowledge_base):
+        async for event in await opened(service.stream(request.message, thread_id, caller, request.knowledge_base)):
             if isinstance(event, ErrorOccurred):
                 error = event
             if isinstance(event, RunEnded):

@@ -74,6 +74,9 @@ class Settings:
     # DATABASE_URL: a Postgres database (postgresql://user:password@host:port/name) for the trace store,
     # owners, tokens, notes, evaluations and conversation memory; unset, SQLite files under APP_STATE_DIR.
     database_url: str | None = None
+    # REPLICA_TIMEOUT_S: with DATABASE_URL, a replica silent this long is taken for dead: its
+    # unfinished runs are marked interrupted and its threads' leases are free.
+    replica_timeout_s: float = 30.0
     # CHROMA_URL: a Chroma server (http://host:port, e.g. `chroma run`) to keep the knowledge bases in,
     # shared by every replica and the ingest CLI; unset, an embedded store under APP_STATE_DIR.
     chroma_url: str | None = None
@@ -186,6 +189,7 @@ class Settings:
             knowledge_dir=Path(env["KNOWLEDGE_DIR"]) if env.get("KNOWLEDGE_DIR") else None,
             chroma_url=_chroma_url(env.get("CHROMA_URL", "").strip()),
             database_url=_database_url(env.get("DATABASE_URL", "").strip()),
+            replica_timeout_s=_float(env, "REPLICA_TIMEOUT_S", cls.replica_timeout_s),
             knowledge_base=knowledge_base,
             rag_min_score=_float(env, "RAG_MIN_SCORE", cls.rag_min_score),
             llm_provider=provider,  # type: ignore[arg-type]

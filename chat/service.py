@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import suppress
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
@@ -37,6 +37,14 @@ def _warm_up_failure(error: Exception) -> str:
     if isinstance(error, MemoryError):
         return "there is not enough memory to load the model"
     return "loading the model or the knowledge store went wrong; the server log says what"
+
+
+class ThreadLease(Protocol):
+    """One run at a time per thread, across every process sharing the store (traces/replicas.py)."""
+
+    def take(self, thread_id: str, run_id: str) -> bool: ...
+
+    def release(self, thread_id: str, run_id: str) -> None: ...
 
 
 class NotReady(RuntimeError):
@@ -79,6 +87,7 @@ class AgentService:
         claim: Callable[[Caller, str, str, str], str | None] | None = None,
         approval_timeout_s: float = 300.0,
         default_knowledge_base: str = "sample",
+        lease: ThreadLease | None = None,
     ) -> None:
         self._load = load
         self._open_checkpointer = open_checkpointer
@@ -92,6 +101,7 @@ class AgentService:
         # knowledge base if it is theirs; None when it is not.
         self.claim = claim
         self.default_knowledge_base = default_knowledge_base
+        self.lease = lease  # one run per thread across replicas (traces/replicas.py); None: this process only
         self.approvals = Approvals(approval_timeout_s)  # runs paused until a person decides
         self.components: Components | None = None
         self.checkpointer: BaseCheckpointSaver | None = None
@@ -179,6 +189,10 @@ class AgentService:
         queue: asyncio.Queue[Event] = asyncio.Queue()
 
         translator = RunTranslator(uuid.uuid4().hex, thread_id)
+        run_id = translator.ids["run_id"]
+        # Replicas sharing a database: the thread's lease, so a message reaching another replica waits its turn.
+        if self.lease is not None and not await asyncio.to_thread(self.lease.take, thread_id, run_id):
+            raise ThreadBusy("An answer is still streaming in this conversation; stop it or wait.")
 
         def emit(event: Event) -> None:
             event = translator.stamp(event)  # seq, wall-clock time, span: every reader sees the same
@@ -207,6 +221,15 @@ class AgentService:
                 # the run unshielded would pass each cancel on into LangGraph's own clean-up,
                 # which then never cancels the model node, and the model keeps generating.
                 await asyncio.shield(task)
+            if self.lease is not None:
+                with suppress(asyncio.CancelledError):  # shielded too: the lease goes back whatever happens
+                    await asyncio.shield(asyncio.to_thread(self._release, thread_id, run_id))
+
+    def _release(self, thread_id: str, run_id: str) -> None:
+        try:
+            self.lease.release(thread_id, run_id)
+        except Exception:  # the database is away: the lease frees itself once the run is over
+            log.exception("could not release a thread's lease", extra={"run_id": run_id})
 
     def cancel(self, thread_id: str) -> bool:
         """Stop the run streaming in `thread_id`; return whether there was one."""

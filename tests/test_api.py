@@ -117,9 +117,9 @@ def test_restart_keeps_threads_runs_and_events(serve_glassbox):
     assert again[-1]["type"] == "done"
 
 
-def test_a_run_cut_off_by_a_crash_is_interrupted_after_restart(serve_glassbox, scripted_model):
+def test_a_run_cut_off_by_a_crash_is_interrupted_after_restart(serve_glassbox, scripted_model, trace_database):
     scripted_model.replies = [Reply(tokens=["Partial ", "answer ", "never ", "finished"], hang_after=2)]
-    first = serve_glassbox()
+    first = serve_glassbox(replica_timeout_s=3.0)
     with httpx.stream("POST", f"{first.url}/api/chat/stream", json={"message": QUESTION}) as response:
         for line in response.iter_lines():
             if '"type": "token"' in line and "answer" in line:
@@ -128,8 +128,16 @@ def test_a_run_cut_off_by_a_crash_is_interrupted_after_restart(serve_glassbox, s
                 # A crash here: the process dies mid-run, so nothing more of it reaches the disk.
                 first.glassbox.service.listeners.remove(first.glassbox.traces.record)
                 break
-    second = serve_glassbox()
+    second = serve_glassbox(replica_timeout_s=3.0)
     run = httpx.get(f"{second.url}/api/runs/{run_id}").json()
+    if trace_database:  # Postgres: replicas share it, and the first is still alive: its run is its own
+        assert run["status"] == "in_progress"
+        first.server.stop()  # now it is gone: once it has been silent REPLICA_TIMEOUT_S, the other takes over
+        for _ in range(100):
+            run = httpx.get(f"{second.url}/api/runs/{run_id}").json()
+            if run["status"] != "in_progress":
+                break
+            time.sleep(0.1)
     assert run["status"] == "interrupted" and run["answer"] == "Partial answer"
     assert [e["type"] for e in run["events"]][-2:] == ["token", "token"]  # what was written stays
 

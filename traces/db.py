@@ -26,6 +26,7 @@ class Database(Protocol):
     """A trace store backend: connections, their errors, start-up, and space reclaimed after retention."""
 
     errors: tuple[type[Exception], ...]
+    shared: bool  # whether other processes (replicas) use the same database at once
     where: str  # for people: the file, or the server without its password
 
     def connect(self) -> Any: ...
@@ -48,6 +49,7 @@ class SqliteDatabase:
     """One SQLite file, in WAL mode; a damaged file is moved aside, never fatal."""
 
     errors = (sqlite3.Error,)
+    shared = False  # one process: the state dir's lock (rag/lock.py)
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -91,6 +93,8 @@ class SqliteDatabase:
 
 class PostgresDatabase:
     """A Postgres database, through a small psycopg 3 connection pool."""
+
+    shared = True  # any number of replicas may use it at once (traces/replicas.py)
 
     def __init__(self, url: str, max_connections: int = 10) -> None:
         import psycopg

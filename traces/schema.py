@@ -116,6 +116,24 @@ MIGRATIONS: tuple[str, ...] = (
     );
     ALTER TABLE threads ADD COLUMN eval_id TEXT;
     """,
+    # 7: replicas sharing one database (traces/replicas.py): which replica runs each run, when each
+    # replica was last alive, and each thread's lease, so a thread runs once at a time across them.
+    """
+    ALTER TABLE runs ADD COLUMN replica TEXT;
+    CREATE TABLE replicas (
+        id TEXT PRIMARY KEY,
+        url TEXT,
+        started_at TEXT NOT NULL,
+        seen_at TEXT NOT NULL
+    );
+    CREATE TABLE thread_leases (
+        thread_id TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        replica TEXT NOT NULL,
+        taken_at TEXT NOT NULL
+    );
+    CREATE INDEX runs_unfinished ON runs(status, replica);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -223,6 +241,22 @@ POSTGRES_MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (eval_id, idx)
     );
     ALTER TABLE threads ADD COLUMN eval_id TEXT;
+    """,
+    """
+    ALTER TABLE runs ADD COLUMN replica TEXT;
+    CREATE TABLE replicas (
+        id TEXT PRIMARY KEY,
+        url TEXT,
+        started_at TEXT NOT NULL,
+        seen_at TEXT NOT NULL
+    );
+    CREATE TABLE thread_leases (
+        thread_id TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        replica TEXT NOT NULL,
+        taken_at TEXT NOT NULL
+    );
+    CREATE INDEX runs_unfinished ON runs(status, replica);
     """,
 )
 assert len(POSTGRES_MIGRATIONS) == SCHEMA_VERSION, "every version exists for both backends"

@@ -17,6 +17,7 @@ import json
 import logging
 import sqlite3
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -48,7 +49,7 @@ class TraceStore:
     """Persist the event stream; read threads, runs and events back for a caller."""
 
     def __init__(self, database: Path | str | Database, now: Callable[[], str] = utc_now, *,
-                 max_queue: int = 20_000) -> None:
+                 max_queue: int = 20_000, replica_timeout_s: float = 30.0) -> None:
         """Open the store in `database` (a SQLite file's path, a Postgres URL, or a traces.db backend), migrated."""
         if isinstance(database, Path):
             database = SqliteDatabase(database)
@@ -61,12 +62,19 @@ class TraceStore:
         # to SQLite's busy handler, which sleeps and retries, 25 concurrent claims beside the event
         # writer waited up to ~0.35 s for the file (bench/load.py).
         self._write_lock = threading.Lock()
+        self.replica = uuid.uuid4().hex[:16]  # this process, among those sharing a database (traces/replicas.py)
+        self.replica_timeout_s = replica_timeout_s
+        # One process per SQLite file (the state dir's lock): whatever it left unfinished is over.
+        # A shared database: only what replicas silent for replica_timeout_s left.
+        alive_since = _before(now(), replica_timeout_s) if self.database.shared else None
         try:
-            self.schema_was, self.interrupted = self.database.open(lambda db: _mark_interrupted(db, self.now()))
+            self.schema_was, self.interrupted = self.database.open(
+                lambda db: _mark_interrupted(db, self.now(), alive_since))
         except BaseException:  # refused (a newer schema) or unreachable: let the connections go
             self.database.close()
             raise
-        self.writer = EventWriter(self.connect, now, max_queue=max_queue, write_lock=self._write_lock)
+        self.writer = EventWriter(self.connect, now, max_queue=max_queue, write_lock=self._write_lock,
+                                  replica=self.replica)
 
     # --- writing -----------------------------------------------------------------------------
 
@@ -359,6 +367,11 @@ class RunQuery:
         return RUN_ORDERS.get(self.order, RUN_ORDERS["newest"])
 
 
+def _before(now: str, seconds: float) -> str:
+    """The time `seconds` before `now`, as the store writes times."""
+    return (datetime.fromisoformat(now) - timedelta(seconds=seconds)).astimezone(UTC).isoformat(timespec="milliseconds")
+
+
 def _iso(ts: int) -> str | None:
     """A Unix-nanosecond time as the store writes times, or None for none."""
     return datetime.fromtimestamp(ts / 1e9, UTC).isoformat(timespec="milliseconds") if ts else None
@@ -398,13 +411,28 @@ def _remove_threads(db: sqlite3.Connection, thread_ids: list[str]) -> int:
     return removed
 
 
-def _mark_interrupted(db: sqlite3.Connection, now: str) -> int:
+def _mark_interrupted(db: sqlite3.Connection, now: str, alive_since: str | None = None) -> int:
     """Mark runs a crash or restart left unfinished as interrupted, keeping their partial answers.
+
+    With `alive_since` (a shared database: traces/replicas.py), only the runs of replicas not seen
+    since then: another replica's live runs are left alone.
+    """
+    if alive_since is None:
+        unfinished = [row[0] for row in db.execute(f"SELECT id FROM runs WHERE status IN {UNFINISHED}")]
+    else:
+        unfinished = [row[0] for row in db.execute(
+            f"SELECT id FROM runs WHERE status IN {UNFINISHED} AND (replica IS NULL OR replica NOT IN "
+            "(SELECT id FROM replicas WHERE seen_at > ?))", (alive_since,)).fetchall()]
+    return interrupt_runs(db, unfinished, now)
+
+
+def interrupt_runs(db: sqlite3.Connection, run_ids: list[str], now: str) -> int:
+    """Mark these unfinished runs interrupted, each keeping the answer its stored tokens make.
 
     Each run on its own: stored data that cannot be read costs that run's answer, never start-up.
     """
-    unfinished = [row[0] for row in db.execute(f"SELECT id FROM runs WHERE status IN {UNFINISHED}")]
-    for run_id in unfinished:
+    marked = 0
+    for run_id in run_ids:
         try:
             tokens = db.execute("SELECT payload FROM events WHERE run_id = ? AND type = 'token' ORDER BY seq",
                                 (run_id,)).fetchall()
@@ -414,8 +442,8 @@ def _mark_interrupted(db: sqlite3.Connection, now: str) -> int:
             answer = ""
         try:
             with db:
-                db.execute("UPDATE runs SET status = 'interrupted', answer = ?, updated_at = ? WHERE id = ?",
-                           (answer, now, run_id))
+                marked += db.execute(f"UPDATE runs SET status = 'interrupted', answer = ?, updated_at = ? "
+                                     f"WHERE id = ? AND status IN {UNFINISHED}", (answer, now, run_id)).rowcount
         except Exception:  # this run's row, on either backend: the others are still marked
             log.exception("could not mark a run interrupted", extra={"run_id": run_id})
-    return len(unfinished)
+    return marked

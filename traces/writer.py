@@ -58,8 +58,9 @@ class EventWriter:
 
     def __init__(self, connect: Callable[[], sqlite3.Connection], now: Callable[[], str],
                  *, max_queue: int = 20_000, put_timeout_s: float = 5.0,
-                 write_lock: threading.Lock | None = None) -> None:
+                 write_lock: threading.Lock | None = None, replica: str | None = None) -> None:
         self._connect, self.now, self.put_timeout_s = connect, now, put_timeout_s
+        self.replica = replica  # the process that runs what it writes (traces/replicas.py)
         self._write_lock = write_lock or threading.Lock()  # shared with the store's other writers
         self._queue: queue.Queue[Event | _Flush | None] = queue.Queue(maxsize=max_queue)
         self._seq: dict[str, int] = {}
@@ -169,9 +170,9 @@ class EventWriter:
             )
             db.execute("UPDATE threads SET updated_at = ? WHERE id = ?", (now, event.thread_id))
             db.execute(
-                "INSERT INTO runs (id, thread_id, status, message, created_at, updated_at) "
-                "VALUES (?, ?, 'queued', ?, ?, ?)",
-                (event.run_id, event.thread_id, clean_text(event.message), now, now),
+                "INSERT INTO runs (id, thread_id, status, message, created_at, updated_at, replica) "
+                "VALUES (?, ?, 'queued', ?, ?, ?, ?)",
+                (event.run_id, event.thread_id, clean_text(event.message), now, now, self.replica),
             )
         elif isinstance(event, RunStarted):
             db.execute("UPDATE runs SET status = 'in_progress', model = ?, knowledge_base = ?, "

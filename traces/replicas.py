@@ -1,0 +1,86 @@
+"""Several Glassbox processes on one Postgres database: who is alive, and who runs which thread.
+
+Each process is a replica with an id of its own. It says it is alive every few seconds (`heartbeat`).
+A run takes its thread's lease first (`take`), so one thread never runs twice at once, whichever
+replica each message reaches; the lease goes when the run ends (`release`), or when its replica
+stops saying it is alive. A replica that died (kill -9, a lost machine) leaves runs unfinished:
+any live replica marks them interrupted once the dead one has been silent for REPLICA_TIMEOUT_S
+(`recover`), and never touches a live replica's runs.
+
+SQLite has one process by construction (the state dir's lock), so there the store recovers every
+unfinished run at start, as before, and the service's own memory of busy threads is enough.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from traces.store import TraceStore
+
+log = logging.getLogger("glassbox.replicas")
+UNFINISHED = ("queued", "in_progress", "awaiting_approval")
+FRESH_LEASE_S = 30.0  # a lease this young holds even before its run's first row is written
+
+
+class Replicas:
+    """This process's place among the replicas sharing the trace store's database."""
+
+    def __init__(self, traces: TraceStore, timeout_s: float = 30.0, url: str = "") -> None:
+        self.traces, self.timeout_s, self.url = traces, timeout_s, url
+        self.id = traces.replica  # what the store writes on each run it runs
+
+    def heartbeat(self) -> None:
+        """Say that this replica is alive (and forget replicas gone for a day: each start is a new one)."""
+        now = self.traces.now()
+        with self.traces.writing() as db:
+            db.execute("INSERT INTO replicas (id, url, started_at, seen_at) VALUES (?, ?, ?, ?) "
+                       "ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at", (self.id, self.url, now, now))
+            db.execute("DELETE FROM replicas WHERE seen_at < ?", (self._ago(86_400),))
+
+    def take(self, thread_id: str, run_id: str) -> bool:
+        """Take the thread's lease for `run_id`; False if another run holds it, on any live replica."""
+        now, alive_since = self.traces.now(), self._ago(self.timeout_s)
+        with self.traces.writing() as db:
+            db.execute(
+                "INSERT INTO thread_leases (thread_id, run_id, replica, taken_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (thread_id) DO UPDATE SET run_id = excluded.run_id, replica = excluded.replica, "
+                "taken_at = excluded.taken_at "
+                # a lease is free when its replica is gone, or when it is not fresh and its run is over
+                "WHERE thread_leases.replica NOT IN (SELECT id FROM replicas WHERE seen_at > ?) "
+                f"OR (thread_leases.taken_at < ? AND NOT EXISTS (SELECT 1 FROM runs WHERE runs.id = "
+                f"thread_leases.run_id AND runs.status IN {UNFINISHED}))",
+                (thread_id, run_id, self.id, now, alive_since, self._ago(FRESH_LEASE_S)))
+            holder = db.execute("SELECT run_id FROM thread_leases WHERE thread_id = ?", (thread_id,)).fetchone()
+        return holder is not None and holder[0] == run_id
+
+    def release(self, thread_id: str, run_id: str) -> None:
+        """Give the thread's lease back, if `run_id` still holds it."""
+        with self.traces.writing() as db:
+            db.execute("DELETE FROM thread_leases WHERE thread_id = ? AND run_id = ?", (thread_id, run_id))
+
+    def recover(self) -> int:
+        """Mark the unfinished runs of replicas silent for REPLICA_TIMEOUT_S interrupted; return how many."""
+        from traces.store import interrupt_runs
+
+        alive_since = self._ago(self.timeout_s)
+        with self.traces.reading() as db:
+            orphans = [row[0] for row in db.execute(
+                f"SELECT id FROM runs WHERE status IN {UNFINISHED} AND (replica IS NULL OR replica NOT IN "
+                "(SELECT id FROM replicas WHERE seen_at > ?))", (alive_since,)).fetchall()]
+        if not orphans:
+            return 0
+        self.traces.flush()  # this replica's own queued rows first: its runs are never orphans
+        db = self.traces.connect()
+        try:
+            marked = interrupt_runs(db, orphans, self.traces.now())
+        finally:
+            db.close()
+        log.warning("marked the runs of a silent replica interrupted", extra={"runs": marked})
+        return marked
+
+    def _ago(self, seconds: float) -> str:
+        when = datetime.fromisoformat(self.traces.now()) - timedelta(seconds=seconds)
+        return when.astimezone(UTC).isoformat(timespec="milliseconds")
