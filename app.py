@@ -79,7 +79,10 @@ def build_glassbox(
     if traces.database.shared:  # replicas may share this database: say this one is alive, lease threads
         replicas = Replicas(traces, settings.replica_timeout_s, f"http://{settings.server_name}:{settings.server_port}")
         replicas.heartbeat()
-    access = Access(settings.auth_mode, TokenStore(traces.connect, traces.now), browser_secret(settings.state_dir),
+    secret = browser_secret(settings.state_dir)
+    if replicas is not None:  # a visitor's cookie and thread list must read the same on every replica
+        secret = replicas.shared_secret("browser-state", secret)
+    access = Access(settings.auth_mode, TokenStore(traces.connect, traces.now), secret,
                     settings.admin_token, settings.space_owner)
     table.restore(traces.find_runs(ADMIN, RunQuery(limit=settings.metrics_window)))  # the charts survive a restart
     live_export = live_export_from_env(os.environ)
@@ -115,7 +118,7 @@ def build_app(glassbox: Glassbox) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         retention = asyncio.create_task(keep_within_retention(glassbox))
-        alive = asyncio.create_task(keep_alive(glassbox.replicas)) if glassbox.replicas else None
+        alive = asyncio.create_task(keep_alive(glassbox)) if glassbox.replicas else None
         yield
         retention.cancel()
         if alive is not None:
@@ -166,15 +169,24 @@ async def keep_within_retention(glassbox: Glassbox, every_s: float = 3600.0) -> 
         await asyncio.sleep(every_s)
 
 
-async def keep_alive(replicas: Replicas) -> None:
-    """Say this replica is alive, and take over what silent ones left unfinished, every few seconds."""
+async def keep_alive(glassbox: Glassbox) -> None:
+    """Say this replica is alive, take over what silent ones left unfinished, and show the fleet's
+    runs in this replica's charts, every few seconds."""
+    replicas = glassbox.replicas
     while True:
         await asyncio.sleep(max(0.5, replicas.timeout_s / 6))
         try:
             await asyncio.to_thread(replicas.heartbeat)
             await asyncio.to_thread(replicas.recover)
+            await asyncio.to_thread(show_the_fleet, glassbox)
         except Exception:  # the database is away for a moment: the next beat tries again
             log.exception("replica heartbeat failed; will try again")
+
+
+def show_the_fleet(glassbox: Glassbox) -> bool:
+    """Fill the charts' table from the shared store: every replica's last runs, labelled by replica."""
+    runs = glassbox.traces.find_runs(ADMIN, RunQuery(limit=glassbox.settings.metrics_window))
+    return glassbox.table.replace(runs, glassbox.replicas.names())
 
 
 def spare_gradio_a_failed_import() -> None:

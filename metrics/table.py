@@ -20,6 +20,7 @@ COLUMNS: dict[str, str] = {
     "status": "object",
     "question": "object",  # the message, for the chart's tooltip
     "run": "object",  # the run id, to open it in the Traces tab
+    "replica": "object",  # which replica ran it ("" with one process): the fleet's charts are coloured by it
 }
 FINISHED = ("completed", "failed", "cancelled")
 
@@ -36,6 +37,7 @@ class RunRow:
     status: str  # "completed", "failed" or "cancelled"
     question: str = ""
     run: str = ""
+    replica: str = ""
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -71,6 +73,18 @@ class RunTable:
             self._rows.extend(rows)
             self.runs_recorded += len(rows)
 
+    def replace(self, runs: list[dict], labels: dict[str, str] | None = None) -> bool:
+        """Hold exactly these stored runs (newest first), each labelled by its replica's name in
+        `labels`: every replica's runs, read from the shared store. Return whether anything changed."""
+        rows = [row for row in (_stored_row(run, labels or {}) for run in reversed(runs)) if row is not None]
+        with self._lock:
+            if [(r.run, r.status, r.replica) for r in rows] == [(r.run, r.status, r.replica) for r in self._rows]:
+                return False
+            self._rows.clear()
+            self._rows.extend(rows)
+            self.runs_recorded += 1  # a new version: pages redraw their charts
+            return True
+
     def __len__(self) -> int:
         """Return how many runs the table holds."""
         with self._lock:
@@ -103,10 +117,11 @@ def _record(row: RunRow) -> tuple[object, ...]:
         row.status,
         row.question,
         row.run,
+        row.replica,
     )
 
 
-def _stored_row(run: dict) -> RunRow | None:
+def _stored_row(run: dict, labels: dict[str, str] | None = None) -> RunRow | None:
     """A stored run (traces.store) as a row, if it finished; its time is when it ended, local."""
     if run.get("status") not in FINISHED or run.get("latency_s") is None:
         return None
@@ -114,5 +129,6 @@ def _stored_row(run: dict) -> RunRow | None:
         ended = datetime.fromisoformat(run["updated_at"]).astimezone().replace(tzinfo=None)
     except (KeyError, TypeError, ValueError):
         return None
+    replica = (labels or {}).get(run.get("replica") or "", "") if labels else ""
     return RunRow(ended, run.get("ttft_s"), run["latency_s"], run.get("output_tokens") or 0, run.get("tool_calls") or 0,
-                  run["status"], (run.get("message") or "")[:80], run.get("id", ""))
+                  run["status"], (run.get("message") or "")[:80], run.get("id", ""), replica)

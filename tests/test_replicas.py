@@ -118,3 +118,27 @@ def test_a_replica_killed_mid_answer_leaves_its_run_interrupted_and_the_other_se
     assert httpx.get(f"{survivor}/api/runs/{served['run_id']}").json()["status"] == "completed"  # untouched
     again = chat(survivor, "Where were we?", thread_id).json()  # the dead replica's lease is free
     assert again["status"] == "completed" and again["thread_id"] == thread_id
+
+
+def test_every_replicas_charts_show_the_whole_fleet_labelled_by_replica(serve_glassbox, scripted_model, shared):
+    from app import show_the_fleet
+
+    first, second = (serve_glassbox(database_url=shared) for _ in range(2))
+    for running, message in ((first, "On the first?"), (second, "On the second?")):
+        assert chat(running.url, message).json()["status"] == "completed"
+    assert show_the_fleet(first.glassbox)  # what the replica's heartbeat does every few seconds
+    frame = first.glassbox.table.frame()
+    assert sorted(frame["question"]) == ["On the first?", "On the second?"]
+    labels = dict(zip(frame["question"], frame["replica"], strict=True))
+    assert first.glassbox.replicas.id[:6] in labels["On the first?"]  # both on one address here: told apart
+    assert second.glassbox.replicas.id[:6] in labels["On the second?"]
+    assert not show_the_fleet(first.glassbox)  # nothing new: the charts are not redrawn
+
+
+def test_a_visitor_is_the_same_visitor_on_every_replica(serve_glassbox, scripted_model, shared):
+    """Public mode: the key that signs visitor cookies (and encrypts the page's thread list) is shared."""
+    first, second = (serve_glassbox(database_url=shared, auth_mode="public").url for _ in range(2))
+    with httpx.Client() as visitor, httpx.Client() as stranger:  # cookies are per host, not per port
+        thread_id = visitor.post(f"{first}/api/chat", json={"message": QUESTION}, timeout=60).json()["thread_id"]
+        assert [t["id"] for t in visitor.get(f"{second}/api/threads").json()["threads"]] == [thread_id]
+        assert stranger.get(f"{second}/api/threads").json()["threads"] == []

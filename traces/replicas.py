@@ -40,6 +40,22 @@ class Replicas:
                        "ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at", (self.id, self.url, now, now))
             db.execute("DELETE FROM replicas WHERE seen_at < ?", (self._ago(86_400),))
 
+    def names(self) -> dict[str, str]:
+        """Every replica's id and the name the charts label it with: its address (host:port)."""
+        with self.traces.reading() as db:
+            rows = db.execute("SELECT id, url FROM replicas").fetchall()
+        address = {row[0]: (row[1] or "").removeprefix("http://").removeprefix("https://") for row in rows}
+        taken = [name for name in address.values() if name]
+        # Two replicas on one address (behind their own proxies, say): their ids tell them apart.
+        return {rid: name if name and taken.count(name) == 1 else f"{name or 'replica'} · {rid[:6]}"
+                for rid, name in address.items()}
+
+    def shared_secret(self, name: str, make: str) -> str:
+        """The secret every replica uses under `name`: the first replica's `make`, kept in the database."""
+        with self.traces.writing() as db:
+            db.execute("INSERT OR IGNORE INTO app_secrets (name, value) VALUES (?, ?)", (name, make))
+            return db.execute("SELECT value FROM app_secrets WHERE name = ?", (name,)).fetchone()[0]
+
     def take(self, thread_id: str, run_id: str) -> bool:
         """Take the thread's lease for `run_id`; False if another run holds it, on any live replica."""
         now, alive_since = self.traces.now(), self._ago(self.timeout_s)

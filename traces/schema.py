@@ -134,6 +134,14 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX runs_unfinished ON runs(status, replica);
     """,
+    # 8: secrets every replica must share: the key that signs visitor cookies and encrypts each
+    # browser's thread list (ui/conversations.py), kept here when the database is shared.
+    """
+    CREATE TABLE app_secrets (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -257,6 +265,12 @@ POSTGRES_MIGRATIONS: tuple[str, ...] = (
         taken_at TEXT NOT NULL
     );
     CREATE INDEX runs_unfinished ON runs(status, replica);
+    """,
+    """
+    CREATE TABLE app_secrets (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
     """,
 )
 assert len(POSTGRES_MIGRATIONS) == SCHEMA_VERSION, "every version exists for both backends"

@@ -195,6 +195,7 @@ def add_chat_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor: gr.B
         yield ("", history + (waiting if service.status == "warming up" else []), panel_html([], level), [], gr.skip(),
                gr.update(interactive=True))
         last_frame = 0.0
+        view = TurnView()
         async for view in run_turn(service, message, thread_id, page_caller(visitor, profile), knowledge or None):
             latest = view.events[-1] if view.events else None
             # Every step is drawn; tokens at most once a frame. The run always ends on run_end,
@@ -202,8 +203,13 @@ def add_chat_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor: gr.B
             if latest is None or latest.type != "token" or time.monotonic() - last_frame >= UI_FRAME_S:
                 last_frame = time.monotonic()
                 asking = gr.update(visible=view.pending_approval is not None)
-                yield gr.skip(), history + view.messages(), panel_html(view.events, level), view.events, asking, gr.skip()
-        yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.update(interactive=False)
+                # Stop goes off in the same update that draws run_end: a separate, later update could
+                # land after the next message had turned it on again.
+                ended = latest is not None and latest.type == "run_end"
+                stop = gr.update(interactive=False) if ended else gr.skip()
+                yield gr.skip(), history + view.messages(), panel_html(view.events, level), view.events, asking, stop
+        if not (view.events and view.events[-1].type == "run_end"):  # refused (busy elsewhere): no run to stop
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.update(interactive=False)
 
     async def stop(thread_id: str) -> None:  # async: runs on the event loop, where the run's task lives
         service.cancel(thread_id)
@@ -329,11 +335,13 @@ def add_chat_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor: gr.B
         with gr.Row():
             # A point per answer, not a line: runs are separate events, and a line through them
             # implied values between runs. Completed runs only, as in the percentiles.
-            ttft_plot = gr.ScatterPlot(x="time", y="ttft_s", title="Time to first token, per answer",
+            # Replicas on one database: every replica's runs, a colour each (app.show_the_fleet).
+            fleet = {"color": "replica", "color_title": "replica"} if glassbox.replicas else {}
+            ttft_plot = gr.ScatterPlot(x="time", y="ttft_s", title="Time to first token, per answer", **fleet,
                                        x_title="time", y_title="seconds", tooltip=["question", "ttft_s", "run"],
                                        height=220, y_lim=[0, None], x_axis_format="%H:%M:%S",
                                        elem_id="gb-ttft-plot")
-            latency_plot = gr.ScatterPlot(x="time", y="latency_s", title="Latency, end to end, per answer",
+            latency_plot = gr.ScatterPlot(x="time", y="latency_s", title="Latency, end to end, per answer", **fleet,
                                           x_title="time", y_title="seconds", tooltip=["question", "latency_s", "run"],
                                           height=220, y_lim=[0, None], x_axis_format="%H:%M:%S",
                                           elem_id="gb-latency-plot")
