@@ -358,10 +358,28 @@ def in_memory_checkpointer():
     return open_saver
 
 
-@pytest.fixture
-def service_with_memory(make_service):
-    """Build a service with an in-memory conversation memory; keyword arguments go to AgentService."""
-    return lambda **kwargs: make_service(open_checkpointer=in_memory_checkpointer(), **kwargs)
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+async def service_with_memory(request, make_service, tmp_path):
+    """Build a service with conversation memory; keyword arguments go to AgentService. Each test runs
+    with LangGraph's in-memory saver, and with the SQLite and Postgres savers the app uses
+    (chat.components.checkpointer_for), so approvals and memory repair hold on every backend."""
+    from chat.components import checkpointer_for
+    from chat.config import Settings
+
+    made: list[AgentService] = []
+    if request.param == "memory":
+        opener = None
+    else:
+        url = fresh_database(request.getfixturevalue("postgres_server")) if request.param == "postgres" else None
+        opener = checkpointer_for(Settings(state_dir=tmp_path / "memory", database_url=url))
+
+    def make(**kwargs: Any) -> AgentService:
+        made.append(make_service(open_checkpointer=opener or in_memory_checkpointer(), **kwargs))
+        return made[-1]
+
+    yield make
+    for service in made:  # the savers' connections and pools close with their services
+        await service.aclose()
 
 
 @pytest.fixture
