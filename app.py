@@ -178,6 +178,7 @@ async def keep_alive(glassbox: Glassbox) -> None:
         try:
             await asyncio.to_thread(replicas.heartbeat)
             await asyncio.to_thread(replicas.recover)
+            await asyncio.to_thread(glassbox.evals.store.recover)
             await asyncio.to_thread(show_the_fleet, glassbox)
         except Exception:  # the database is away for a moment: the next beat tries again
             log.exception("replica heartbeat failed; will try again")

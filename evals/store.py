@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from auth.callers import Caller
@@ -16,6 +17,7 @@ from evals.sets import Question
 from traces.store import TraceStore, make_title
 
 RUNNING = "running"
+STALE_S = 900.0  # a running evaluation with no verdict for this long has lost its replica
 
 
 class EvalStore:
@@ -23,9 +25,19 @@ class EvalStore:
 
     def __init__(self, traces: TraceStore) -> None:
         self.traces = traces
-        with traces.writing() as db:  # a restart stops what was running; its answered questions stay
-            self.interrupted = db.execute("UPDATE evals SET status = 'interrupted', updated_at = ? WHERE status = ?",
-                                          (traces.now(), RUNNING)).rowcount
+        # A restart stops what was running; its answered questions stay. On a database replicas share,
+        # another replica's evaluation may be running: only one silent for STALE_S was stopped.
+        self.interrupted = self.recover(all_running=not traces.database.shared)
+
+    def recover(self, all_running: bool = False) -> int:
+        """Mark evaluations no replica is running any more interrupted: all running ones, or those that
+        recorded no verdict for STALE_S (each question records one well within the model's timeouts)."""
+        now = self.traces.now()
+        quiet_since = (datetime.fromisoformat(now) - timedelta(seconds=STALE_S)).astimezone(UTC).isoformat(
+            timespec="milliseconds")
+        with self.traces.writing() as db:
+            return db.execute("UPDATE evals SET status = 'interrupted', updated_at = ? WHERE status = ? AND (? OR "
+                              "updated_at < ?)", (now, RUNNING, all_running, quiet_since)).rowcount
 
     def create(self, caller: Caller, name: str, knowledge_base: str, set_name: str, questions: list[Question],
                config: dict[str, Any] | None) -> dict[str, Any]:

@@ -363,8 +363,9 @@ def test_a_three_question_evaluation_runs_from_the_page(serve_glassbox, scripted
     page.wait_for_selector("#gb-status:has-text('ready')", timeout=20_000)
     page.get_by_role("tab", name="Evaluations").click()
     page.get_by_label("A JSONL file").check()
+    page.wait_for_selector("#gb-evals-file", state="visible", timeout=10_000)  # shown only for a file
     page.set_input_files("#gb-evals-file input[type=file]", str(questions))
-    page.wait_for_selector("#gb-evals-file :text('three.jsonl')", timeout=10_000)
+    page.wait_for_selector("#gb-evals-file :text('three.jsonl')", timeout=20_000)
     page.fill("#gb-evals-name textarea, #gb-evals-name input", "three")
     page.click("#gb-evals-start")
     page.wait_for_selector("#gb-evals-figures :text('done')", timeout=30_000)  # progress, then the verdicts

@@ -237,3 +237,20 @@ def test_an_evaluation_without_a_set_asks_the_knowledge_bases_own(serve_glassbox
     evaluation = wait_until_finished(url, started.json()["id"])
     assert evaluation["set_name"] == "its own set" and evaluation["summary"]["done"] == 16
     assert httpx.post(f"{url}/api/evals", json={"knowledge_base": "nope"}).status_code == 404
+
+
+def test_a_replica_starting_leaves_another_replicas_running_evaluation_alone(postgres_server) -> None:
+    from tests.conftest import fresh_database
+
+    url = fresh_database(postgres_server)
+    one = EvalStore(TraceStore(url))
+    created = one.create(LOCAL, "long", "sample", "uploaded set", [Question("Q?", ("x",))], None)
+    two = EvalStore(TraceStore(url))  # another replica starts on the same database
+    assert two.interrupted == 0 and two.get(LOCAL, created["id"])["status"] == "running"
+    db = two.traces.connect()
+    with db:  # its replica went quiet long ago
+        db.execute("UPDATE evals SET updated_at = '2000-01-01T00:00:00.000+00:00' WHERE id = ?", (created["id"],))
+    db.close()
+    assert two.recover() == 1 and two.get(LOCAL, created["id"])["status"] == "interrupted"
+    one.traces.close()
+    two.traces.close()
