@@ -453,7 +453,7 @@ def test_on_a_phone_everything_is_reachable_and_nothing_is_cut_off(serve_glassbo
     page.fill("#gb-input textarea", "How long can I return a faulty item?")
     page.click("#gb-send")  # reachable: a click fails on a covered button
     page.wait_for_selector("#gb-chat :text('word3')", timeout=15_000)
-    assert page.is_enabled("#gb-stop")
+    page.wait_for_function("!document.querySelector('#gb-stop').disabled", timeout=10_000)  # while it streams
     page.click("text=the agent's steps")
     page.wait_for_selector("#gb-panel :text('token')", timeout=10_000)
     assert page.locator("#gb-panel").is_visible()
