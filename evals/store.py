@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from auth.callers import Caller
 from evals.sets import Question
-from traces.store import TraceStore, make_title
+from traces.store import TraceStore, make_title, time_before
 
 RUNNING = "running"
 STALE_S = 900.0  # a running evaluation with no verdict for this long has lost its replica
@@ -33,8 +32,7 @@ class EvalStore:
         """Mark evaluations no replica is running any more interrupted: all running ones, or those that
         recorded no verdict for STALE_S (each question records one well within the model's timeouts)."""
         now = self.traces.now()
-        quiet_since = (datetime.fromisoformat(now) - timedelta(seconds=STALE_S)).astimezone(UTC).isoformat(
-            timespec="milliseconds")
+        quiet_since = time_before(now, STALE_S)
         with self.traces.writing() as db:
             return db.execute("UPDATE evals SET status = 'interrupted', updated_at = ? WHERE status = ? AND (? OR "
                               "updated_at < ?)", (now, RUNNING, all_running, quiet_since)).rowcount

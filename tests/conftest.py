@@ -17,6 +17,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, Field
 
+from bench.run import free_port
 from chat.components import Components
 from chat.service import AgentService
 from chat.tickets import TicketStore
@@ -122,16 +123,13 @@ class FakeKnowledgeBase:
 def chroma_server(tmp_path_factory) -> Iterator[str]:
     """A Chroma server (`chroma run`, which the chromadb package ships) on a free port: CHROMA_URL's backend."""
     import shutil
-    import socket
     import subprocess
     import sys
     import time
 
     import httpx
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     beside = Path(sys.executable).with_name("chroma")
     command = str(beside) if beside.exists() else shutil.which("chroma")
     if command is None:
@@ -163,7 +161,6 @@ REQUIRE_POSTGRES = os.environ.get("GLASSBOX_REQUIRE_POSTGRES") == "1"  # set by 
 def postgres_server(tmp_path_factory) -> Iterator[str]:
     """A throwaway Postgres cluster (Debian's postgresql package) on a free port; its admin URL."""
     import shutil
-    import socket
     import subprocess
 
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
@@ -176,9 +173,7 @@ def postgres_server(tmp_path_factory) -> Iterator[str]:
     if os.geteuid() == 0:  # Postgres refuses to run as root: as the package's own user
         shutil.chown(folder, "postgres", "postgres")
         as_postgres = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     data = folder / "data"
     subprocess.run([*as_postgres, str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
                    check=True, capture_output=True)

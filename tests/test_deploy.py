@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.run import free_port
 from tests.conftest import Reply, fresh_database
 from tests.test_browser import browser_page  # noqa: F401 (a fixture)
 
@@ -32,12 +32,6 @@ def test_prometheus_scrapes_each_replica_and_the_rules_add_buckets_before_the_qu
     for command in (["check", "config", "prometheus.yml"], ["test", "rules", "fleet.rules.test.yml"]):
         checked = subprocess.run([promtool, *command], cwd=DEPLOY, capture_output=True, text=True, timeout=60)
         assert checked.returncode == 0, checked.stdout + checked.stderr
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_nginx_puts_two_replicas_behind_one_address(serve_glassbox, scripted_model, postgres_server, tmp_path,

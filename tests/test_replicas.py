@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.run import free_port
 from tests.conftest import Reply, fresh_database
 
 REPO = Path(__file__).resolve().parent.parent
@@ -64,12 +64,6 @@ def test_one_thread_runs_once_at_a_time_across_replicas(serve_glassbox, scripted
     runs = httpx.get(f"{second}/api/runs", params={"thread_id": thread_id}).json()["runs"]
     assert len(runs) == 2  # the first question and the slow one: "Me too!" never ran
     assert chat(second, "Now?", thread_id).json()["status"] == "completed"  # its lease is free again
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_a_replica_killed_mid_answer_leaves_its_run_interrupted_and_the_other_serves_on(

@@ -14,14 +14,14 @@ unfinished run at start, as before, and the service's own memory of busy threads
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
+
+from traces.store import UNFINISHED, interrupt_runs, time_before, unfinished_runs
 
 if TYPE_CHECKING:
     from traces.store import TraceStore
 
 log = logging.getLogger("glassbox.replicas")
-UNFINISHED = ("queued", "in_progress", "awaiting_approval")
 FRESH_LEASE_S = 30.0  # a lease this young holds even before its run's first row is written
 
 
@@ -79,13 +79,8 @@ class Replicas:
 
     def recover(self) -> int:
         """Mark the unfinished runs of replicas silent for REPLICA_TIMEOUT_S interrupted; return how many."""
-        from traces.store import interrupt_runs
-
-        alive_since = self._ago(self.timeout_s)
         with self.traces.reading() as db:
-            orphans = [row[0] for row in db.execute(
-                f"SELECT id FROM runs WHERE status IN {UNFINISHED} AND (replica IS NULL OR replica NOT IN "
-                "(SELECT id FROM replicas WHERE seen_at > ?))", (alive_since,)).fetchall()]
+            orphans = unfinished_runs(db, alive_since=self._ago(self.timeout_s))
         if not orphans:
             return 0
         self.traces.flush()  # this replica's own queued rows first: its runs are never orphans
@@ -98,5 +93,4 @@ class Replicas:
         return marked
 
     def _ago(self, seconds: float) -> str:
-        when = datetime.fromisoformat(self.traces.now()) - timedelta(seconds=seconds)
-        return when.astimezone(UTC).isoformat(timespec="milliseconds")
+        return time_before(self.traces.now(), seconds)

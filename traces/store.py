@@ -66,7 +66,7 @@ class TraceStore:
         self.replica_timeout_s = replica_timeout_s
         # One process per SQLite file (the state dir's lock): whatever it left unfinished is over.
         # A shared database: only what replicas silent for replica_timeout_s left.
-        alive_since = _before(now(), replica_timeout_s) if self.database.shared else None
+        alive_since = time_before(now(), replica_timeout_s) if self.database.shared else None
         try:
             self.schema_was, self.interrupted = self.database.open(
                 lambda db: _mark_interrupted(db, self.now(), alive_since))
@@ -367,7 +367,7 @@ class RunQuery:
         return RUN_ORDERS.get(self.order, RUN_ORDERS["newest"])
 
 
-def _before(now: str, seconds: float) -> str:
+def time_before(now: str, seconds: float) -> str:
     """The time `seconds` before `now`, as the store writes times."""
     return (datetime.fromisoformat(now) - timedelta(seconds=seconds)).astimezone(UTC).isoformat(timespec="milliseconds")
 
@@ -417,13 +417,16 @@ def _mark_interrupted(db: sqlite3.Connection, now: str, alive_since: str | None 
     With `alive_since` (a shared database: traces/replicas.py), only the runs of replicas not seen
     since then: another replica's live runs are left alone.
     """
+    return interrupt_runs(db, unfinished_runs(db, alive_since), now)
+
+
+def unfinished_runs(db: sqlite3.Connection, alive_since: str | None = None) -> list[str]:
+    """The ids of unfinished runs: all of them, or with `alive_since`, those of replicas not seen since."""
     if alive_since is None:
-        unfinished = [row[0] for row in db.execute(f"SELECT id FROM runs WHERE status IN {UNFINISHED}")]
-    else:
-        unfinished = [row[0] for row in db.execute(
-            f"SELECT id FROM runs WHERE status IN {UNFINISHED} AND (replica IS NULL OR replica NOT IN "
-            "(SELECT id FROM replicas WHERE seen_at > ?))", (alive_since,)).fetchall()]
-    return interrupt_runs(db, unfinished, now)
+        return [row[0] for row in db.execute(f"SELECT id FROM runs WHERE status IN {UNFINISHED}").fetchall()]
+    return [row[0] for row in db.execute(
+        f"SELECT id FROM runs WHERE status IN {UNFINISHED} AND (replica IS NULL OR replica NOT IN "
+        "(SELECT id FROM replicas WHERE seen_at > ?))", (alive_since,)).fetchall()]
 
 
 def interrupt_runs(db: sqlite3.Connection, run_ids: list[str], now: str) -> int:

@@ -139,10 +139,11 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
         imported, already = traces.import_runs(caller, runs, import_origin())
         gr.Info(f"Imported {len(imported)} run(s)" + (f"; {len(already)} were here already." if already else "."))
 
-    def replayable(run_id: str, visitor: str, profile: gr.OAuthProfile | None) -> list:
+    def replayable(run_id: str, visitor: str, profile: gr.OAuthProfile | None, warn: bool = True) -> list:
+        """The open run's events, if it is the caller's; else none, and (with `warn`) a warning."""
         run_id = (run_id or "").strip()
         events = traces.run_events(caller_of(access, visitor, profile), run_id) if RUN_ID.match(run_id) else []
-        if not events:
+        if not events and warn:
             gr.Warning("Open a run of yours first.")
         return events
 
@@ -161,8 +162,7 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
 
         The chat starts a new conversation afterwards: a replay is not one to continue.
         """
-        events = traces.run_events(caller_of(access, visitor, profile), run_id.strip()) if RUN_ID.match(
-            (run_id or "").strip()) else []
+        events = replayable(run_id, visitor, profile, warn=False)  # to_chat has said why, if it can't
         if not events:
             return
         yield uuid.uuid4().hex, [], panel_html([], level), [], gr.skip(), gr.skip()
