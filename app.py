@@ -29,11 +29,14 @@ from api.notes import build_notes_api
 from api.openapi import document_api
 from api.replay import build_replay_api
 from api.routes import build_api
+from api.ws import build_ws
 from auth.access import ADMIN, Access, VisitorCookies
+from chat.calculator import CALCULATOR_TOOL
 from chat.components import Components, checkpointer_for, load_components
 from chat.config import Settings
 from chat.logs import configure_logging, log_event
 from chat.service import AgentService
+from chat.team import TEAM
 from chat.tools import SEARCH_TOOL, TICKET_TOOL
 from evals.runner import EvalRunner
 from evals.store import EvalStore
@@ -86,7 +89,7 @@ def build_glassbox(
                     settings.admin_token, settings.space_owner)
     table.restore(traces.find_runs(ADMIN, RunQuery(limit=settings.metrics_window)))  # the charts survive a restart
     live_export = live_export_from_env(os.environ)
-    recorder = RunRecorder(AgentMetrics(registry, tools=(SEARCH_TOOL, TICKET_TOOL)), table)
+    recorder = RunRecorder(AgentMetrics(registry, tools=(SEARCH_TOOL, TICKET_TOOL, CALCULATOR_TOOL), agents=TEAM.agents), table)
     service = AgentService(
         lambda: load(settings),
         checkpointer or checkpointer_for(settings),
@@ -99,6 +102,7 @@ def build_glassbox(
         approval_timeout_s=settings.approval_timeout_s,
         default_knowledge_base=settings.knowledge_base,
         lease=replicas,
+        agent_graph=settings.agent_graph,
     )
     return Glassbox(settings, service, registry, table, traces, access, EvalRunner(service, EvalStore(traces)),
                     live_export, replicas)
@@ -135,6 +139,7 @@ def build_app(glassbox: Glassbox) -> FastAPI:
     document_api(app)  # errors documented as sent, /docs offline, 405 for an undocumented method
     settings = glassbox.settings
     app.include_router(build_api(glassbox.service, glassbox.traces, glassbox.access, settings.heartbeat_s))
+    app.include_router(build_ws(glassbox.service, glassbox.traces, glassbox.access, settings.heartbeat_s))
     app.include_router(build_knowledge_api(glassbox.service, glassbox.access, settings.max_upload_bytes))
     app.include_router(build_export_api(glassbox.traces, glassbox.access))
     app.include_router(build_replay_api(glassbox.traces, glassbox.access))

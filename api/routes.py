@@ -40,7 +40,7 @@ RunId = Path(pattern=ID_PATTERN, description="A run id.")
 StreamedType = Literal[
     "run_queued", "run_start", "node_start", "node_end", "tool_start", "tool_end",
     "retrieval", "approval_required", "approval_decided", "model_start", "model_end", "reasoning", "token",
-    "cancelled", "grounding", "run_end",
+    "cancelled", "grounding", "run_end", "agent_start", "agent_end", "handoff", "progress",
 ]
 
 
@@ -56,6 +56,10 @@ class ChatRequest(BaseModel):
     knowledge_base: str | None = Field(None, pattern=KB_NAME_PATTERN, max_length=KB_NAME_MAX, description=(
         "The knowledge base a new thread answers from (default: KNOWLEDGE_BASE); GET /api/kb lists them. "
         "A thread keeps its own: naming another for an existing thread is a 409."))
+    agent_graph: Literal["support", "team"] | None = Field(None, description=(
+        "The graph that answers this message (default: AGENT_GRAPH): support, one agent; team, a coordinator, "
+        "knowledge and policy agents side by side, and a primary agent that answers. A thread may use either "
+        "from message to message: both keep the conversation in the same memory."))
 
 
 class Rename(BaseModel):
@@ -86,6 +90,41 @@ async def opened(events: AsyncIterator[Event]) -> AsyncIterator[Event]:
     return chained()
 
 
+def chat_thread(service: AgentService, traces: TraceStore, request: ChatRequest, caller: Caller) -> str:
+    """Check a chat request; return its thread id or raise the HTTP error that explains it.
+
+    With `run_events`, the one place a ChatRequest becomes a run, for SSE, JSON and the WebSocket
+    (api/ws.py) alike: a field added to ChatRequest is checked here and passed on there.
+    """
+    try:
+        service.check(request.message)
+    except MessageRefused as refused:
+        raise HTTPException(413 if refused.reason == "too_long" else 422, str(refused)) from None
+    try:
+        service.check_knowledge_base(request.knowledge_base)
+    except WrongKnowledgeBase as wrong:
+        raise HTTPException(404, str(wrong)) from None
+    if request.thread_id is None:
+        return uuid.uuid4().hex
+    thread = traces.get_thread(caller, request.thread_id)
+    if thread is None:
+        raise HTTPException(404, "No thread with that id is yours to see; omit thread_id to start a new one.")
+    if request.knowledge_base and thread.get("knowledge_base") not in (None, request.knowledge_base):
+        raise HTTPException(409, f"This thread answers from the knowledge base “{thread['knowledge_base']}”; "
+                                 "start a new thread to use another one.")
+    if service.is_busy(request.thread_id):
+        raise HTTPException(409, "An answer is still streaming in this thread; wait for it to finish.")
+    return request.thread_id
+
+
+def run_events(service: AgentService, request: ChatRequest, thread_id: str, caller: Caller) -> AsyncIterator[Event]:
+    """Return the events of the request's run in `thread_id` (from `chat_thread`), every field passed on.
+
+    Nothing runs until the first event is read; closing the iterator stops the run.
+    """
+    return service.stream(request.message, thread_id, caller, request.knowledge_base, request.agent_graph)
+
+
 def build_api(service: AgentService, traces: TraceStore, access: Access, heartbeat_s: float = 15.0) -> APIRouter:
     """Return the /api routes over this service and trace store; `access` decides who calls."""
     api = APIRouter(prefix="/api")
@@ -96,33 +135,11 @@ def build_api(service: AgentService, traces: TraceStore, access: Access, heartbe
 
     admin = Depends(admin_of)
 
-    def start(request: ChatRequest, caller: Caller) -> str:
-        """Check a chat request; return its thread id or raise the HTTP error that explains it."""
-        try:
-            service.check(request.message)
-        except MessageRefused as refused:
-            raise HTTPException(413 if refused.reason == "too_long" else 422, str(refused)) from None
-        try:
-            service.check_knowledge_base(request.knowledge_base)
-        except WrongKnowledgeBase as wrong:
-            raise HTTPException(404, str(wrong)) from None
-        if request.thread_id is None:
-            return uuid.uuid4().hex
-        thread = traces.get_thread(caller, request.thread_id)
-        if thread is None:
-            raise HTTPException(404, "No thread with that id is yours to see; omit thread_id to start a new one.")
-        if request.knowledge_base and thread.get("knowledge_base") not in (None, request.knowledge_base):
-            raise HTTPException(409, f"This thread answers from the knowledge base “{thread['knowledge_base']}”; "
-                                     "start a new thread to use another one.")
-        if service.is_busy(request.thread_id):
-            raise HTTPException(409, "An answer is still streaming in this thread; wait for it to finish.")
-        return request.thread_id
-
     @api.post("/chat/stream", summary="Run a message, streaming its events as Server-Sent Events",
               response_class=StreamingResponse, responses=doc.answers(doc.EVENT_STREAM, 401, 404, 409))
     async def chat_stream(request: ChatRequest, caller: Caller = caller_of) -> StreamingResponse:
-        thread_id = start(request, caller)
-        events = await opened(service.stream(request.message, thread_id, caller, request.knowledge_base))
+        thread_id = chat_thread(service, traces, request, caller)
+        events = await opened(run_events(service, request, thread_id, caller))
         stream = event_stream(events, request.events, heartbeat_s)
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
@@ -130,9 +147,9 @@ def build_api(service: AgentService, traces: TraceStore, access: Access, heartbe
     @api.post("/chat", summary="Run a message and answer with the whole result",
               responses=doc.answers(doc.ChatResult, 401, 404, 409) | doc.MODEL_FAILED)
     async def chat(request: ChatRequest, caller: Caller = caller_of) -> JSONResponse:
-        thread_id = start(request, caller)
+        thread_id = chat_thread(service, traces, request, caller)
         error = None
-        async for event in await opened(service.stream(request.message, thread_id, caller, request.knowledge_base)):
+        async for event in await opened(run_events(service, request, thread_id, caller)):
             if isinstance(event, ErrorOccurred):
                 error = event
             if isinstance(event, RunEnded):

@@ -18,6 +18,7 @@ ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 # (A dash is always followed by another character; the length, at most 40, is checked apart.)
 KB_NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9_]|-[a-z0-9_])*$"
 KB_NAME_MAX = 40
+AGENT_GRAPHS = ("support", "team")  # AGENT_GRAPH: the graphs Glassbox ships (chat/graph.py, chat/team.py)
 # The local model's context (LOCAL_N_CTX tokens) holds the system prompt, the message and the answer
 # (MAX_ANSWER_TOKENS). For LLM_PROVIDER=local, MAX_MESSAGE_CHARS must leave a message of ordinary prose
 # room beside the other two, so a message the chat accepts is one the model can read: the default is
@@ -83,6 +84,10 @@ class Settings:
     # KNOWLEDGE_BASE: the knowledge base new conversations use. Default: `docs` when KNOWLEDGE_DIR
     # is set, else `sample`.
     knowledge_base: str = "sample"
+    # AGENT_GRAPH: the graph new messages run by default: "support" (one agent: retrieve, answer,
+    # tools) or "team" (a coordinator, knowledge and policy agents in parallel, a primary agent that
+    # answers: chat/team.py). The page and each chat request may choose the other.
+    agent_graph: Literal["support", "team"] = "support"
     # RAG_MIN_SCORE: retrieved chunks scoring below this (cosine similarity) are not used; with
     # none left, the answer says the documents don't cover the question. Tuned on data/kb/eval.jsonl
     # with MiniLM: its 16 questions' best hits score 0.53 to 0.88, ten off-topic questions' 0.07 to 0.26.
@@ -182,6 +187,9 @@ class Settings:
         if env.get("KNOWLEDGE_DIR") and knowledge_base == "sample":
             raise SettingsError("KNOWLEDGE_BASE=sample holds the sample shop; give your documents a knowledge base "
                                 "of their own, e.g. KNOWLEDGE_BASE=docs.")
+        agent_graph = env.get("AGENT_GRAPH", cls.agent_graph).strip() or cls.agent_graph
+        if agent_graph not in AGENT_GRAPHS:
+            raise SettingsError(f"AGENT_GRAPH must be one of {', '.join(AGENT_GRAPHS)}, not “{agent_graph[:40]}”.")
         n_ctx = _int(env, "LOCAL_N_CTX", cls.local_n_ctx)
         answer_tokens = _int(env, "MAX_ANSWER_TOKENS", cls.max_answer_tokens)
         return cls(
@@ -191,6 +199,7 @@ class Settings:
             database_url=_database_url(env.get("DATABASE_URL", "").strip()),
             replica_timeout_s=_float(env, "REPLICA_TIMEOUT_S", cls.replica_timeout_s),
             knowledge_base=knowledge_base,
+            agent_graph=agent_graph,  # type: ignore[arg-type]
             rag_min_score=_float(env, "RAG_MIN_SCORE", cls.rag_min_score),
             llm_provider=provider,  # type: ignore[arg-type]
             openai_model=env.get("OPENAI_MODEL", cls.openai_model),

@@ -25,7 +25,8 @@ RunStatus = Literal["completed", "failed", "cancelled"]
 # Bounded: the `grounding` label of agent_answers_total.
 GroundingVerdict = Literal["grounded", "unsupported", "no_sources"]
 # The phases of a run's time to first token (RunTranslator.ttft_phases); bounded: a metric's labels.
-TTFT_PHASES = ("queue", "retrieval", "prompt", "model", "delivery")
+# routing: the team graph's coordinator choosing the specialists (team runs only).
+TTFT_PHASES = ("queue", "routing", "retrieval", "prompt", "model", "delivery")
 # Why a model call ended: it stopped, hit MAX_ANSWER_TOKENS, asked for tools, was stopped or failed.
 FinishReason = Literal["stop", "length", "tool_calls", "cancelled", "error"]
 ErrorKind = Literal["rate_limited", "auth", "unavailable", "model", "timeout", "recursion_limit", "input", "internal"]
@@ -42,8 +43,9 @@ class Event:
     # Set as the run emits the event (RunTranslator.stamp); 0 and "" on events stored before them.
     seq: int = 0  # its place in the run, from 0
     ts: int = 0  # the wall clock when it happened, Unix nanoseconds: comparable across restarts
-    span_id: str = ""  # the span it belongs to (chat/spans.py): the run, a node, a tool call, a model call
+    span_id: str = ""  # the span it belongs to (chat/spans.py): the run, an agent, a node, a tool or model call
     parent_span_id: str = ""  # that span's parent; "" for the run itself
+    agent: str = ""  # the team graph's agent it came from (chat/team.py); "" in the single-agent graph
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict with a `type` field."""
@@ -68,6 +70,43 @@ class RunStarted(Event):
     # What answered: provider, model, parameters, prompt template id and hash, retrieval settings,
     # the Glassbox version (Components.config). Two runs' configs side by side say what differed.
     config: dict[str, Any] = dataclasses.field(default_factory=dict)
+    agent_graph: str = "support"  # AGENT_GRAPH: "support" (one agent) or "team"
+    agents: dict[str, str] = dataclasses.field(default_factory=dict)  # the team's agent names -> roles
+    answering_agent: str = ""  # whose tokens are the answer; the other agents' tokens are their own work
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentStarted(Event):
+    """An agent of the team began: a span of its own, under the run, holding its nodes, model and tool calls."""
+
+    type: ClassVar[str] = "agent_start"
+    role: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentEnded(Event):
+    type: ClassVar[str] = "agent_end"
+    role: str
+    duration_s: float
+    status: RunStatus = "completed"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Handoff(Event):
+    """One agent passed work to another (`agent` is the one handing off), and why."""
+
+    type: ClassVar[str] = "handoff"
+    to_agent: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Progress(Event):
+    """How far the run is: agents done out of agents planned (the plan grows once the coordinator routes)."""
+
+    type: ClassVar[str] = "progress"
+    done: int
+    planned: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -209,6 +248,7 @@ class RunEnded(Event):
     # Where the time to first token went, in seconds: queue, retrieval, prompt, model, delivery
     # (RunTranslator.ttft_phases); empty when no output came.
     ttft_breakdown: dict[str, float] = dataclasses.field(default_factory=dict)
+    first_token_agent: str = ""  # in the team graph, the agent whose token came first
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -216,6 +256,10 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for cls in (
         RunQueued,
         RunStarted,
+        AgentStarted,
+        AgentEnded,
+        Handoff,
+        Progress,
         NodeStarted,
         NodeEnded,
         ToolStarted,

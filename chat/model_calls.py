@@ -34,6 +34,7 @@ FINISH_REASONS: dict[str, FinishReason] = {"stop": "stop", "length": "length", "
 @dataclass
 class _Call:
     started: float
+    agent: str = ""  # the team agent that made the call ("" in the single-agent graph)
     first_chunk: float | None = None
 
 
@@ -48,12 +49,13 @@ class ModelCalls(AsyncCallbackHandler):
                                   run_id: UUID, **kwargs: Any) -> None:
         params = kwargs.get("invocation_params") or {}
         clock = self.translator.clock
-        self._calls[run_id] = _Call(clock())
+        agent = self.translator.agent_of(str((kwargs.get("metadata") or {}).get("langgraph_checkpoint_ns", "")))
+        self._calls[run_id] = _Call(clock(), agent)
         self.translator.model_requested(self._calls[run_id].started)
         kind = str(params.get("_type", ""))
         model = str(params.get("model") or params.get("model_name") or self.translator.model_name or kind)
         parameters = {key: clean_value(params[key]) for key in PARAMETERS if params.get(key) is not None}
-        self.emit(ModelCallStarted(**self.translator.ids, at=clock(), provider=PROVIDERS.get(kind, kind or "unknown"),
+        self.emit(ModelCallStarted(**self.translator.ids, at=clock(), agent=agent, provider=PROVIDERS.get(kind, kind or "unknown"),
                                    model=clean_text(model), parameters=parameters,
                                    messages=tuple(_as_sent(m) for m in (messages[0] if messages else []))))
 
@@ -83,7 +85,7 @@ class ModelCalls(AsyncCallbackHandler):
         now = self.translator.clock()
         details = usage.get("output_token_details") or {}
         self.translator.model_ended(ModelCallEnded(
-            **self.translator.ids, at=now, finish_reason=reason,
+            **self.translator.ids, at=now, agent=call.agent, finish_reason=reason,
             first_chunk_s=None if call.first_chunk is None else call.first_chunk - call.started,
             duration_s=now - call.started, input_tokens=int(usage.get("input_tokens") or 0),
             output_tokens=int(usage.get("output_tokens") or 0), reasoning_tokens=int(details.get("reasoning") or 0)))

@@ -12,13 +12,16 @@ from contextlib import suppress
 from typing import TYPE_CHECKING, Protocol
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph.state import CompiledStateGraph
 
 from auth.callers import LOCAL, Caller
 from chat.approvals import Approvals
 from chat.components import Components
 from chat.events import ApprovalRequired, Event, RunEnded
 from chat.graph import build_graph
+from chat.state import SUPPORT, GraphShape
 from chat.stream import RunTranslator, emit_all, stream_run
+from chat.team import TEAM, build_team_graph
 from chat.text import clean_text
 from rag.lock import StoreBusy
 from rag.priority import FOREGROUND
@@ -59,6 +62,10 @@ class NotYours(LookupError):
     """The thread belongs to someone else (or was deleted): to this caller it does not exist."""
 
 
+SHAPES: dict[str, GraphShape] = {"support": SUPPORT, "team": TEAM}
+BUILDERS = {"support": build_graph, "team": build_team_graph}
+
+
 class WrongKnowledgeBase(LookupError):
     """The knowledge base asked for does not exist, or is not the one this conversation uses."""
 
@@ -88,6 +95,7 @@ class AgentService:
         approval_timeout_s: float = 300.0,
         default_knowledge_base: str = "sample",
         lease: ThreadLease | None = None,
+        agent_graph: str = "support",
     ) -> None:
         self._load = load
         self._open_checkpointer = open_checkpointer
@@ -101,6 +109,7 @@ class AgentService:
         # knowledge base if it is theirs; None when it is not.
         self.claim = claim
         self.default_knowledge_base = default_knowledge_base
+        self.agent_graph = agent_graph  # AGENT_GRAPH: the graph a message runs when it names none
         self.lease = lease  # one run per thread across replicas (traces/replicas.py); None: this process only
         self.approvals = Approvals(approval_timeout_s)  # runs paused until a person decides
         self.components: Components | None = None
@@ -109,7 +118,7 @@ class AgentService:
         self.started_at = time.monotonic()
         self.ready_after_s: float | None = None
         self._loaded = threading.Event()
-        self._graph = None
+        self._graphs: dict[str, CompiledStateGraph] = {}  # per AGENT_GRAPH name, compiled on first use
         self._graph_lock: asyncio.Lock | None = None
         self._active: dict[str, asyncio.Task] = {}
 
@@ -165,8 +174,11 @@ class AgentService:
         return thread_id in self._active
 
     async def stream(self, message: str, thread_id: str, caller: Caller = LOCAL,
-                     knowledge_base: str | None = None) -> AsyncIterator[Event]:
+                     knowledge_base: str | None = None, agent_graph: str | None = None) -> AsyncIterator[Event]:
         """Run one message in the caller's thread and yield its events, from `RunQueued` to `RunEnded`.
+
+        `agent_graph` ("support" or "team"; default AGENT_GRAPH) may differ from turn to turn: both
+        graphs keep the conversation in the same memory.
 
         A new thread answers from `knowledge_base` (default: the default one) for good; naming
         another one for an existing thread is refused. Raises MessageRefused, NotYours,
@@ -188,7 +200,8 @@ class AgentService:
             raise ThreadBusy("An answer is still streaming in this conversation; stop it or wait.")
         queue: asyncio.Queue[Event] = asyncio.Queue()
 
-        translator = RunTranslator(uuid.uuid4().hex, thread_id)
+        shape = SHAPES.get(agent_graph or self.agent_graph, SUPPORT)
+        translator = RunTranslator(uuid.uuid4().hex, thread_id, shape=shape)
         run_id = translator.ids["run_id"]
         # Replicas sharing a database: the thread's lease, so a message reaching another replica waits its turn.
         if self.lease is not None and not await asyncio.to_thread(self.lease.take, thread_id, run_id):
@@ -265,7 +278,7 @@ class AgentService:
         emit(translator.queued(message))
         try:
             components = await self.wait_ready()
-            graph = await self._compiled_graph(components)
+            graph = await self._compiled_graph(components, translator.shape.name)
             library = components.knowledge
             if library is not None and not library.exists(knowledge_base):  # asked for during warm-up
                 emit_all(emit, translator.finish("failed", error=(
@@ -288,17 +301,17 @@ class AgentService:
                 decide=self.approvals.wait,
             )
 
-    async def _compiled_graph(self, components: Components):
+    async def _compiled_graph(self, components: Components, name: str = "support") -> CompiledStateGraph:
         # Compiled on the serving event loop, because the async SQLite checkpointer binds to it.
         if self._graph_lock is None:
             self._graph_lock = asyncio.Lock()
         async with self._graph_lock:
-            if self._graph is None:
-                if self._open_checkpointer:
-                    self.checkpointer = await self._open_checkpointer()
-                self._graph = build_graph(components.model, components.tools, checkpointer=self.checkpointer,
-                                          identity=components.identity)
-        return self._graph
+            if self._open_checkpointer and self.checkpointer is None:
+                self.checkpointer = await self._open_checkpointer()
+            if name not in self._graphs:
+                self._graphs[name] = BUILDERS[name](components.model, components.tools, checkpointer=self.checkpointer,
+                                                    identity=components.identity)
+        return self._graphs[name]
 
     def _publish(self, event: Event) -> None:
         for listener in self.listeners:

@@ -2,7 +2,9 @@
 
 A run is the root span; each node the graph ran (retrieve, agent, tools) is a child of it; each
 tool call is a child of its node, and so is the model's output in an agent node (the model-call
-span). Events inside a span carry its `span_id` and `parent_span_id`.
+span). In the team graph each agent is a span under the run, and its nodes, model and tool calls
+are its children; agents running side by side each keep their own open nodes. Events inside a span
+carry its `span_id` and `parent_span_id`.
 
 `SpanTracker` places events as a run emits them (chat/stream.py stamps every event with it), and
 places the events of runs stored before events had span ids, so old runs draw the same tree.
@@ -16,9 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chat.events import (
+    AgentEnded,
+    AgentStarted,
     ApprovalDecided,
     ApprovalRequired,
     Event,
+    Handoff,
     ModelCallEnded,
     ModelCallStarted,
     NodeEnded,
@@ -44,7 +49,8 @@ class SpanTracker:
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         self.root = span_id_for(run_id, "run")
-        self._open_nodes: list[tuple[str, str]] = []  # (node name, span id), innermost last
+        self._open_nodes: list[tuple[str, str, str]] = []  # (agent, node name, span id), innermost last
+        self._agents: dict[str, str] = {}  # team agent -> its span id
         self._node_counts: dict[str, int] = {}
         self._tools: dict[str, tuple[str, str]] = {}  # call id -> (span id, parent)
         self._parents: dict[str, str] = {self.root: ""}
@@ -52,31 +58,43 @@ class SpanTracker:
 
     def place(self, event: Event) -> tuple[str, str]:
         """Return (span_id, parent_span_id) of the span `event` belongs to."""
+        agent = event.agent
+        if isinstance(event, (AgentStarted, AgentEnded)):
+            span = self._agents.setdefault(agent, span_id_for(self.run_id, f"agent/{agent}"))
+            return span, self.root
         if isinstance(event, NodeStarted):
-            count = self._node_counts[event.node] = self._node_counts.get(event.node, 0) + 1
-            span = span_id_for(self.run_id, f"node/{event.node}/{count}")
-            self._parents[span] = self._node()
-            self._open_nodes.append((event.node, span))
+            key = f"{agent}/{event.node}" if agent else event.node
+            count = self._node_counts[key] = self._node_counts.get(key, 0) + 1
+            span = span_id_for(self.run_id, f"node/{key}/{count}")
+            self._parents[span] = self._node(agent)
+            self._open_nodes.append((agent, event.node, span))
             return span, self._parents[span]
         if isinstance(event, NodeEnded):
             for index in range(len(self._open_nodes) - 1, -1, -1):
-                if self._open_nodes[index][0] == event.node:
-                    span = self._last_ended = self._open_nodes.pop(index)[1]
+                if self._open_nodes[index][:2] == (agent, event.node):
+                    span = self._last_ended = self._open_nodes.pop(index)[2]
                     return span, self._parents[span]
             return self.root, ""
         call_id = getattr(event, "call_id", None)
         if isinstance(event, (ToolStarted, ToolEnded, RetrievalHits, ApprovalRequired, ApprovalDecided)) and call_id:
             if call_id not in self._tools:  # its parent: the node that called it (asking first, if it must)
-                parent = self._node() if self._open_nodes else self._last_ended
+                parent = self._node(agent) if self._open_in(agent) else self._last_ended
                 self._tools[call_id] = (span_id_for(self.run_id, f"tool/{call_id}"), parent)
             return self._tools[call_id]
         if isinstance(event, (ModelCallStarted, ModelCallEnded, Token, ReasoningChunk)):
-            node = self._node()
+            node = self._node(agent)
             return span_id_for(self.run_id, f"model/{node}"), node
         return self.root, ""
 
-    def _node(self) -> str:
-        return self._open_nodes[-1][1] if self._open_nodes else self.root
+    def _open_in(self, agent: str) -> bool:
+        return any(open_agent == agent for open_agent, _, _ in self._open_nodes) or agent in self._agents
+
+    def _node(self, agent: str = "") -> str:
+        """The innermost open node of `agent`, else the agent's own span, else the run."""
+        for open_agent, _, span in reversed(self._open_nodes):
+            if open_agent == agent:
+                return span
+        return self._agents.get(agent, self.root)
 
 
 @dataclass
@@ -85,7 +103,7 @@ class Span:
 
     span_id: str
     parent_span_id: str
-    kind: str  # run, node, tool, model
+    kind: str  # run, agent, node, tool, model
     name: str
     start_ns: int
     end_ns: int
@@ -132,6 +150,8 @@ def span_tree(events: list[Event]) -> list[Span]:
 def _kind_and_name(event: Event, is_root: bool) -> tuple[str, str]:
     if is_root:
         return "run", "run"
+    if isinstance(event, (AgentStarted, AgentEnded)):
+        return "agent", event.agent
     if isinstance(event, (NodeStarted, NodeEnded)):
         return "node", event.node
     if isinstance(event, ModelCallStarted):
@@ -152,6 +172,13 @@ def _describe(span: Span, event: Event) -> None:
         attributes.update(status=event.status, answer=event.answer, ttft_s=event.ttft_s, latency_s=event.latency_s,
                           input_tokens=event.input_tokens, output_tokens=event.output_tokens,
                           grounding=event.grounding, ttft_breakdown=event.ttft_breakdown)
+    elif isinstance(event, AgentStarted):
+        attributes.update(agent=event.agent, role=event.role)
+    elif isinstance(event, AgentEnded):
+        attributes.update(duration_s=event.duration_s, status=event.status)
+        span.status = {"failed": "error", "cancelled": "cancelled"}.get(event.status, span.status)
+    elif isinstance(event, Handoff):
+        attributes.setdefault("handoffs", []).append({"from": event.agent, "to": event.to_agent, "reason": event.reason})
     elif isinstance(event, ToolStarted):
         attributes.update(tool=event.tool, call_id=event.call_id, input=event.input)
     elif isinstance(event, ToolEnded):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from langchain_core.messages import AnyMessage
@@ -18,3 +19,16 @@ class AgentState(TypedDict, total=False):
     messages: Annotated[list[AnyMessage], add_messages]
     # What the retrieval that opens every run found; replaced each run.
     facts: list[str]
+
+
+@dataclass(frozen=True)
+class GraphShape:
+    """What a reader of a graph's stream needs to know of it: its agents, and whose words are the answer."""
+
+    name: str  # AGENT_GRAPH: "support" or "team"
+    agents: dict[str, str] = field(default_factory=dict)  # agent name -> its role; empty: a single agent
+    answering_agent: str = ""  # the agent whose tokens are the answer ("" for a single agent)
+    routing_agent: str = ""  # the agent that chooses the others: its time is the TTFT's routing phase
+
+
+SUPPORT = GraphShape("support")

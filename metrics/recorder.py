@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from chat.events import TTFT_PHASES, ErrorOccurred, Event, RunEnded, RunQueued, Token, ToolStarted
+from chat.events import TTFT_PHASES, AgentEnded, ErrorOccurred, Event, RunEnded, RunQueued, Token, ToolStarted
 from metrics.registry import AgentMetrics
 from metrics.table import RunRow, RunTable
 
@@ -55,6 +55,9 @@ class RunRecorder:
             self._metrics.errors.labels(kind=kind).inc()
         elif isinstance(event, RunEnded):
             self._run_ended(event)
+        elif isinstance(event, AgentEnded):
+            self._metrics.team_agent_seconds.labels(agent_name=self._metrics.agent_label(event.agent)).observe(
+                event.duration_s)
         elif not isinstance(event, Event):
             logger.warning("Not an event, ignored by the metrics: %r", event)
 

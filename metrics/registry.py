@@ -31,14 +31,17 @@ GROUNDING_VERDICTS: tuple[str, ...] = get_args(GroundingVerdict)
 # Where a tool name the agent does not have is counted, so a model that invents
 # tool names cannot grow the number of series without bound.
 UNKNOWN_TOOL = "unknown"
+OTHER_AGENT = "other"  # an agent name outside the graph's fixed ones (a stored or forged event)
 
 
 class AgentMetrics:
-    """Hold the nine agent metrics, all registered on `registry`."""
+    """Hold the agent metrics, all registered on `registry`."""
 
-    def __init__(self, registry: CollectorRegistry, tools: Iterable[str] = ()) -> None:
-        """Create the metrics on `registry`; `tools` are the agent's tool names, if known."""
+    def __init__(self, registry: CollectorRegistry, tools: Iterable[str] = (), agents: Iterable[str] = ()) -> None:
+        """Create the metrics on `registry`; `tools` are the agent's tool names, if known, and `agents`
+        the team graph's fixed agent names: the only values of the agent_name label."""
         self.tools = frozenset(tools)
+        self.agents = frozenset(agents)
         self.requests = Counter(
             "agent_requests",  # prometheus_client exposes it as agent_requests_total
             "Questions the agent started answering (one per run).",
@@ -60,7 +63,8 @@ class AgentMetrics:
         )
         self.ttft_phases = Histogram(
             "agent_ttft_phase_seconds",
-            "Where the time to first token went, by phase: queue, retrieval, prompt, model, delivery.",
+            "Where the time to first token went, by phase: queue, routing (team graph), retrieval, prompt, model, "
+            "delivery.",
             ["phase"],
             buckets=TTFT_BUCKETS,
             registry=registry,
@@ -94,6 +98,13 @@ class AgentMetrics:
             ["grounding"],
             registry=registry,
         )
+        self.team_agent_seconds = Histogram(
+            "agent_team_agent_seconds",
+            "Seconds each agent of the team graph worked on a run, by agent_name (the graph's fixed names).",
+            ["agent_name"],
+            buckets=REQUEST_LATENCY_BUCKETS,
+            registry=registry,
+        )
         self.active_streams = Gauge(
             "agent_active_streams",
             "Runs streaming an answer right now.",
@@ -111,10 +122,16 @@ class AgentMetrics:
             self.answers.labels(grounding=verdict)
         for tool in self.tools:
             self.tool_invocations.labels(tool=tool)
+        for agent in self.agents:
+            self.team_agent_seconds.labels(agent_name=agent)
 
     def error_kind(self, kind: str) -> str:
         """Return `kind` if it is a known error kind, else "internal"."""
         return kind if kind in ERROR_KINDS else "internal"
+
+    def agent_label(self, agent: str) -> str:
+        """Return `agent` if it is one of the graph's agents, else "other": the label stays bounded."""
+        return agent if agent in self.agents else OTHER_AGENT
 
     def tool_label(self, tool: str) -> str:
         """Return `tool` if the agent has it (or no tool list was given), else "unknown"."""

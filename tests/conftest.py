@@ -43,6 +43,9 @@ class ScriptedChatModel(BaseChatModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     replies: list[Reply] = Field(default_factory=list)
+    # Replies for the calls whose system prompt contains the key (the team's agents run side by
+    # side, so their calls come in no fixed order): checked before `replies`.
+    replies_for: dict[str, list[Reply]] = Field(default_factory=dict)
     default: Reply = Field(default_factory=lambda: Reply(tokens=["OK."]))
     supports_tools: bool = True
     prompts: list[list[BaseMessage]] = Field(default_factory=list)
@@ -61,6 +64,10 @@ class ScriptedChatModel(BaseChatModel):
 
     def _next_reply(self, messages: list[BaseMessage]) -> Reply:
         self.prompts.append(list(messages))
+        system = messages[0].text if messages and messages[0].type == "system" else ""
+        for key, replies in self.replies_for.items():
+            if key in system and replies:
+                return replies.pop(0)
         return self.replies.pop(0) if self.replies else self.default
 
     def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
@@ -321,7 +328,8 @@ def serve_glassbox(tmp_path, scripted_model, knowledge_base, tickets, trace_data
         server.stop()
 
 
-async def approving(service: AgentService, message: str, thread_id: str = "t1", approve: bool = True) -> list:
+async def approving(service: AgentService, message: str, thread_id: str = "t1", approve: bool = True,
+                    agent_graph: str | None = None) -> list:
     """Run a message to its end, deciding every approval it asks for as a person in the chat would."""
     events: list = []
 
@@ -334,7 +342,7 @@ async def approving(service: AgentService, message: str, thread_id: str = "t1", 
 
     decider = asyncio.create_task(decide_when_asked())
     try:
-        async for event in service.stream(message, thread_id):
+        async for event in service.stream(message, thread_id, agent_graph=agent_graph):
             events.append(event)
     finally:
         decider.cancel()
@@ -422,6 +430,6 @@ def server():
         yield running
 
 
-async def run_message(service: AgentService, message: str, thread_id: str = "t") -> list:
-    """Run one message to its end; return its events."""
-    return [event async for event in service.stream(message, thread_id)]
+async def run_message(service: AgentService, message: str, thread_id: str = "t", agent_graph: str | None = None) -> list:
+    """Run one message to its end (with the graph named, else the default); return its events."""
+    return [event async for event in service.stream(message, thread_id, agent_graph=agent_graph)]

@@ -505,3 +505,54 @@ def test_a_message_at_the_length_limit_is_answered_with_no_library_text(serve_gl
     assert "Within 45 days." in shown and "completed" in shown
     for library_text in ("pydantic", "String should have", "validation error", "LOCAL_N_CTX", "Traceback"):
         assert library_text not in shown
+
+
+def test_a_team_question_shows_agents_side_by_side_handoffs_progress_and_one_answer(
+        serve_glassbox, scripted_model, browser_page):
+    slow = {"delay_s": 0.25}
+    scripted_model.replies_for = {
+        "coordinator of a support team": [Reply(tokens=["route"])],  # no route call: routed by rule
+        "policy agent": [Reply(tokens=["It ", "comes ", "to ", "102 ", "dollars."], **slow)],
+        "specialist agents": [Reply(tokens=["One ", "synthesised ", "answer."], **slow)],
+    }
+    scripted_model.replies = [Reply(tokens=["Within ", "45 ", "days ", "for ", "a ", "refund."], **slow)]
+    url = serve_glassbox().url
+    page = browser_page
+    page.goto(url)
+    page.wait_for_selector("#gb-status:has-text('ready')", timeout=20_000)
+    page.locator("#gb-agent-graph").get_by_text("A team of agents").click()
+    page.fill("#gb-input textarea", "How much is a refund of $120 - 15% for a faulty item?")
+    page.click("#gb-send")
+
+    # Both specialists at work at once, with the progress bar part-way.
+    page.wait_for_function("(() => { const t = document.querySelector('#gb-activity').innerText;"
+                           " return t.includes('knowledge agent') && t.includes('policy agent'); })()", timeout=15_000)
+    assert page.locator("#gb-activity progress[max='4']").count() == 1
+    page.wait_for_selector("#gb-chat :text('One synthesised answer.')", timeout=15_000)
+    page.wait_for_function("document.querySelector('#gb-activity').innerText.includes('The team is done')",
+                           timeout=10_000)
+    assert page.locator("#gb-activity progress[value='4'][max='4']").count() == 1
+    chat = page.inner_text("#gb-chat")
+    for agent in ("coordinator", "knowledge", "policy", "primary"):
+        assert f"{agent} agent" in chat  # a group each
+    assert chat.count("One synthesised answer.") == 1
+    panel = page.inner_text("#gb-panel")
+    assert "coordinator handed over to knowledge" in panel and "coordinator handed over to policy" in panel
+    assert "4 of 4 agents done" in panel
+    os.makedirs("tests/artifacts", exist_ok=True)
+    page.screenshot(path="tests/artifacts/team.png", full_page=True)
+
+    page.locator("#gb-agent-filter input").click()  # the panel, one agent's events only
+    page.get_by_role("option", name="policy", exact=True).click()
+    page.wait_for_function("!document.querySelector('#gb-panel').innerText.includes('searching the knowledge base')",
+                           timeout=10_000)
+    assert "policy agent began" in page.inner_text("#gb-panel")
+
+    run = page.locator("#gb-chat a[href*='?run=']").first.get_attribute("href").split("?run=")[1]
+    page.goto(f"{url}/?run={run}")
+    page.wait_for_selector("#gb-waterfall svg .gb-span", timeout=20_000)
+    assert page.locator("#gb-waterfall svg .gb-span[data-parallel='1']").count() == 2  # side by side
+    waterfall = page.inner_text("#gb-waterfall")
+    assert "agent: coordinator" in waterfall and "agent: primary" in waterfall
+    assert "first token from the" in page.inner_text("#gb-trace-summary")
+    page.screenshot(path="tests/artifacts/team-trace.png", full_page=True)

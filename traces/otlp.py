@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 SPAN_KIND_INTERNAL, SPAN_KIND_CLIENT = 1, 3
 STATUS_OK, STATUS_ERROR = 1, 2
-OPENINFERENCE_KIND = {"run": "AGENT", "node": "CHAIN", "tool": "TOOL", "model": "LLM"}
+OPENINFERENCE_KIND = {"run": "AGENT", "agent": "AGENT", "node": "CHAIN", "tool": "TOOL", "model": "LLM"}
 
 
 def trace_id_for(run_id: str) -> str:
@@ -105,6 +105,9 @@ def _semantic(span: Span, events: list[Event]) -> dict[str, Any]:
                 "glassbox.status": a.get("status"), "glassbox.grounding": a.get("grounding"),
                 "glassbox.knowledge_base": a.get("knowledge_base"), "glassbox.ttft_s": a.get("ttft_s"),
                 "llm.model_name": a.get("model")}
+    elif span.kind == "agent":  # a team agent (chat/team.py)
+        out |= {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": a.get("agent"),
+                "glassbox.agent.role": a.get("role"), "glassbox.status": a.get("status")}
     elif span.kind == "tool":
         out |= {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": a.get("tool"),
                 "gen_ai.tool.call.id": a.get("call_id"), "input.value": _json(a.get("input")),
@@ -160,8 +163,8 @@ def _json(value: Any) -> str | None:
 
 def span_name(span: Span) -> str:
     """Return the span's OpenTelemetry name: GenAI's `{operation} {name}` for tools and model calls."""
-    return {"run": "glassbox.run", "node": f"node {span.name}", "tool": f"execute_tool {span.name}",
-            "model": f"chat {span.name}"}[span.kind]
+    return {"run": "glassbox.run", "agent": f"invoke_agent {span.name}", "node": f"node {span.name}",
+            "tool": f"execute_tool {span.name}", "model": f"chat {span.name}"}[span.kind]
 
 
 

@@ -27,7 +27,9 @@ def add_ask_api(glassbox: Glassbox) -> None:
     async def ask(message: str, thread_id: str, request: gr.Request, knowledge_base: str = "") -> AsyncIterator[str]:
         """Answer `message` in conversation `thread_id`, yielding the answer so far.
 
-        `knowledge_base` (optional) picks the knowledge base of a new conversation.
+        `knowledge_base` (optional) picks the knowledge base of a new conversation. The graph is
+        AGENT_GRAPH's: a raw call sends every parameter, so a new one would break existing callers;
+        the page and /api/chat* choose the graph per message.
         """
         try:
             caller = access.ask_caller(request.headers.get("authorization"), request.session_hash)

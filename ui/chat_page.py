@@ -16,10 +16,12 @@ import gradio as gr
 
 from auth.callers import Caller
 from chat.service import AgentService, MessageRefused, NotYours, ThreadBusy, WrongKnowledgeBase
+from chat.team import TEAM
 from metrics.counters import counters_markdown
+from ui.activity import activity_html
 from ui.conversations import choices, remember, reopen
 from ui.observability import ObservabilityFeed, status_markdown
-from ui.panel import LEVELS, panel_html
+from ui.panel import ALL_AGENTS, LEVELS, panel_html
 from ui.render import RUN_LINK, TurnView, inert
 from ui.visitors import caller_of
 
@@ -100,12 +102,15 @@ def run_of_answer(history: list, index: object) -> str | None:
     return None
 
 
+AGENT_GRAPH_CHOICES = [("One agent", "support"), ("A team of agents", "team")]
+
+
 async def run_turn(service: AgentService, message: str, thread_id: str, caller: Caller,
-                   knowledge_base: str | None = None) -> AsyncIterator[TurnView]:
+                   knowledge_base: str | None = None, agent_graph: str | None = None) -> AsyncIterator[TurnView]:
     """Yield the turn's view after each event; a service fault becomes a note in it."""
     view = TurnView()
     try:
-        async for event in service.stream(message, thread_id, caller, knowledge_base):
+        async for event in service.stream(message, thread_id, caller, knowledge_base, agent_graph):
             view.add(event)
             yield view
     except (ThreadBusy, NotYours, WrongKnowledgeBase) as error:
@@ -173,9 +178,9 @@ def add_chat_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor: gr.B
         return example.value["text"] if isinstance(example.value, dict) else str(example.value)
 
     async def respond(message: str, history: list, thread_id: str, level: str, visitor: str,
-                      knowledge: str, profile: gr.OAuthProfile | None = None):
-        """Stream one turn into the chat and the panel; refuse bad input without losing it."""
-        nothing = (gr.skip(),) * 6
+                      knowledge: str, agent_graph: str, agent: str, profile: gr.OAuthProfile | None = None):
+        """Stream one turn into the chat, the panel and the activity line; refuse bad input without losing it."""
+        nothing = (gr.skip(),) * 7
         try:
             service.check(message or "")
         except MessageRefused as refused:  # the text stays in the box: nothing is lost
@@ -193,10 +198,11 @@ def add_chat_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor: gr.B
         history = [*history, gr.ChatMessage(role="user", content=inert(message))]
         waiting = [gr.ChatMessage(role="assistant", content="⏳ Warming up: your question will be answered as soon as the model is ready.")]
         yield ("", history + (waiting if service.status == "warming up" else []), panel_html([], level), [], gr.skip(),
-               gr.update(interactive=True))
+               gr.update(interactive=True), "")
         last_frame = 0.0
         view = TurnView()
-        async for view in run_turn(service, message, thread_id, page_caller(visitor, profile), knowledge or None):
+        caller = page_caller(visitor, profile)
+        async for view in run_turn(service, message, thread_id, caller, knowledge or None, agent_graph or None):
             latest = view.events[-1] if view.events else None
             # Every step is drawn; tokens at most once a frame. The run always ends on run_end,
             # which is drawn, so no token is left undrawn.
@@ -207,9 +213,10 @@ def add_chat_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor: gr.B
                 # land after the next message had turned it on again.
                 ended = latest is not None and latest.type == "run_end"
                 stop = gr.update(interactive=False) if ended else gr.skip()
-                yield gr.skip(), history + view.messages(), panel_html(view.events, level), view.events, asking, stop
+                yield (gr.skip(), history + view.messages(), panel_html(view.events, level, agent), view.events, asking,
+                       stop, activity_html(view))
         if not (view.events and view.events[-1].type == "run_end"):  # refused (busy elsewhere): no run to stop
-            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.update(interactive=False)
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.update(interactive=False), gr.skip()
 
     async def stop(thread_id: str) -> None:  # async: runs on the event loop, where the run's task lives
         service.cancel(thread_id)
@@ -313,9 +320,14 @@ def add_chat_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor: gr.B
     gr.Markdown(SECTIONS, elem_id="gb-sections")
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
-            knowledge = gr.Dropdown([settings.knowledge_base], value=settings.knowledge_base,
-                                    label="Knowledge base (choosing another starts a new conversation)",
-                                    elem_id="gb-kb", allow_custom_value=False)
+            with gr.Row(equal_height=True):
+                knowledge = gr.Dropdown([settings.knowledge_base], value=settings.knowledge_base,
+                                        label="Knowledge base (choosing another starts a new conversation)",
+                                        elem_id="gb-kb", allow_custom_value=False, scale=3)
+                agent_graph = gr.Radio(AGENT_GRAPH_CHOICES, value=settings.agent_graph, label="Who answers",
+                                       elem_id="gb-agent-graph", scale=2,
+                                       info="A team: a coordinator, specialists side by side, one answer.")
+            activity = gr.HTML("", elem_id="gb-activity")
             chatbot = gr.Chatbot(label="Chat", height=520, elem_id="gb-chat", layout="bubble",
                                  placeholder="Ask a question about the documents…")
             with gr.Row():
@@ -329,7 +341,10 @@ def add_chat_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor: gr.B
                 stop_button = gr.Button("Stop", variant="stop", elem_id="gb-stop", interactive=False)
                 new_button = gr.Button("New conversation", elem_id="gb-new")
         with gr.Column(scale=2):
-            level = gr.Radio(list(LEVELS), value="full trace", label="Event level", elem_id="gb-level")
+            with gr.Row():
+                level = gr.Radio(list(LEVELS), value="full trace", label="Event level", elem_id="gb-level", scale=2)
+                agent_filter = gr.Dropdown([ALL_AGENTS, *TEAM.agents], value=ALL_AGENTS, label="Agent",
+                                           elem_id="gb-agent-filter", scale=1, allow_custom_value=False)
             panel = gr.HTML(panel_html([], "full trace"), elem_id="gb-panel")
     with gr.Accordion("Observability", open=True, elem_id="gb-observability"):
         with gr.Row():
@@ -353,8 +368,8 @@ def add_chat_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor: gr.B
     timer = gr.Timer(WATCH_LIFETIME_S + 1)  # starts the next watcher as the last one ends
 
     private = {"api_visibility": "private"}
-    turn = [box, chatbot, thread_id, level, visitor, knowledge]
-    outputs = [box, chatbot, panel, run_events, approval_row, stop_button]
+    turn = [box, chatbot, thread_id, level, visitor, knowledge, agent_graph, agent_filter]
+    outputs = [box, chatbot, panel, run_events, approval_row, stop_button, activity]
     listing = [browser_threads, conversations]
     for trigger in (box.submit, send.click):
         # "multiple": a message sent while an answer streams reaches respond, which says so (the default drops it).
@@ -381,7 +396,8 @@ def add_chat_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor: gr.B
         delete_conversation, [thread_id, browser_threads, level, visitor],
         [thread_id, chatbot, panel, run_events, browser_threads, conversations], **private)
     panel.change(None, None, None, js=FOLLOW_THE_RUN, **private)
-    level.change(lambda events, lvl: panel_html(events, lvl), [run_events, level], panel, **private)
+    for choice in (level, agent_filter):
+        choice.change(panel_html, [run_events, level, agent_filter], panel, **private)
     figures = [status, ttft_plot, latency_plot, counters, target_table, charts_drawn]
     # One long-lived watcher per page sends only changes (ObservabilityFeed.watch); no concurrency limit.
     for trigger in (demo.load, timer.tick):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from ui import chat_page, evals_page, knowledge_page, traces_page
+from ui import activity, chat_page, evals_page, knowledge_page, traces_page
 from ui.visitors import visitor_state
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ CLOSE_SIDEBAR_ON_A_PHONE = """() => {
     if (sidebar && sidebar.classList.contains('open')) sidebar.querySelector('.toggle-button')?.click();
   }
 }"""
-CSS = chat_page.CSS + knowledge_page.CSS + traces_page.CSS + evals_page.CSS
+CSS = chat_page.CSS + activity.CSS + knowledge_page.CSS + traces_page.CSS + evals_page.CSS
 
 
 def build_page(glassbox: Glassbox) -> gr.Blocks:

@@ -12,16 +12,20 @@ from html import escape
 from typing import Literal, NamedTuple
 
 from chat.events import (
+    AgentEnded,
+    AgentStarted,
     ApprovalDecided,
     ApprovalRequired,
     Cancelled,
     ErrorOccurred,
     Event,
     GroundingChecked,
+    Handoff,
     ModelCallEnded,
     ModelCallStarted,
     NodeEnded,
     NodeStarted,
+    Progress,
     ReasoningChunk,
     RetrievalHits,
     RunEnded,
@@ -34,6 +38,7 @@ from chat.events import (
 from chat.tools import SEARCH_TOOL
 
 Level = Literal["answer only", "full trace"]
+ALL_AGENTS = "all agents"  # the agent filter's "no filter"
 LEVELS: tuple[Level, ...] = ("answer only", "full trace")
 # Events the "answer only" level shows: the reference designs' token-only level plus the
 # run's outcome, so a demo still sees how long the answer took and whether it failed.
@@ -51,25 +56,37 @@ class PanelRow(NamedTuple):
     kind: str
     detail: str
     raw: str = ""
+    agent: str = ""  # the team agent it came from
 
 
-def panel_rows(events: list[Event], level: Level) -> list[PanelRow]:
-    """Return the panel's rows; streamed text is merged into one row."""
+def shown_for(event: Event, agent: str) -> bool:
+    """Whether the agent filter shows `event`: the agent's own events, handoffs to it, and the run's own."""
+    if agent == ALL_AGENTS:
+        return True
+    if isinstance(event, Handoff):
+        return agent in (event.agent, event.to_agent)
+    return event.agent == agent or (not event.agent and isinstance(event, (RunQueued, RunStarted, RunEnded,
+                                                                           ErrorOccurred, Cancelled)))
+
+
+def panel_rows(events: list[Event], level: Level, agent: str = ALL_AGENTS) -> list[PanelRow]:
+    """Return the panel's rows, of one agent's events if `agent` is given; streamed text is merged into one row."""
     if not events:
         return []
     start = events[0].at
     rows: list[PanelRow] = []
     for event in events:
-        if level == "answer only" and not isinstance(event, ANSWER_ONLY):
+        if level == "answer only" and not isinstance(event, ANSWER_ONLY) or not shown_for(event, agent):
             continue
-        if isinstance(event, (Token, ReasoningChunk)) and rows and rows[-1].kind.startswith(event.type):
-            last = rows[-1]
+        last = rows[-1] if rows else None
+        if isinstance(event, (Token, ReasoningChunk)) and last and last.kind.startswith(event.type) \
+                and last.agent == event.agent:
             count = int(last.kind.split("×")[1]) + 1 if "×" in last.kind else 2
             rows[-1] = last._replace(kind=f"{event.type} ×{count}", detail=last.detail + event.text)
             continue
         raw = "" if isinstance(event, (Token, ReasoningChunk)) else json.dumps(event.to_dict(), default=str,
                                                                                  ensure_ascii=False, indent=1)
-        rows.append(PanelRow(event.at - start, event.type, describe(event), raw))
+        rows.append(PanelRow(event.at - start, event.type, describe(event), raw, event.agent))
     return rows
 
 
@@ -80,8 +97,16 @@ def describe(event: Event) -> str:
     if isinstance(event, RunQueued):
         return f"question received: “{event.message[:80]}”"
     if isinstance(event, RunStarted):
-        return f"the agent started · {event.model}" + (f" · knowledge base {event.knowledge_base}"
-                                                        if event.knowledge_base else "")
+        who = f"the team of {len(event.agents)} agents started" if event.agents else "the agent started"
+        return f"{who} · {event.model}" + (f" · knowledge base {event.knowledge_base}" if event.knowledge_base else "")
+    if isinstance(event, AgentStarted):
+        return f"the {event.agent} agent began: it {event.role}"
+    if isinstance(event, AgentEnded):
+        return f"the {event.agent} agent finished ({event.status}) in {event.duration_s * 1000:.0f} ms"
+    if isinstance(event, Handoff):
+        return f"{event.agent} handed over to {event.to_agent}: {event.reason}"
+    if isinstance(event, Progress):
+        return f"progress: {event.done} of {event.planned} agents done"
     if isinstance(event, NodeStarted):
         return f"step “{event.node}” began"
     if isinstance(event, NodeEnded):
@@ -127,15 +152,19 @@ def describe(event: Event) -> str:
     return ""
 
 
-def panel_html(events: list[Event], level: Level) -> str:
-    """Return the panel's table of events as HTML."""
-    rows = panel_rows(events, level)
+def panel_html(events: list[Event], level: Level, agent: str = ALL_AGENTS) -> str:
+    """Return the panel's table of events (of one agent's, if `agent` is given) as HTML."""
+    rows = panel_rows(events, level, agent)
     if not rows:
         return EMPTY
     body = "".join(f'<tr class="gb-{escape(row.kind.split(" ")[0])}"><td>+{row.offset:.3f}s</td>'
-                   f"<td>{escape(row.kind)}</td><td>{_cell(row)}</td></tr>" for row in rows)
+                   f"<td>{escape(row.kind)}{_agent_tag(row.agent)}</td><td>{_cell(row)}</td></tr>" for row in rows)
     return (f'<div class="gb-panel"><table><thead><tr><th>t</th><th>event</th><th>what happened</th></tr></thead>'
             f"<tbody>{body}</tbody></table></div>")
+
+
+def _agent_tag(agent: str) -> str:
+    return f'<br><span class="gb-agent-tag">{escape(agent)}</span>' if agent else ""
 
 
 def _cell(row: PanelRow) -> str:

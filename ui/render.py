@@ -14,15 +14,20 @@ import gradio as gr
 
 from chat.config import ID_PATTERN
 from chat.events import (
+    AgentEnded,
+    AgentStarted,
     ApprovalDecided,
     ApprovalRequired,
     Cancelled,
     ErrorOccurred,
     Event,
     GroundingChecked,
+    Handoff,
+    Progress,
     ReasoningChunk,
     RetrievalHits,
     RunEnded,
+    RunStarted,
     Token,
     ToolEnded,
     ToolStarted,
@@ -39,14 +44,15 @@ EMPTY_IMAGE_LABEL = re.compile(r"!+\[(?=\])")
 
 @dataclass
 class Segment:
-    """One block of the assistant's turn: a tool step, some reasoning, or answer text."""
+    """One block of the assistant's turn: a tool step, some reasoning, answer text, or a team agent's group."""
 
-    kind: Literal["tool", "reasoning", "answer", "note", "sources", "run"]
+    kind: Literal["tool", "reasoning", "answer", "note", "sources", "run", "agent", "work"]
     key: str
     text: str = ""
     title: str = ""
     status: Literal["pending", "done"] = "pending"
     duration: float | None = None
+    parent: str = ""  # the key of the agent group it belongs to (the team graph); "" at the top
 
 
 @dataclass
@@ -57,18 +63,30 @@ class TurnView:
     segments: list[Segment] = field(default_factory=list)
     pending_approval: ApprovalRequired | None = None  # the run waits for Approve or Reject
     grounding: GroundingChecked | None = None
+    answering_agent: str = ""  # the team graph: whose tokens are the answer; the others' are their work
+    working: dict[str, str] = field(default_factory=dict)  # the team's agents working now -> their roles
+    progress: Progress | None = None
 
     def add(self, event: Event) -> None:
         """Take the next event of the run."""
         self.events.append(event)
-        if isinstance(event, Token):
-            self._append("answer", event.text)
+        group = f"agent-{event.agent}" if event.agent else ""
+        if isinstance(event, RunStarted):
+            self.answering_agent = event.answering_agent
+        elif isinstance(event, (AgentStarted, AgentEnded, Handoff, Progress)):
+            self._team(event)
+        elif isinstance(event, Token):
+            if event.agent != self.answering_agent:
+                self._append("work", event.text, parent=group)
+            else:
+                self._append("answer", event.text)
         elif isinstance(event, ReasoningChunk):
-            self._append("reasoning", event.text, title="💭 Reasoning")
+            self._append("reasoning", event.text, title="💭 Reasoning", parent=group)
         elif isinstance(event, ToolStarted):
             self._close_open()
             args = json.dumps(event.input, ensure_ascii=False)
-            self.segments.append(Segment("tool", event.call_id, f"**Input** `{args}`", f"🔧 {event.tool}"))
+            self.segments.append(Segment("tool", event.call_id, f"**Input** `{args}`", f"🔧 {event.tool}",
+                                         parent=group))
         elif isinstance(event, RetrievalHits):
             self._tool(event.call_id).text += "\n\n" + _hits_markdown(event)
         elif isinstance(event, ToolEnded):
@@ -89,6 +107,31 @@ class TurnView:
             self._sources(event)
             self.segments.append(Segment("run", "run", f"run `{event.run_id}` · [open in Traces](?run={event.run_id})",
                                          status="done"))  # RUN_LINK reads it back (👍/👎 in the chat)
+
+    def _team(self, event: AgentStarted | AgentEnded | Handoff | Progress) -> None:
+        """A team agent's group: opened when it starts, told its handoffs, closed with its duration."""
+        if isinstance(event, Progress):
+            self.progress = event
+            return
+        key = f"agent-{event.agent}"
+        if isinstance(event, AgentStarted):
+            self.working[event.agent] = event.role
+            self.segments.append(Segment("agent", key, f"*It {event.role}.*", f"🤖 {event.agent} agent",
+                                         parent=""))
+            return
+        group = self._group(key)
+        if isinstance(event, Handoff):
+            if group is not None:
+                group.text += f"\n\n➡️ handed to the **{event.to_agent}** agent: {event.reason}"
+            return
+        self.working.pop(event.agent, None)
+        if group is not None:
+            group.status, group.duration = "done", event.duration_s
+            if event.status != "completed":
+                group.title += " — failed" if event.status == "failed" else " — stopped"
+
+    def _group(self, key: str) -> Segment | None:
+        return next((s for s in self.segments if s.kind == "agent" and s.key == key), None)
 
     def _sources(self, end: RunEnded) -> None:
         """Under a finished answer: its sources (collapsed) with the grounding badge, and when the
@@ -112,13 +155,17 @@ class TurnView:
 
     def messages(self) -> list[gr.ChatMessage]:
         """Return the assistant messages of this turn, steps as collapsible blocks."""
-        return [_message(segment) for segment in self.segments if segment.text or segment.kind == "tool"]
+        return [_message(segment) for segment in self.segments if segment.text or segment.kind in ("tool", "agent")]
 
-    def _append(self, kind: Literal["answer", "reasoning"], text: str, title: str = "") -> None:
-        last = self.segments[-1] if self.segments else None
+    def _append(self, kind: Literal["answer", "reasoning", "work"], text: str, title: str = "",
+                parent: str = "") -> None:
+        # Agents side by side interleave: text continues the last block of its own group.
+        own = [s for s in self.segments if s.parent == parent and s.kind != "agent"]
+        last = own[-1] if own else None
         if last is None or last.kind != kind or last.status == "done":
-            self._close_open()
-            last = Segment(kind, f"{kind}-{len(self.segments)}", title=title)
+            if kind != "work":
+                self._close_open()
+            last = Segment(kind, f"{kind}-{len(self.segments)}", title=title, parent=parent)
             self.segments.append(last)
         last.text += text
 
@@ -145,7 +192,8 @@ class TurnView:
             self._close_open()
             args = json.dumps(event.input, ensure_ascii=False)
             text = f"The agent wants to run **{event.tool}**. Approve or Reject it below.\n\n**Input** `{args}`"
-            self.segments.append(Segment("tool", f"approval-{event.call_id}", text, f"🛑 Approval needed: {event.tool}"))
+            self.segments.append(Segment("tool", f"approval-{event.call_id}", text, f"🛑 Approval needed: {event.tool}",
+                                         parent=f"agent-{event.agent}" if event.agent else ""))
             return
         self.pending_approval = None
         segment = self._tool(f"approval-{event.call_id}")
@@ -192,7 +240,11 @@ def _message(segment: Segment) -> gr.ChatMessage:
     # Answers, tool inputs and outputs, hits and error texts all come from outside: drawn inert.
     if segment.kind in ("answer", "note", "run"):
         return gr.ChatMessage(role="assistant", content=inert(segment.text))
+    if segment.kind == "work":  # an agent's own words, inside its group
+        return gr.ChatMessage(role="assistant", content=inert(segment.text), metadata={"parent_id": segment.parent})
     metadata: dict = {"title": inert(segment.title), "id": segment.key, "status": segment.status}
+    if segment.parent:
+        metadata["parent_id"] = segment.parent
     if segment.duration is not None:
         metadata["duration"] = round(segment.duration, 3)
     return gr.ChatMessage(role="assistant", content=inert(segment.text), metadata=metadata)

@@ -10,15 +10,28 @@ from chat.spans import Span
 from ui.render import inert
 
 
-def run_summary(run: dict[str, Any]) -> str:
+def run_summary(run: dict[str, Any], spans: list[Span] = ()) -> str:
     phases = run.get("ttft_breakdown") or {}
     broken = " · ".join(f"{name} {seconds * 1000:.1f} ms" for name, seconds in phases.items())
+    agent = first_token_agent(spans)
+    broken += f" · first token from the {inert(agent)} agent" if broken and agent else ""
     return (f"**{inert(run['message'][:200])}**  \n"
             f"run `{run['id']}` · thread `{run['thread_id']}` · {run['status']} · {inert(run.get('model') or '')} · "
             f"knowledge base {inert(run.get('knowledge_base') or '–')} · grounding {run.get('grounding') or '–'}  \n"
             f"TTFT {ms(run['ttft_s'])} ms · latency {ms(run['latency_s'])} ms · "
             f"{run.get('output_tokens') or 0} tokens" + (f"  \nTTFT phases: {broken}" if broken else "")
             + (f"  \n📥 {inert(run['origin'])}: a copy of a run from another Glassbox" if run.get("origin") else ""))
+
+def first_token_agent(spans: list[Span]) -> str:
+    """The team agent whose model call streamed the run's first token; "" for a single agent's run."""
+    first = min(((s.token_times()[0], s) for s in spans if s.kind == "model" and s.token_times()),
+                key=lambda pair: pair[0], default=None)
+    by_id = {s.span_id: s for s in spans}
+    span = first[1] if first else None
+    while span is not None and span.kind != "agent":
+        span = by_id.get(span.parent_span_id)
+    return span.name if span is not None else ""
+
 
 def first_token_ns(spans: list[Span]) -> int | None:
     times = [t for s in spans if s.kind == "model" for t in s.token_times()]

@@ -98,7 +98,7 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
         spans = span_tree(traces.run_events(caller, run_id))
         download = gr.update(value=_export_file(otlp_lines(traces, caller, [run_id]), f"run-{run_id[:8]}"), visible=True)
         choices = [(f"{s.kind}: {s.name} · {(s.end_ns - s.start_ns) / 1e6:.1f} ms", s.span_id) for s in spans]
-        return (run_summary(run), waterfall_svg(spans, first_token_ns(spans)),
+        return (run_summary(run, spans), waterfall_svg(spans, first_token_ns(spans)),
                 gr.update(choices=choices, value=spans[0].span_id if spans else None),
                 span_json(spans[0]) if spans else None, [span_json(s) for s in spans], download)
 

@@ -11,7 +11,8 @@ from html import escape
 from chat.spans import Span
 
 ROW_PX, LABEL_PX, WIDTH_PX, AXIS_PX = 22, 230, 900, 24
-COLOURS = {"run": "#6366f1", "node": "#0ea5e9", "tool": "#f59e0b", "model": "#10b981"}
+COLOURS = {"run": "#6366f1", "agent": "#8b5cf6", "node": "#0ea5e9", "tool": "#f59e0b", "model": "#10b981"}
+PARALLEL_BAND = "#8b5cf61a"  # behind siblings that ran at the same time (the team's agents side by side)
 ERROR_COLOUR = "#ef4444"
 
 
@@ -24,6 +25,7 @@ def waterfall_svg(spans: list[Span], ttft_ns: int | None = None) -> str:
     scale = (WIDTH_PX - LABEL_PX - 70) / total
     depth = _depths(spans)
     ordered = _tree_order(spans)
+    parallel = _parallel(spans)
     height = AXIS_PX + ROW_PX * len(ordered) + 8
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH_PX} {height}" width="100%" '
              f'role="img" aria-label="Waterfall of the run\'s spans" class="gb-waterfall" '
@@ -37,11 +39,17 @@ def waterfall_svg(spans: list[Span], ttft_ns: int | None = None) -> str:
         x = LABEL_PX + (span.start_ns - start) * scale
         width = max((span.end_ns - span.start_ns) * scale, 2)
         colour = ERROR_COLOUR if span.status == "error" else COLOURS.get(span.kind, "#999")
-        label = escape(("  " * depth[span.span_id]) + f"{span.kind}: {span.name}"[:40])
+        side_by_side = span.span_id in parallel
+        mark = "∥ " if side_by_side else ""
+        label = escape(("  " * depth[span.span_id]) + mark + f"{span.kind}: {span.name}"[:40])
         duration = (span.end_ns - span.start_ns) / 1e6
+        if side_by_side:
+            parts.append(f'<rect class="gb-parallel" x="0" y="{y}" width="{WIDTH_PX}" height="{ROW_PX}" '
+                         f'fill="{PARALLEL_BAND}"/>')
         parts.append(
-            f'<g class="gb-span" data-span="{escape(span.span_id)}"><title>{escape(span.kind)} {escape(span.name)}: '
-            f'{duration:.1f} ms</title>'
+            f'<g class="gb-span" data-span="{escape(span.span_id)}" data-parallel="{int(side_by_side)}">'
+            f'<title>{escape(span.kind)} {escape(span.name)}: {duration:.1f} ms'
+            f'{" (side by side with another)" if side_by_side else ""}</title>'
             f'<text x="4" y="{y + 15}" xml:space="preserve" fill="currentColor">{label}</text>'
             f'<rect x="{x:.1f}" y="{y + 4}" width="{width:.1f}" height="{ROW_PX - 8}" rx="2" fill="{colour}"/>'
             f'<text x="{x + width + 4:.1f}" y="{y + 15}" fill="#666">{duration:.1f} ms</text></g>')
@@ -51,6 +59,21 @@ def waterfall_svg(spans: list[Span], ttft_ns: int | None = None) -> str:
                      f'stroke="#dc2626" stroke-dasharray="4 3"/><text x="{x + 3:.1f}" y="{height - 4}" '
                      f'fill="#dc2626">first token</text>')
     return "".join(parts) + "</svg>"
+
+
+def _parallel(spans: list[Span]) -> set[str]:
+    """The spans that overlap a sibling in time: branches that ran side by side (the team's agents)."""
+    by_parent: dict[str, list[Span]] = {}
+    for span in spans:
+        if span.kind == "agent":
+            by_parent.setdefault(span.parent_span_id, []).append(span)
+    overlapping: set[str] = set()
+    for siblings in by_parent.values():
+        for a in siblings:
+            for b in siblings:
+                if a is not b and a.start_ns < b.end_ns and b.start_ns < a.end_ns:
+                    overlapping.add(a.span_id)
+    return overlapping
 
 
 def _depths(spans: list[Span]) -> dict[str, int]:
