@@ -46,6 +46,7 @@ from chat.events import (
     ToolEnded,
     ToolStarted,
 )
+from chat.calculator import CALCULATOR_TOOL
 from chat.failures import describe_failure
 from chat.grounding import check_grounding
 from chat.memory import close_turn, despite_cancels
@@ -318,7 +319,10 @@ class RunTranslator:
             self.tool_calls += 1
             return [ToolStarted(**self.ids, at=at, agent=agent, **fields)]
         if kind == "tool_end":
-            return [ToolEnded(**self.ids, at=at, agent=agent, **fields)]
+            ended = ToolEnded(**self.ids, at=at, agent=agent, **fields)
+            if ended.tool == CALCULATOR_TOOL and not ended.error:  # a worked-out amount: its source is the sum
+                self.citations[ended.call_id] = Hit("calculator", ended.call_id, 1.0, ended.output)
+            return [ended]
         if kind == "retrieval":
             hits = tuple(Hit(clean_text(h.source), h.chunk_id, h.score, clean_text(h.text)) for h in data["hits"])
             for hit in hits:

@@ -4,7 +4,9 @@
                 └─Send──▶ policy    (subgraph: work ⇄ tools)     ───┴──▶ primary ──▶ end
 
 The coordinator asks a tool-calling model to route (its `route_question` call), and routes by plain
-rules when the model cannot call tools or gives no valid route: the local model's reduced form. Each
+rules when the model cannot call tools or gives no valid route. The local model's reduced form: rules
+route, the policy agent runs the calculator on the sums the question writes out, and the primary
+agent joins the findings (worked-out amounts first) instead of rewriting them. Each
 specialist is a LangGraph subgraph run through `Send`, so both run in the same step, side by side;
 the primary agent writes the one answer from their findings, quoted like facts.
 
@@ -186,13 +188,17 @@ def build_team_graph(
 
     async def primary(state: TeamState, config: RunnableConfig) -> dict[str, Any]:
         name, assistant, instructions = identity(knowledge_base_of(config))
-        findings = [f for f in state.get("findings") or [] if f.get("covered", "yes") == "yes"]
+        # Worked-out amounts first: they are exact, and a small model quotes the first fact it is given.
+        findings = sorted((f for f in state.get("findings") or [] if f.get("covered", "yes") == "yes"),
+                          key=lambda f: f["agent"] != POLICY)
         write = get_stream_writer()
         for finding in state.get("findings") or []:
             write({"kind": "handoff", "from": finding["agent"], "to": PRIMARY,
                    "reason": "its finding, to be combined into one answer", "at": time.monotonic()})
         if not findings:  # nobody found anything to go on: said, not generated
             return {"messages": [AIMessage(not_covered(name, can_open_tickets=policy_model is not None))]}
+        if router is None:  # reduced form: a small model parrots one finding, so the findings are joined, not rewritten
+            return {"messages": [AIMessage(" ".join(f["text"].strip() for f in findings))]}
         system = SystemMessage(system_prompt([f["text"] for f in findings], "", assistant,
                                              f"{instructions} {TEAM_FINDINGS_NOTE}".strip()))
         response = await model.ainvoke([system, *_recent_turns(state["messages"], history_messages)], config)

@@ -44,6 +44,24 @@ async def test_the_local_model_answers_a_real_question_from_the_knowledge_base(l
     assert end.grounding == check_grounding(end.answer, [c.text for c in end.citations]).verdict
 
 
+async def test_the_team_graph_runs_on_the_local_model_in_its_reduced_form(local_components):
+    settings, components = local_components
+    service = AgentService(lambda: components, sqlite_checkpointer(settings))
+    service.warm_up()
+
+    events = [e async for e in service.stream("What do I get back for $120 - 15%, for a faulty item?", "team",
+                                              agent_graph="team")]
+
+    await service.aclose()
+    started = [e.agent for e in events if e.type == "agent_start"]
+    assert started[0] == "coordinator" and set(started[1:3]) == {"knowledge", "policy"} and started[-1] == "primary"
+    assert [e.output for e in events if e.type == "tool_end" and e.tool == "calculate"] == ["$120 - 15% = 102"]
+    end = events[-1]
+    # Whatever the model said as the knowledge agent, the worked-out amount leads the joined answer.
+    assert end.status == "completed" and end.answer.startswith("$120 - 15% = 102.")
+    assert end.first_token_agent == "knowledge"
+
+
 async def test_cancelling_the_local_model_stops_generation(local_components):
     _, components = local_components
     model = components.model
