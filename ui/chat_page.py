@@ -327,9 +327,9 @@ def add_chat_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor: gr.B
                 agent_graph = gr.Radio(AGENT_GRAPH_CHOICES, value=settings.agent_graph, label="Who answers",
                                        elem_id="gb-agent-graph", scale=2,
                                        info="A team: a coordinator, specialists side by side, one answer.")
-            activity = gr.HTML("", elem_id="gb-activity")
             chatbot = gr.Chatbot(label="Chat", height=520, elem_id="gb-chat", layout="bubble",
                                  placeholder="Ask a question about the documents…")
+            activity = gr.HTML("", elem_id="gb-activity")  # the team's "now working" line, by the input
             with gr.Row():
                 box = gr.Textbox(placeholder="Ask a question and press Enter", show_label=False,
                                  scale=5, max_length=settings.max_message_chars, elem_id="gb-input")

@@ -125,6 +125,9 @@ class TurnView:
                 group.text += f"\n\n➡️ handed to the **{event.to_agent}** agent: {event.reason}"
             return
         self.working.pop(event.agent, None)
+        for segment in self.segments:  # what it wrote is finished too
+            if segment.parent == key and segment.kind in ("work", "reasoning"):
+                segment.status = "done"
         if group is not None:
             group.status, group.duration = "done", event.duration_s
             if event.status != "completed":
@@ -241,7 +244,9 @@ def _message(segment: Segment) -> gr.ChatMessage:
     if segment.kind in ("answer", "note", "run"):
         return gr.ChatMessage(role="assistant", content=inert(segment.text))
     if segment.kind == "work":  # an agent's own words, inside its group
-        return gr.ChatMessage(role="assistant", content=inert(segment.text), metadata={"parent_id": segment.parent})
+        return gr.ChatMessage(role="assistant", content=inert(segment.text),
+                              metadata={"title": "✍️ What it wrote", "id": segment.key, "parent_id": segment.parent,
+                                        "status": "done" if segment.status == "done" else "pending"})
     metadata: dict = {"title": inert(segment.title), "id": segment.key, "status": segment.status}
     if segment.parent:
         metadata["parent_id"] = segment.parent
