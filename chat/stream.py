@@ -22,6 +22,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.graph.state import CompiledStateGraph
 
 from chat.approvals import Decide, await_approval
+from chat.calculator import CALCULATOR_TOOL
 from chat.events import (
     AgentEnded,
     AgentStarted,
@@ -46,7 +47,6 @@ from chat.events import (
     ToolEnded,
     ToolStarted,
 )
-from chat.calculator import CALCULATOR_TOOL
 from chat.failures import describe_failure
 from chat.grounding import check_grounding
 from chat.memory import close_turn, despite_cancels

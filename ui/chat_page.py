@@ -87,6 +87,7 @@ class ChatViews:
     thread_id: gr.State
     run_events: gr.State
     charts: tuple[gr.ScatterPlot, gr.ScatterPlot]
+    activity: gr.HTML  # the team's "now working" line
 
 
 def run_of_answer(history: list, index: object) -> str | None:
@@ -379,9 +380,11 @@ def add_chat_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor: gr.B
     approve_button.click(approve, [thread_id], approval_row, queue=False, **private)
     reject_button.click(reject, [thread_id], approval_row, queue=False, **private)
     new_button.click(new_conversation, [thread_id, level],
-                     [thread_id, chatbot, panel, run_events, conversations], **private)
+                     [thread_id, chatbot, panel, run_events, conversations], **private).then(
+        lambda: "", None, activity, **private)
     conversations.input(open_conversation, [conversations, thread_id, level, visitor],
-                        [thread_id, chatbot, panel, run_events, knowledge], **private)
+                        [thread_id, chatbot, panel, run_events, knowledge], **private).then(
+        lambda: "", None, activity, **private)
     knowledge.input(switch_knowledge_base, [knowledge, thread_id, level],
                     [thread_id, chatbot, panel, run_events, conversations], **private)
     chatbot.like(feedback, [chatbot, visitor], None, **private)
@@ -406,4 +409,4 @@ def add_chat_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor: gr.B
     tab.select(offer_knowledge_bases, knowledge, knowledge, show_progress="hidden", **private)
     demo.load(known_visitor, visitor, visitor, **private).then(
         show_conversations, [browser_threads, thread_id, visitor], listing, **private)
-    return ChatViews(chatbot, panel, level, thread_id, run_events, (ttft_plot, latency_plot))
+    return ChatViews(chatbot, panel, level, thread_id, run_events, (ttft_plot, latency_plot), activity)

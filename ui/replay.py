@@ -15,6 +15,7 @@ import pandas as pd
 from chat.events import Event, RunEnded
 from metrics.table import RunRow, frame_with
 from traces.replay import SPEEDS, paced
+from ui.activity import activity_html
 from ui.panel import panel_html
 from ui.render import TurnView, inert
 
@@ -30,6 +31,7 @@ class ReplayFrame:
     panel: str
     events: list[Event]
     ended: RunEnded | None = None
+    activity: str = ""  # a team run's "now working" line and progress bar (ui/activity.py)
 
 
 async def replay_frames(run_id: str, events: list[Event], speed: str, level: str = "full trace"
@@ -44,8 +46,10 @@ async def replay_frames(run_id: str, events: list[Event], speed: str, level: str
         ended = event if isinstance(event, RunEnded) else ended
         if event.type != "token" or time.monotonic() - last >= FRAME_S:
             last = time.monotonic()
-            yield ReplayFrame(opening + question + view.messages(), panel_html(view.events, level), view.events)
-    yield ReplayFrame(opening + question + view.messages(), panel_html(view.events, level), view.events, ended)
+            yield ReplayFrame(opening + question + view.messages(), panel_html(view.events, level), view.events,
+                              activity=activity_html(view))
+    yield ReplayFrame(opening + question + view.messages(), panel_html(view.events, level), view.events, ended,
+                      activity_html(view))
 
 
 def charts_with_replay(frame: pd.DataFrame, ended: RunEnded, question: str) -> pd.DataFrame:

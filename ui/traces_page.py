@@ -165,13 +165,13 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
         events = replayable(run_id, visitor, profile, warn=False)  # to_chat has said why, if it can't
         if not events:
             return
-        yield uuid.uuid4().hex, [], panel_html([], level), [], gr.skip(), gr.skip()
+        yield uuid.uuid4().hex, [], panel_html([], level), [], gr.skip(), gr.skip(), ""
         async for frame in replay_frames(run_id.strip(), events, speed, level):
             charts = (gr.skip(),) * 2
             if frame.ended is not None:
                 drawn = charts_with_replay(charted(glassbox.table), frame.ended, getattr(events[0], "message", ""))
                 charts = (drawn, drawn)
-            yield gr.skip(), frame.messages, frame.panel, frame.events, *charts
+            yield gr.skip(), frame.messages, frame.panel, frame.events, *charts, frame.activity
 
     def show_notes(run_id: str, visitor: str, profile: gr.OAuthProfile | None = None) -> str:
         notes = traces.notes(caller_of(access, visitor, profile), (run_id or "").strip()) if RUN_ID.match(
@@ -285,7 +285,8 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
                         **private)
     replay_chat_button.click(to_chat, [run_box, visitor], tabs, **private).then(
         replay_in_chat, [run_box, speed, chat.level, visitor],
-        [chat.thread_id, chat.chatbot, chat.panel, chat.run_events, *chat.charts], concurrency_limit=None, **private)
+        [chat.thread_id, chat.chatbot, chat.panel, chat.run_events, *chat.charts, chat.activity],
+        concurrency_limit=None, **private)
     import_button.upload(import_file, [import_button, visitor], None, **private).then(
         search, [*filters, visitor], listed, **private)
     for trigger in (search_button.click, text.submit, tab.select):
