@@ -117,6 +117,22 @@ async def _outcome(tool: BaseTool | None, call: dict[str, Any], config: Runnable
     return f"Tool error: {error}", None, error
 
 
+async def run_tool_calls(tools: dict[str, BaseTool], message: AIMessage, config: RunnableConfig) -> list[ToolMessage]:
+    """Run a model message's tool calls with `tools` (by name), asking a person first where a tool must.
+
+    Every approval first: on resume the node runs again from the top, and no tool must have run
+    twice by then. A call to a tool not in `tools` is an unknown tool's error result.
+    """
+    decisions = {c["id"]: ask_approval(c) for c in message.tool_calls
+                 if needs_approval(tools.get(c["name"])) and _valid_input(tools[c["name"]], c)}
+    results = []
+    for call in message.tool_calls:
+        decision = decisions.get(call["id"], {"approved": True})
+        rejected = None if decision.get("approved") else (decision.get("reason") or "no reason given")
+        results.append(await run_tool_call(tools.get(call["name"]), call, config, rejected))
+    return results
+
+
 def build_graph(
     model: BaseChatModel,
     tools: list[BaseTool],
@@ -152,7 +168,7 @@ def build_graph(
             # Returned, not generated: LangGraph's "messages" stream carries it to the reader like tokens.
             return {"messages": [AIMessage(not_covered(name, can_open_tickets=bool(guidance) and TICKET_TOOL in by_name))]}
         system = SystemMessage(system_prompt(state.get("facts", []), guidance, assistant, instructions))
-        conversation = _recent_turns(state["messages"], history_messages)
+        conversation = recent_turns(state["messages"], history_messages)
         response = await answering.ainvoke([system, *conversation], config)
         if isinstance(response.content, str) and "<think>" in response.content:
             # Keep reasoning out of the stored conversation: the next turn should see answers only.
@@ -160,17 +176,7 @@ def build_graph(
         return {"messages": [response]}
 
     async def run_tools(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
-        last = state["messages"][-1]
-        # Every approval first: on resume this node runs again from the top, and no tool
-        # must have run twice by then.
-        decisions = {c["id"]: ask_approval(c) for c in last.tool_calls
-                     if needs_approval(by_name.get(c["name"])) and _valid_input(by_name[c["name"]], c)}
-        results = []
-        for call in last.tool_calls:
-            decision = decisions.get(call["id"], {"approved": True})
-            rejected = None if decision.get("approved") else (decision.get("reason") or "no reason given")
-            results.append(await run_tool_call(by_name.get(call["name"]), call, config, rejected))
-        return {"messages": results}
+        return {"messages": await run_tool_calls(by_name, state["messages"][-1], config)}
 
     builder = StateGraph(AgentState)
     builder.add_node(RETRIEVE_NODE, retrieve)
@@ -195,7 +201,7 @@ def _valid_input(tool: BaseTool, call: dict[str, Any]) -> bool:
     return True
 
 
-def _recent_turns(messages: list[AnyMessage], limit: int) -> list[AnyMessage]:
+def recent_turns(messages: list[AnyMessage], limit: int) -> list[AnyMessage]:
     """Return the last `limit` messages, never starting on an orphaned tool result."""
     recent = messages[-limit:]
     while recent and isinstance(recent[0], ToolMessage):

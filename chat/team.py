@@ -35,11 +35,10 @@ from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
 from chat.calculator import CALCULATOR_TOOL, build_calculator, expressions_in
-from chat.graph import Identity, _recent_turns, ask_approval, default_identity, last_user_text, run_tool_call
-from chat.graph import _valid_input as valid_input
+from chat.graph import Identity, default_identity, last_user_text, recent_turns, run_tool_call, run_tool_calls
 from chat.prompts import COORDINATOR_PROMPT, POLICY_PROMPT, TEAM_FINDINGS_NOTE, not_covered, system_prompt
 from chat.state import GraphShape
-from chat.tools import SEARCH_TOOL, TICKET_TOOL, knowledge_base_of, needs_approval, search_query
+from chat.tools import SEARCH_TOOL, TICKET_TOOL, knowledge_base_of, search_query
 
 COORDINATOR, KNOWLEDGE, POLICY, PRIMARY = "coordinator", "knowledge", "policy", "primary"
 # The team's fixed agents, and what each is for: the only values an agent_name metric label takes.
@@ -175,16 +174,7 @@ def build_team_graph(
         return {"work": [response], **_finding(POLICY, response.text)}
 
     async def policy_tools_node(state: SpecialistState, config: RunnableConfig) -> dict[str, Any]:
-        last = state["work"][-1]
-        decisions = {c["id"]: ask_approval(c) for c in last.tool_calls
-                     if needs_approval(by_name.get(c["name"])) and valid_input(by_name[c["name"]], c)}
-        results = []
-        for call in last.tool_calls:
-            decision = decisions.get(call["id"], {"approved": True})
-            rejected = None if decision.get("approved") else (decision.get("reason") or "no reason given")
-            tool = by_name.get(call["name"]) if call["name"] in (CALCULATOR_TOOL, TICKET_TOOL) else None
-            results.append(await run_tool_call(tool, call, config, rejected))
-        return {"work": results}
+        return {"work": await run_tool_calls({t.name: t for t in policy_tools}, state["work"][-1], config)}
 
     async def primary(state: TeamState, config: RunnableConfig) -> dict[str, Any]:
         name, assistant, instructions = identity(knowledge_base_of(config))
@@ -201,7 +191,7 @@ def build_team_graph(
             return {"messages": [AIMessage(" ".join(f["text"].strip() for f in findings))]}
         system = SystemMessage(system_prompt([f["text"] for f in findings], "", assistant,
                                              f"{instructions} {TEAM_FINDINGS_NOTE}".strip()))
-        response = await model.ainvoke([system, *_recent_turns(state["messages"], history_messages)], config)
+        response = await model.ainvoke([system, *recent_turns(state["messages"], history_messages)], config)
         return {"messages": [response]}
 
     knowledge = StateGraph(SpecialistState)
