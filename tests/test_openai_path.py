@@ -88,3 +88,23 @@ async def test_stop_closes_the_upstream_stream(server, openai_service):
             break
         await asyncio.sleep(0.02)
     assert server.cancelled_requests == 1
+
+
+async def test_the_team_graph_routes_and_calculates_through_a_real_openai_client(server, openai_service):
+    server.enqueue(
+        Script(tool_calls=[("route_question", {"agents": ["policy"], "reason": "it asks for an amount"})]),
+        Script(tool_calls=[("calculate", {"expression": "120 - 15%"})]),  # the policy agent
+        Script(reply="It comes to 102."),
+        Script(reply="You get 102 back."),  # the primary agent
+    )
+    events = [e async for e in openai_service(server.base_url).stream("What do I get back for $120 - 15%?", "t",
+                                                                      agent_graph="team")]
+
+    assert [e.agent for e in events if e.type == "agent_start"] == ["coordinator", "policy", "primary"]
+    assert next(e for e in events if e.type == "handoff").reason == "it asks for an amount"
+    calculated = next(e for e in events if e.type == "tool_end" and e.tool == "calculate")
+    assert calculated.output == "120 - 15% = 102" and calculated.agent == "policy"
+    end = events[-1]
+    assert end.status == "completed" and end.answer == "You get 102 back." and end.grounding == "grounded"
+    tools = [{t["function"]["name"] for t in request.body.get("tools", [])} for request in server.requests]
+    assert tools[0] == {"route_question"} and tools[1] == {"calculate", "create_support_ticket"}
