@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel, Field
@@ -46,6 +46,8 @@ class NewEval(BaseModel):
         "The evaluation set, one object a question (a JSONL set's lines, as a list). "
         "Leave it out to use the knowledge base's own set (its eval.jsonl)."))
     name: str = Field("", max_length=80, description="What to call it; by default the set and knowledge base.")
+    agent_graph: Literal["support", "team"] | None = Field(None, description=(
+        "The graph that answers (default: AGENT_GRAPH). One evaluation per graph, compared, says which does better."))
 
 
 def build_evals_api(runner: EvalRunner, access: Access) -> APIRouter:
@@ -70,7 +72,7 @@ def build_evals_api(runner: EvalRunner, access: Access) -> APIRouter:
         else:
             questions, set_name = await _own_set(library, new.knowledge_base), "its own set"
         try:
-            eval_id = await runner.start(caller, new.knowledge_base, questions, set_name, new.name)
+            eval_id = await runner.start(caller, new.knowledge_base, questions, set_name, new.name, new.agent_graph)
         except SetRefused as refused:  # a question the chat would refuse (MAX_MESSAGE_CHARS)
             raise HTTPException(422, f"{refused} Nothing was started.") from None
         except WrongKnowledgeBase as wrong:

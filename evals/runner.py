@@ -37,8 +37,9 @@ class EvalRunner:
         return self._running
 
     async def start(self, caller: Caller, knowledge_base: str, questions: list[Question], set_name: str,
-                    name: str = "") -> str:
-        """Store a new evaluation and start asking its questions; return its id.
+                    name: str = "", agent_graph: str | None = None) -> str:
+        """Store a new evaluation and start asking its questions with `agent_graph` (default: AGENT_GRAPH);
+        return its id. Two evaluations of one set, one per graph, compare the graphs.
 
         Raises EvalBusy, SetRefused (a question the chat would refuse) or WrongKnowledgeBase.
         """
@@ -51,12 +52,13 @@ class EvalRunner:
             except MessageRefused as refused:
                 raise SetRefused(f"Question {number}: {refused}") from None
         components = self.service.components
-        name = name.strip()[:80] or f"{set_name} on {knowledge_base}"
-        created = await asyncio.to_thread(self.store.create, caller, name, knowledge_base, set_name, questions,
-                                          components.config if components else None)
+        graph = agent_graph or self.service.agent_graph
+        name = name.strip()[:80] or f"{set_name} on {knowledge_base}" + (f" ({graph} graph)" if graph != "support" else "")
+        config = {**(components.config if components else {}), "agent_graph": graph}
+        created = await asyncio.to_thread(self.store.create, caller, name, knowledge_base, set_name, questions, config)
         self._running = created["id"]
         self._task = asyncio.create_task(self._ask_all(created["id"], caller, knowledge_base, questions,
-                                                       created["threads"]))
+                                                       created["threads"], graph))
         self._task.add_done_callback(lambda _task: self._never_started(created["id"]))
         return created["id"]
 
@@ -79,11 +81,11 @@ class EvalRunner:
             self._task.cancel()
 
     async def _ask_all(self, eval_id: str, caller: Caller, knowledge_base: str, questions: list[Question],
-                       threads: list[str]) -> None:
+                       threads: list[str], agent_graph: str) -> None:
         status = "done"
         try:
             for index, (question, thread_id) in enumerate(zip(questions, threads, strict=True)):
-                end = await self._ask(question, thread_id, caller, knowledge_base)
+                end = await self._ask(question, thread_id, caller, knowledge_base, agent_graph)
                 passed = end is not None and end.status == "completed" and passes(end.answer, question.expected)
                 await asyncio.to_thread(self.store.record, eval_id, index, end.run_id if end else None, passed)
         except asyncio.CancelledError:
@@ -95,10 +97,11 @@ class EvalRunner:
             self._running = None  # before the status is written: once it reads done, another may start
             await asyncio.to_thread(self.store.finish, eval_id, status)
 
-    async def _ask(self, question: Question, thread_id: str, caller: Caller, knowledge_base: str) -> RunEnded | None:
+    async def _ask(self, question: Question, thread_id: str, caller: Caller, knowledge_base: str,
+                   agent_graph: str) -> RunEnded | None:
         end: RunEnded | None = None
         try:
-            async for event in self.service.stream(question.question, thread_id, caller, knowledge_base):
+            async for event in self.service.stream(question.question, thread_id, caller, knowledge_base, agent_graph):
                 if isinstance(event, ApprovalRequired):
                     self.service.approvals.decide(event.run_id, False, "evaluation",
                                                   "an evaluation asks questions; it takes no actions")

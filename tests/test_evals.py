@@ -137,6 +137,17 @@ def test_each_question_becomes_a_run_with_a_verdict_and_figures(serve_glassbox, 
     compared = httpx.get(f"{url}/api/evals/compare", params={"a": evaluation["id"], "b": second}).json()
     assert (compared["fixed"], compared["broken"]) == (1, 0)
 
+    # The same set answered by the team graph: each question a team run, and the graphs compared.
+    scripted_model.replies = []
+    team = httpx.post(f"{url}/api/evals", json={"knowledge_base": "sample", "questions": ROWS[:1],
+                                                "agent_graph": "team"}).json()["id"]
+    answered = wait_until_finished(url, team)
+    assert answered["name"].endswith("(team graph)")
+    team_run = httpx.get(f"{url}/api/runs/{answered['items'][0]['run_id']}").json()
+    assert [e["agent"] for e in team_run["events"] if e["type"] == "agent_start"][0] == "coordinator"
+    graphs = httpx.get(f"{url}/api/evals/compare", params={"a": second, "b": team}).json()["settings"]
+    assert {"key": "agent_graph", "a": "support", "b": "team"} in graphs
+
 
 def test_one_evaluation_runs_at_a_time_and_can_be_stopped(serve_glassbox, scripted_model) -> None:
     scripted_model.default = Reply(tokens=["slow ", "answer"], delay_s=0.5)

@@ -1,4 +1,5 @@
-"""The team graph's live activity line above the chat: which agents are working now, and a progress bar."""
+"""The team graph on the page: the choice of graph, and the live line by the chat input saying which
+agents are working now, with a progress bar."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from html import escape
 
 from ui.render import TurnView
 
+# The page's choice of AGENT_GRAPH (the Chat and Evaluations tabs), in a visitor's words.
+AGENT_GRAPH_CHOICES = [("One agent", "support"), ("A team of agents", "team")]
 CSS = """
 #gb-activity .gb-activity { display: flex; align-items: center; gap: 0.75em; flex-wrap: wrap; font-size: 0.9em; }
 #gb-activity progress { flex: 1 1 8em; min-width: 8em; height: 0.7em; accent-color: var(--color-accent); }

@@ -18,7 +18,7 @@ from auth.callers import Caller
 from chat.service import AgentService, MessageRefused, NotYours, ThreadBusy, WrongKnowledgeBase
 from chat.team import TEAM
 from metrics.counters import counters_markdown
-from ui.activity import activity_html
+from ui.activity import AGENT_GRAPH_CHOICES, activity_html
 from ui.conversations import choices, remember, reopen
 from ui.observability import ObservabilityFeed, status_markdown
 from ui.panel import ALL_AGENTS, LEVELS, panel_html
@@ -101,9 +101,6 @@ def run_of_answer(history: list, index: object) -> str | None:
         if found:
             return found.group(1)
     return None
-
-
-AGENT_GRAPH_CHOICES = [("One agent", "support"), ("A team of agents", "team")]
 
 
 async def run_turn(service: AgentService, message: str, thread_id: str, caller: Caller,

@@ -16,6 +16,7 @@ from chat.service import WrongKnowledgeBase
 from evals.results import compare_evals, summarize
 from evals.runner import EvalBusy
 from evals.sets import MAX_SET_BYTES, SetRefused, read_set
+from ui.activity import AGENT_GRAPH_CHOICES
 from ui.render import inert
 from ui.run_view import table, when
 from ui.visitors import caller_of
@@ -65,7 +66,7 @@ def add_evals_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor: gr.
         picks = [(f"{row[1]} · {row[0]}", eval_id) for row, eval_id in zip(rows, ids, strict=True)]
         return rows, ids, gr.update(choices=picks, value=chosen), gr.update(choices=picks), gr.update(choices=picks)
 
-    async def start(knowledge_base: str, which: str, path: str | None, name: str, visitor: str,
+    async def start(knowledge_base: str, which: str, path: str | None, name: str, graph: str, visitor: str,
                     profile: gr.OAuthProfile | None = None):
         who = caller(visitor, profile)
         if not who.is_admin:
@@ -73,7 +74,7 @@ def add_evals_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor: gr.
             return (gr.skip(),) * 6
         try:
             questions, set_name = _questions(service, knowledge_base, which, path)
-            eval_id = await runner.start(who, knowledge_base, questions, set_name, name)
+            eval_id = await runner.start(who, knowledge_base, questions, set_name, name, graph or None)
         except (SetRefused, EvalBusy, WrongKnowledgeBase) as refused:
             gr.Warning(str(refused))
             return (gr.skip(),) * 6
@@ -115,6 +116,8 @@ def add_evals_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor: gr.
             knowledge = gr.Dropdown([], label="Knowledge base", elem_id="gb-evals-kb", min_width=160)
             which = gr.Radio([OWN_SET, UPLOADED], value=OWN_SET, label="Questions", elem_id="gb-evals-which",
                              min_width=260)
+            graph = gr.Radio(AGENT_GRAPH_CHOICES, value=service.agent_graph, label="Who answers",
+                             elem_id="gb-evals-graph", min_width=220)
             name = gr.Textbox(label="Name (optional)", max_length=80, elem_id="gb-evals-name", min_width=160)
         set_file = gr.File(file_count="single", file_types=[".jsonl"], type="filepath", visible=False,
                            label="Evaluation set (.jsonl)", elem_id="gb-evals-file", height=120)
@@ -146,7 +149,7 @@ def add_evals_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor: gr.
     for trigger in (demo.load, tab.select):
         trigger(show, [chosen, visitor], shown, show_progress="hidden", **private)
     which.change(lambda w: gr.update(visible=w == UPLOADED), which, set_file, **private)
-    start_button.click(start, [knowledge, which, set_file, name, visitor], [*listed, timer], **private)
+    start_button.click(start, [knowledge, which, set_file, name, graph, visitor], [*listed, timer], **private)
     table.select(_picked, ids, chosen, **private)
     following = [table, ids, figures, questions, stop_button, timer]
     for trigger in (chosen.change, timer.tick):  # a fast evaluation may be done before the first tick
