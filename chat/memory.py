@@ -23,15 +23,16 @@ log = logging.getLogger("glassbox.memory")
 
 
 async def close_turn(graph: CompiledStateGraph, config: dict[str, Any], answer: str, why: str,
-                     *, refused: bool = False) -> None:
-    """Write what a cut-off turn leaves open into the conversation's memory, as the agent node."""
+                     *, refused: bool = False, as_node: str = ANSWER_NODE) -> None:
+    """Write what a cut-off turn leaves open into the conversation's memory, as the node that answers
+    (the support graph's agent, the team graph's primary agent)."""
     if not graph.checkpointer:  # no memory to keep consistent
         return
     try:
         state = await graph.aget_state(config)
         closing = closing_messages(state.values.get("messages", []), answer, why, refused=refused)
         if closing:
-            await graph.aupdate_state(config, {"messages": closing}, as_node=ANSWER_NODE)
+            await graph.aupdate_state(config, {"messages": closing}, as_node=as_node)
     except Exception:  # memory repair is best effort; the run's end must still be told
         log.exception("could not close the turn in memory", extra=config["configurable"])
 

@@ -385,6 +385,7 @@ async def stream_run(
     translator.known_names = (assistant,) if assistant else ()
     emit(translator.start(message, model_name, *knowledge, config=run_config))
     graph_input: Any = {"messages": [HumanMessage(message)]}
+    answering = translator.shape.answering_agent or ANSWER_NODE  # the node whose words the memory keeps
     try:
         while graph_input is not None:
             await _stream_once(graph, graph_input, config, translator, timeout_s, emit)
@@ -392,7 +393,7 @@ async def stream_run(
     except asyncio.CancelledError:
         closing = translator.finish("cancelled", stopped="stopped")
         # Memory is repaired before the run's end is told: a reader may send the next turn at once.
-        await despite_cancels(close_turn(graph, config, closing[-1].answer, "the user stopped it"))
+        await despite_cancels(close_turn(graph, config, closing[-1].answer, "the user stopped it", as_node=answering))
         emit_all(emit, closing)
         raise
     except Exception as error:
@@ -402,7 +403,7 @@ async def stream_run(
         log.warning("run failed", exc_info=error, extra={**ids, "kind": kind, "node": node})
         closing = translator.finish("failed", error=(kind, text))
         await despite_cancels(close_turn(graph, config, closing[-1].answer, f"the run failed ({kind})",
-                                          refused=kind == "input"))
+                                          refused=kind == "input", as_node=answering))
         emit_all(emit, closing)
     else:
         emit_all(emit, translator.finish("completed"))

@@ -258,3 +258,31 @@ async def test_a_single_agent_run_shows_no_activity_line(make_service):
     for event in events:
         view.add(event)
     assert activity_html(view) == "" and not [e for e in events if e.agent]
+
+
+async def test_a_team_run_stopped_while_it_waits_for_approval_leaves_the_conversation_usable(
+        service_with_memory, scripted_model, tickets):
+    ticket = {"name": "create_support_ticket", "args": {"summary": "The customer wants a person", "severity": "low"}}
+    scripted_model.replies_for = {POLICY_CALL: [Reply(tool_calls=[ticket])],
+                                  PRIMARY_CALL: [Reply(tokens=["Partial."]), Reply(tokens=["Second answer."])]}
+    service = service_with_memory()
+    events: list = []
+
+    async def collect():
+        async for event in service.stream("Can I talk to a person?", "t1", agent_graph="team"):
+            events.append(event)
+
+    task = asyncio.create_task(collect())
+    for _ in range(300):
+        if any(e.type == "approval_required" for e in events):
+            break
+        await asyncio.sleep(0.01)
+    service.cancel("t1")
+    await task
+    assert events[-1].status == "cancelled" and tickets.get("T-000001") is None
+
+    second = await run_message(service, "How long can I return a faulty item?", "t1", agent_graph="team")
+    assert second[-1].status == "completed" and not [e for e in second if e.type == "approval_required"]
+    assert tickets.get("T-000001") is None  # the stopped action never ran
+    seen = " ".join(m.text for m in scripted_model.prompts[-1])
+    assert "Can I talk to a person?" in seen and "[no answer: the user stopped it]" in seen
