@@ -1,4 +1,4 @@
-"""Named knowledge bases: one Chroma collection and one manifest each, in one embedded store.
+"""Named knowledge bases: one Chroma collection and one manifest each, in one Chroma store.
 
 The sample shop is the knowledge base `sample`; a user's documents go into their own, so
 answers about them never mix with the shop's. A knowledge base's identity (the assistant's
@@ -7,6 +7,9 @@ evaluation set of its own (evals/sets.py). The sample's are `manifest.json` and 
 its documents, in the repository. Every other knowledge base keeps both in its Chroma collection's
 metadata, so that a Chroma server (CHROMA_URL) shares them with every replica; one written by an
 older version under `APP_STATE_DIR/knowledge/NAME/` is still read, and moved into the collection.
+
+The store is embedded (APP_STATE_DIR/chroma, this process its one writer) or a Chroma server
+shared by several replicas (CHROMA_URL); KnowledgeBases says how each keeps its cache honest.
 """
 
 from __future__ import annotations
@@ -17,12 +20,16 @@ import logging
 import re
 import shutil
 import threading
+import time
+import weakref
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from chromadb.api import ClientAPI
 from chromadb.api.types import Documents, EmbeddingFunction
+from chromadb.errors import NotFoundError
 
 from chat.config import KB_NAME_MAX, KB_NAME_PATTERN, KB_NAME_RULE
 from rag.lock import StoreLock
@@ -34,6 +41,8 @@ SAMPLE = "sample"
 EVAL_SET = "eval.jsonl"
 MANIFEST_KEY, EVAL_SET_KEY = "glassbox_manifest", "glassbox_eval_set"  # keys of the collection's metadata
 NAME_RULE = KB_NAME_RULE[0].upper() + KB_NAME_RULE[1:]
+# With a Chroma server, how stale (in seconds) a replica's view of a knowledge base may get: see KnowledgeBases.
+SHARED_REFRESH_S = 5.0
 
 
 def valid_name(name: object) -> bool:
@@ -83,17 +92,41 @@ class Manifest:
 class _Base:
     kb: KnowledgeBase
     manifest: Manifest
-    fingerprint: str | None = None  # recomputed after each change
+    checked_at: float  # the clock when its collection was last read from the store
+    fingerprint: str | None = None  # recomputed after each change (and, when shared, once refresh_s old)
+    fingerprint_at: float = 0.0  # the clock when it was computed
     lock: threading.Lock = field(default_factory=threading.Lock)
     writer: threading.Lock = field(default_factory=threading.Lock)  # one upload or removal at a time
 
 
 class KnowledgeBases:
-    """Every named knowledge base in one embedded Chroma store, and their manifests."""
+    """Every named knowledge base in one Chroma store, and their manifests.
+
+    A process caches each knowledge base it uses (its collection, manifest and fingerprint), so a
+    search costs no store round trip beyond the search itself. In the embedded store this process
+    is the one writer (rag/lock.py), so the cache is always right: `refresh_s` is None and nothing
+    is ever read again. A Chroma server (CHROMA_URL) is shared: another replica (or the CLI) may
+    delete, re-create, describe or fill a knowledge base under this one. Then `refresh_s` (the app
+    uses SHARED_REFRESH_S, 5 s) bounds how stale this process's view may get:
+
+    - a knowledge base used when its collection was last read `refresh_s` ago or more is read again
+      by name (one round trip, 1 to 1.5 ms): if it is gone, it is forgotten and UnknownKnowledgeBase
+      raised; if another collection has its name (deleted and created again), that one is bound; its
+      manifest is taken afresh from the collection's metadata;
+    - `exists()` always asks the store (the same read), never the cache alone;
+    - a fingerprint `refresh_s` old is recomputed from the chunk ids the next time it is asked for
+      (at a run's start): ids() over HTTP takes about 1.5 ms for the sample (48 chunks), 20 ms for
+      10,000 chunks. No writer has to stamp a revision, so the CLI's writes count too;
+    - a search in a collection deleted between two reads fails with UnknownKnowledgeBase, in our
+      words (rag/store.py turns Chroma's NotFoundError into it), and the knowledge base is forgotten.
+    """
 
     def __init__(self, client: ClientAPI, embedding_function: EmbeddingFunction[Documents], manifests_dir: Path,
-                 sample_manifest: Path | None = None) -> None:
+                 sample_manifest: Path | None = None, *, refresh_s: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._client, self._embed = client, embedding_function
+        self.refresh_s = refresh_s  # None: this process is the store's one writer (embedded)
+        self._clock = clock
         self._manifests_dir, self._sample_manifest = manifests_dir, sample_manifest
         self._slug = model_slug(embedding_function)
         self._bases: dict[str, _Base] = {}
@@ -131,13 +164,19 @@ class KnowledgeBases:
         return sorted(found, key=lambda n: (n != SAMPLE, n))
 
     def exists(self, name: str) -> bool:
-        """Return whether a knowledge base of that name exists."""
-        return isinstance(name, str) and (name in self._bases or (valid_name(name) and name in self.names()))
+        """Return whether a knowledge base of that name exists (a shared store is asked every time)."""
+        if self.refresh_s is None:
+            return isinstance(name, str) and (name in self._bases or (valid_name(name) and name in self.names()))
+        try:
+            self._base(name, max_age=0.0)
+        except UnknownKnowledgeBase:
+            return False
+        return True
 
     def cached_fingerprint(self, name: str) -> str | None:
-        """Return the fingerprint if it is known already (no store access), else None."""
+        """Return the fingerprint if it is known and fresh (no store access), else None."""
         base = self._bases.get(name)
-        return base.fingerprint if base is not None else None
+        return base.fingerprint if base is not None and self._fingerprint_fresh(base) else None
 
     def get(self, name: str) -> KnowledgeBase:
         """Return the knowledge base `name`; raise UnknownKnowledgeBase if there is none."""
@@ -155,9 +194,10 @@ class KnowledgeBases:
         """Return a short hash of the knowledge base's content: equal content, equal fingerprint."""
         base = self._base(name)
         with base.lock:
-            if base.fingerprint is None:
+            if not self._fingerprint_fresh(base):
                 ids = sorted(base.kb.ids())
                 base.fingerprint = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
+                base.fingerprint_at = self._clock() if self.refresh_s is not None else 0.0
             return base.fingerprint
 
     def describe(self, name: str) -> dict[str, Any]:
@@ -183,6 +223,7 @@ class KnowledgeBases:
         with self._lock:
             if name in self.names():
                 raise KnowledgeBaseError(f"There is already a knowledge base named {name}.")
+            self._bases.pop(name, None)  # another replica deleted it: this one's cache is stale
             base = self.open(name)
             self.set_manifest(name, manifest or Manifest.default_for(name))
             return base.kb
@@ -191,11 +232,7 @@ class KnowledgeBases:
         """Open `name`, creating its collection if it is new (start-up seeding uses this)."""
         self.check_name(name)
         with self._lock:
-            base = self._bases.get(name)
-            if base is None:
-                kb = KnowledgeBase(self._client, self._embed, self.collection_name(name))
-                base = self._bases[name] = _Base(kb, self._read_manifest(name, kb))
-            return base
+            return self._bases.get(name) or self._cache(name, self._bind(name, create=True))
 
     def set_manifest(self, name: str, manifest: Manifest) -> None:
         """Replace the identity of `name`."""
@@ -223,30 +260,102 @@ class KnowledgeBases:
         """Delete the knowledge base `name`, its documents and its manifest."""
         self._base(name)
         with self._lock:
-            self._client.delete_collection(self.collection_name(name))
             self._bases.pop(name, None)
+            try:
+                self._client.delete_collection(self.collection_name(name))
+            except NotFoundError:  # another replica deleted it first
+                raise self._unknown(name, deleted=True) from None
             folder = self._manifest_folder(name)
             if folder is not None and folder.is_dir():
                 shutil.rmtree(folder, ignore_errors=True)
 
     # --- internals ----------------------------------------------------------------------------
 
-    def _base(self, name: str) -> _Base:
+    def _base(self, name: str, max_age: float | None = None) -> _Base:
+        """The cached knowledge base `name`, read again first if shared and `max_age` (else refresh_s) old."""
         base = self._bases.get(name) if isinstance(name, str) else None
-        if base is not None:  # opened in this process: no store round trip on every search
-            return base
+        if base is None:
+            return self._first_use(name)
+        if self.refresh_s is None:
+            return base  # the embedded store's one writer: its cache is always right, no round trip per search
+        if self._clock() - base.checked_at >= (self.refresh_s if max_age is None else max_age):
+            return self._reread(name, base)
+        return base  # read from the shared store lately: no round trip per search either
+
+    def _first_use(self, name: str) -> _Base:
+        """Open `name` the first time this process uses it; raise UnknownKnowledgeBase if there is none."""
         if not valid_name(name) or name not in self.names():
-            raise UnknownKnowledgeBase(f"There is no knowledge base named {str(name)[:40]!r}.")
-        return self.open(name)
+            raise self._unknown(name)
+        with self._lock:
+            return self._bases.get(name) or self._cache(name, self._bind(name, create=False))
+
+    def _reread(self, name: str, base: _Base) -> _Base:
+        """Read `name`'s collection again (one round trip): gone, forget it; replaced, bind the new one;
+        either way take its manifest afresh."""
+        try:
+            collection = self._client.get_collection(self.collection_name(name), embedding_function=self._embed)
+            same = str(collection.id) == base.kb.collection_id  # else deleted and created again: bind the new one
+            kb = base.kb if same else self._bind(name, create=False)
+        except (NotFoundError, UnknownKnowledgeBase):
+            self._forget(name, base.kb)
+            raise self._unknown(name, deleted=True) from None
+        manifest = self._read_manifest(name, kb, collection.metadata or {})
+        with base.lock:
+            if kb is not base.kb:
+                base.kb, base.fingerprint = kb, None
+            base.manifest, base.checked_at = manifest, self._clock()
+        return base
+
+    def _bind(self, name: str, create: bool) -> KnowledgeBase:
+        """A KnowledgeBase on `name`'s collection, which says UnknownKnowledgeBase if it is deleted under it."""
+        owner = weakref.ref(self)  # not self: a cycle would hold the store lock (rag/lock.py) until a GC pass
+
+        def gone(kb: KnowledgeBase) -> UnknownKnowledgeBase:
+            """Forget `kb` (a search found its collection deleted) and say so in our words."""
+            if (bases := owner()) is not None:
+                bases._forget(name, kb)
+            return KnowledgeBases._unknown(name, deleted=True)
+
+        try:
+            return KnowledgeBase(self._client, self._embed, self.collection_name(name), create=create, gone=gone)
+        except NotFoundError:  # not created here, and gone since names() listed it
+            raise self._unknown(name, deleted=True) from None
+
+    def _cache(self, name: str, kb: KnowledgeBase) -> _Base:
+        """Keep `kb` as `name` in this process's cache, with its manifest."""
+        base = self._bases[name] = _Base(kb, self._read_manifest(name, kb), checked_at=self._clock())
+        return base
+
+    def _forget(self, name: str, kb: KnowledgeBase) -> None:
+        """Drop `name` from the cache, if it is still bound to `kb` (not to a newer collection)."""
+        with self._lock:
+            if (base := self._bases.get(name)) is not None and base.kb is kb:
+                del self._bases[name]
+
+    @staticmethod
+    def _unknown(name: object, deleted: bool = False) -> UnknownKnowledgeBase:
+        """The error that says there is no knowledge base `name` (`deleted`: there was one just now)."""
+        shown = repr(str(name)[:40])
+        if deleted:
+            return UnknownKnowledgeBase(f"There is no knowledge base named {shown} any more: it was deleted "
+                                        "meanwhile (perhaps from another window or server).")
+        return UnknownKnowledgeBase(f"There is no knowledge base named {shown}.")
+
+    def _fingerprint_fresh(self, base: _Base) -> bool:
+        """Whether the cached fingerprint may be used: known and, when shared, under refresh_s old."""
+        if base.fingerprint is None:
+            return False
+        return self.refresh_s is None or self._clock() - base.fingerprint_at < self.refresh_s
 
     def _manifest_folder(self, name: str) -> Path | None:
         """Where an older version kept `name`'s manifest and evaluation set (None for the sample)."""
         return None if name == SAMPLE and self._sample_manifest else self._manifests_dir / name
 
-    def _read_manifest(self, name: str, kb: KnowledgeBase) -> Manifest:
+    def _read_manifest(self, name: str, kb: KnowledgeBase, metadata: dict[str, Any] | None = None) -> Manifest:
+        """`name`'s manifest, from the collection's `metadata` (read now if not given) or the repository."""
         if name == SAMPLE and self._sample_manifest:
             return self._manifest_from(_text_of(self._sample_manifest), name)
-        kept = kb.metadata().get(MANIFEST_KEY)
+        kept = (kb.metadata() if metadata is None else metadata).get(MANIFEST_KEY)
         if isinstance(kept, str):
             return self._manifest_from(kept, name)
         legacy = _text_of(self._manifests_dir / name / "manifest.json")  # an older version's file: moved in
@@ -279,9 +388,13 @@ def _text_of(path: Path) -> str | None:
 
 def open_knowledge_bases(state_dir: Path, embedding_function: EmbeddingFunction[Documents],
                          sample_manifest: Path | None = None, holder: str | None = None,
-                         url: str | None = None, chroma_url: str | None = None) -> KnowledgeBases:
-    """Open the embedded store under `state_dir`; a store from before named knowledge bases
-    becomes the knowledge base `docs` (see seed_sample for the sample's own chunks).
+                         url: str | None = None, chroma_url: str | None = None,
+                         refresh_s: float = SHARED_REFRESH_S) -> KnowledgeBases:
+    """Open the embedded store under `state_dir`, or the Chroma server at `chroma_url`; a store from
+    before named knowledge bases becomes the knowledge base `docs` (see seed_sample for the sample's own chunks).
+
+    A server is shared with other replicas, so what this process caches of a knowledge base is read
+    again once `refresh_s` old (see KnowledgeBases); the embedded store's cache is never read again.
 
     With a `holder` (serving at `url`, if it serves), first take the state dir's one-writer lock
     (rag/lock.py), or raise StoreBusy. A Chroma server (`chroma_url`) is its own one writer, so the
@@ -295,7 +408,8 @@ def open_knowledge_bases(state_dir: Path, embedding_function: EmbeddingFunction[
         if lock is not None:
             lock.release()
         raise
-    bases = KnowledgeBases(client, embedding_function, state_dir / "knowledge", sample_manifest)
+    bases = KnowledgeBases(client, embedding_function, state_dir / "knowledge", sample_manifest,
+                           refresh_s=refresh_s if chroma_url else None)
     bases.lock = lock
     _adopt_legacy_collection(client, bases, embedding_function)
     return bases

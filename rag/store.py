@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,12 +14,35 @@ from urllib.parse import urlsplit
 import chromadb
 from chromadb.api import ClientAPI
 from chromadb.api.types import Documents, EmbeddingFunction
+from chromadb.errors import NotFoundError
 
 from rag.splitting import Chunk
 from rag.types import Hit
 
 # Chroma embeds and stores in batches; this keeps memory flat on a large PDF.
 _BATCH = 256
+
+
+class CollectionGone(LookupError):
+    """The knowledge base's collection is no longer in the store: it was deleted while in use."""
+
+
+def _gone_by_default(kb: KnowledgeBase) -> Exception:
+    """What a knowledge base bound without a `gone` raises when its collection was deleted."""
+    return CollectionGone(f"The collection {kb.collection_name} is no longer in the store; it was deleted meanwhile.")
+
+
+def _while_present(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Say that the collection was deleted (another process may share the store) in our words, not Chroma's."""
+
+    @functools.wraps(method)
+    def guarded(self: KnowledgeBase, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except NotFoundError as error:
+            raise self._gone(self) from error  # Chroma's text stays in the log, as the cause
+
+    return guarded
 
 
 class KnowledgeBase:
@@ -29,15 +53,36 @@ class KnowledgeBase:
         client: ClientAPI,
         embedding_function: EmbeddingFunction[Documents],
         collection_name: str = "knowledge_base",
+        *,
+        create: bool = True,
+        gone: Callable[[KnowledgeBase], Exception] = _gone_by_default,
     ) -> None:
+        """Bind to the collection `collection_name`, creating it if `create` (else Chroma's
+        NotFoundError if there is none). Once bound, a call that finds the collection deleted
+        raises what `gone(self)` returns (rag/bases.py: UnknownKnowledgeBase, in our words)."""
         self._embedding_function = embedding_function
         self._client = client
-        self._collection = client.get_or_create_collection(
-            name=collection_name,
-            embedding_function=embedding_function,
-            configuration={"hnsw": {"space": "cosine"}},
-        )
+        self._gone = gone
+        if create:
+            self._collection = client.get_or_create_collection(
+                name=collection_name,
+                embedding_function=embedding_function,
+                configuration={"hnsw": {"space": "cosine"}},
+            )
+        else:
+            self._collection = client.get_collection(name=collection_name, embedding_function=embedding_function)
 
+    @property
+    def collection_name(self) -> str:
+        """The name of the Chroma collection this is bound to."""
+        return self._collection.name
+
+    @property
+    def collection_id(self) -> str:
+        """The id of the Chroma collection this is bound to: a collection deleted and created again has another."""
+        return str(self._collection.id)
+
+    @_while_present
     def add_chunks(self, chunks: Sequence[Chunk]) -> int:
         """Store the chunks not yet present, drop stale ones of the same sources; return how many were new."""
         ids = [chunk.chunk_id for chunk in chunks]
@@ -72,6 +117,7 @@ class KnowledgeBase:
             return await asyncio.to_thread(self.search, query, k)
         return self._nearest(k, query_embeddings=await embed([query]))  # ~1 ms: no thread hop
 
+    @_while_present
     def _nearest(self, k: int, **query: Any) -> list[Hit]:
         k = min(k, self.count())
         if k <= 0:
@@ -89,14 +135,17 @@ class KnowledgeBase:
             for id_, text, meta, distance in rows
         ]
 
+    @_while_present
     def count(self) -> int:
         """Return how many chunks the knowledge base holds."""
         return self._collection.count()
 
+    @_while_present
     def ids(self) -> list[str]:
         """Return every chunk's id (content hashes: equal content, equal ids)."""
         return self._collection.get(include=[])["ids"]
 
+    @_while_present
     def documents(self) -> list[dict[str, object]]:
         """Return each document: its name, chunk count and when its newest chunk was added."""
         found: dict[str, dict[str, object]] = {}
@@ -119,20 +168,24 @@ class KnowledgeBase:
         """Return the ids of the document `source`'s chunks (none if it isn't there)."""
         return sorted(self._ids_of_sources({source}))
 
+    @_while_present
     def remove_ids(self, ids: Sequence[str]) -> None:
         """Remove these chunks."""
         for start in range(0, len(ids), _BATCH):
             self._collection.delete(ids=list(ids[start:start + _BATCH]))
 
+    @_while_present
     def metadata(self) -> dict[str, Any]:
         """The collection's own metadata, read afresh (another process may have changed it): where a
         knowledge base keeps its manifest and evaluation set, so every replica sees the same."""
         return dict(self._client.get_collection(self._collection.name).metadata or {})
 
+    @_while_present
     def set_metadata(self, key: str, value: str) -> None:
         """Set one key of the collection's metadata, keeping the others (Chroma replaces it whole)."""
         self._collection.modify(metadata={**self.metadata(), key: value})
 
+    @_while_present
     def _ids_of_sources(self, sources: set[str]) -> set[str]:
         ids: set[str] = set()
         for source in sources:
