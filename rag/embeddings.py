@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -15,6 +16,8 @@ from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
 
 from chat.config import Settings
 from rag.priority import FOREGROUND
+
+log = logging.getLogger("glassbox.embeddings")
 
 
 def bundled_model_path() -> Path:
@@ -134,12 +137,15 @@ class EmbeddingBatcher:
 
 
 class LocalEmbeddings(EmbeddingFunction[Documents]):
-    """all-MiniLM-L6-v2 via sentence-transformers, loaded from local files on first use."""
+    """all-MiniLM-L6-v2 from local files, loaded on first use: on ONNX Runtime (rag/minilm_onnx.py),
+    its graph exported once into `cache_dir`; with sentence-transformers if that cannot be done."""
 
     model_id = "all-MiniLM-L6-v2"
 
-    def __init__(self, model_path: str | Path | None = None) -> None:
+    def __init__(self, model_path: str | Path | None = None, cache_dir: Path | None = None) -> None:
         self.model_path = str(model_path or bundled_model_path())
+        self.cache_dir = cache_dir
+        self.runtime = ""  # "onnx" or "torch", once loaded
         self._model: Any = None
         # Gradio serves requests on several threads; the model must load only once.
         self._lock = threading.Lock()
@@ -154,22 +160,31 @@ class LocalEmbeddings(EmbeddingFunction[Documents]):
         return [np.asarray(vector, dtype=np.float32) for vector in vectors]
 
     def _encode(self, texts: list[str]) -> Any:
-        return self._load().encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+        return self._load()(texts)
 
-    def _load(self) -> Any:
+    def _load(self) -> Callable[[list[str]], Any]:
         with self._lock:
             if self._model is None:
-                from sentence_transformers import SentenceTransformer
+                try:
+                    from rag.minilm_onnx import OnnxMiniLM
 
-                # A local folder plus local_files_only: never reach for the Hugging Face hub.
-                self._model = SentenceTransformer(self.model_path, device="cpu", local_files_only=True)
-                # One thread: torch's OpenMP workers spin on both cores after each pass and starved
-                # the event loop (25 concurrent questions: 0.6 s of CPU a batch, first tokens 2x later).
-                # A lone query takes ~13 ms instead of ~10.
-                import torch
-
-                torch.set_num_threads(1)
+                    self._model, self.runtime = OnnxMiniLM.load(Path(self.model_path), self.cache_dir).encode, "onnx"
+                except Exception:  # e.g. a model without tokenizer.json, or no onnx exporter installed
+                    log.warning("MiniLM runs on torch: its ONNX graph could not be made", exc_info=True)
+                    self._model, self.runtime = self._torch(), "torch"
             return self._model
+
+    def _torch(self) -> Callable[[list[str]], Any]:
+        from sentence_transformers import SentenceTransformer
+
+        # A local folder plus local_files_only: never reach for the Hugging Face hub.
+        model = SentenceTransformer(self.model_path, device="cpu", local_files_only=True)
+        # One thread: torch's OpenMP workers spin on both cores after each pass and starved
+        # the event loop (25 concurrent questions: 0.6 s of CPU a batch, first tokens 2x later).
+        import torch
+
+        torch.set_num_threads(1)
+        return lambda texts: model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
 
     @staticmethod
     def name() -> str:
@@ -177,7 +192,7 @@ class LocalEmbeddings(EmbeddingFunction[Documents]):
         return "glassbox-local-minilm"
 
     def get_config(self) -> dict[str, Any]:
-        """Return what build_from_config needs to rebuild this function."""
+        """Return what build_from_config needs to rebuild this function (the same vectors, either runtime)."""
         return {"model_path": self.model_path}
 
     @staticmethod
@@ -243,4 +258,4 @@ def embedding_function_for(settings: Settings) -> EmbeddingFunction[Documents]:
         return OpenAIEmbeddings(
             settings.openai_embeddings_model, settings.openai_base_url, settings.openai_api_key
         )
-    return LocalEmbeddings()
+    return LocalEmbeddings(cache_dir=settings.state_dir / "models")
