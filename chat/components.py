@@ -45,9 +45,10 @@ def load_components(settings: Settings) -> Components:
     from chat.models import build_chat_model
     from chat.tickets import TicketStore
     from chat.tools import build_tools
-    from rag.bases import SAMPLE, adopt_eval_set, adopt_manifest, drop_copies, open_knowledge_bases
+    from rag.bases import SAMPLE
     from rag.embeddings import embedding_function_for
     from rag.ingest import ingest_paths
+    from rag.opening import adopt_eval_set, adopt_manifest, drop_copies, open_knowledge_bases
 
     timings: dict[str, float] = {}
     with _timed(timings, "embeddings"):

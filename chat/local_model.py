@@ -25,7 +25,7 @@ TEMPLATE_TOKENS = 8  # what the chat template adds around each message
 class ContextTooSmall(ValueError):
     """The newest message alone does not fit the local model's context window."""
 
-    kind = "input"  # chat.stream reports errors that name their kind as that kind, verbatim
+    kind = "input"  # chat.run reports errors that name their kind as that kind, verbatim
 
 
 class NoRoomForAMessage(ContextTooSmall):

@@ -19,8 +19,9 @@ from chat.approvals import Approvals
 from chat.components import Components
 from chat.events import ApprovalRequired, Event, RunEnded
 from chat.graph import build_graph
+from chat.run import emit_all, stream_run
 from chat.state import SUPPORT, GraphShape
-from chat.stream import RunTranslator, emit_all, stream_run
+from chat.stream import RunTranslator
 from chat.team import TEAM, build_team_graph
 from chat.text import clean_text
 from rag.lock import StoreBusy

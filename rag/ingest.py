@@ -11,18 +11,11 @@ from chromadb.api.types import Documents, EmbeddingFunction
 from tqdm import tqdm
 
 from chat.config import Settings, SettingsError
-from rag.bases import (
-    NAME_RULE,
-    SAMPLE,
-    KnowledgeBases,
-    adopt_eval_set,
-    adopt_manifest,
-    open_knowledge_bases,
-    valid_name,
-)
+from rag.bases import NAME_RULE, SAMPLE, KnowledgeBases, valid_name
 from rag.embeddings import embedding_function_for
 from rag.loading import UnreadableDocument, collect_files, iter_documents
 from rag.lock import StoreBusy
+from rag.opening import adopt_eval_set, adopt_manifest, open_knowledge_bases
 from rag.splitting import split_into_chunks
 from rag.store import KnowledgeBase
 

@@ -226,7 +226,7 @@ def test_images_from_the_model_a_document_or_the_user_load_nothing(serve_glassbo
 def test_a_document_uploaded_in_the_page_is_cited_with_a_grounding_badge(serve_glassbox, scripted_model,
                                                                           browser_page, tmp_path):
     """The demo path: a new knowledge base, an upload, a question about it, the source and the badge."""
-    from rag.bases import open_knowledge_bases
+    from rag.opening import open_knowledge_bases
     from tests.test_rag import BagOfWordsEmbeddings
 
     bases = open_knowledge_bases(tmp_path / "kb-state", BagOfWordsEmbeddings())

@@ -210,7 +210,8 @@ async def test_an_evaluation_stopped_before_it_began_reads_stopped(make_service,
 
 
 def test_a_knowledge_base_takes_its_own_set_from_an_upload_or_a_folder(tmp_path: Path) -> None:
-    from rag.bases import Manifest, adopt_eval_set, open_knowledge_bases
+    from rag.bases import Manifest
+    from rag.opening import adopt_eval_set, open_knowledge_bases
     from rag.uploads import Upload, upload_into
     from tests.test_rag import BagOfWordsEmbeddings
 
@@ -237,7 +238,7 @@ def test_a_knowledge_base_takes_its_own_set_from_an_upload_or_a_folder(tmp_path:
 
 
 def test_an_evaluation_without_a_set_asks_the_knowledge_bases_own(serve_glassbox, tmp_path: Path) -> None:
-    from rag.bases import open_knowledge_bases
+    from rag.opening import open_knowledge_bases
     from tests.test_rag import BagOfWordsEmbeddings
 
     bases = open_knowledge_bases(tmp_path / "kb-state", BagOfWordsEmbeddings(), REPO / "data" / "kb" / "manifest.json")

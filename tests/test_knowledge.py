@@ -12,16 +12,9 @@ from chat.components import Components
 from chat.events import GroundingChecked, RunEnded, RunStarted
 from chat.service import AgentService, WrongKnowledgeBase
 from chat.tools import build_tools
-from rag.bases import (
-    MANIFEST_KEY,
-    KnowledgeBaseError,
-    KnowledgeBases,
-    Manifest,
-    UnknownKnowledgeBase,
-    drop_copies,
-    open_knowledge_bases,
-)
+from rag.bases import MANIFEST_KEY, KnowledgeBaseError, KnowledgeBases, Manifest, UnknownKnowledgeBase
 from rag.ingest import ingest_paths
+from rag.opening import drop_copies, open_knowledge_bases
 from rag.store import KnowledgeBase, collection_name_for
 from tests.conftest import Reply, emptied
 from tests.test_rag import BagOfWordsEmbeddings
@@ -206,7 +199,7 @@ async def test_a_wrong_claim_is_flagged_with_the_documents_sentence(service, scr
 
 
 def test_a_manifest_beside_the_documents_is_the_knowledge_bases_identity(bases: KnowledgeBases) -> None:
-    from rag.bases import adopt_manifest
+    from rag.opening import adopt_manifest
 
     bases.create("bikes")
     assert adopt_manifest(bases, "bikes", REPO / "data" / "heldout" / "kb")

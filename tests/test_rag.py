@@ -259,7 +259,7 @@ def test_cli_ingests_good_files_and_fails_on_a_broken_one(
     assert "Ingested 2 files: 2 chunks added, 0 unchanged, 1 failed." in out
     assert main([str(good)], embedding_function=BagOfWordsEmbeddings()) == 0
     assert "0 chunks added, 1 unchanged, 0 failed." in capsys.readouterr().out
-    from rag.bases import open_knowledge_bases
+    from rag.opening import open_knowledge_bases
 
     assert open_knowledge_bases(state_dir, BagOfWordsEmbeddings()).get("docs").count() == 2  # not the sample
 

@@ -16,8 +16,9 @@ from langchain_core.messages import HumanMessage
 
 from chat.graph import build_graph
 from chat.tools import build_tools
-from rag.bases import SHARED_REFRESH_S, KnowledgeBases, Manifest, UnknownKnowledgeBase, open_knowledge_bases
+from rag.bases import SHARED_REFRESH_S, KnowledgeBases, Manifest, UnknownKnowledgeBase
 from rag.ingest import ingest_paths
+from rag.opening import open_knowledge_bases
 from rag.store import persistent_client
 from tests.conftest import ScriptedChatModel, emptied
 from tests.test_rag import BagOfWordsEmbeddings

@@ -167,8 +167,8 @@ def test_the_cli_refuses_while_the_app_serves_and_nothing_is_lost(serve_glassbox
     import subprocess
     import sys
 
-    from rag.bases import open_knowledge_bases
     from rag.lock import StoreBusy, StoreLock
+    from rag.opening import open_knowledge_bases
     from tests.test_rag import BagOfWordsEmbeddings
 
     state = tmp_path / "state"  # the served app's APP_STATE_DIR
@@ -201,9 +201,9 @@ def test_the_cli_refuses_while_the_app_serves_and_nothing_is_lost(serve_glassbox
 
 def test_with_a_chroma_server_the_cli_and_the_app_write_at_once(chroma_server, tmp_path: Path, monkeypatch) -> None:
     """A Chroma server (CHROMA_URL) is its own one writer: the CLI ingests while the app holds its state dir."""
-    from rag.bases import open_knowledge_bases
     from rag.ingest import main
     from rag.lock import StoreBusy
+    from rag.opening import open_knowledge_bases
     from tests.conftest import emptied
     from tests.test_rag import BagOfWordsEmbeddings
 
