@@ -321,9 +321,9 @@ def add_chat_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor: gr.B
             with gr.Row(equal_height=True):
                 knowledge = gr.Dropdown([settings.knowledge_base], value=settings.knowledge_base,
                                         label="Knowledge base (choosing another starts a new conversation)",
-                                        elem_id="gb-kb", allow_custom_value=False, scale=3)
+                                        elem_id="gb-kb", allow_custom_value=False, scale=3, min_width=220)
                 agent_graph = gr.Radio(AGENT_GRAPH_CHOICES, value=settings.agent_graph, label="Who answers",
-                                       elem_id="gb-agent-graph", scale=2,
+                                       elem_id="gb-agent-graph", scale=2, min_width=220,
                                        info="A team: a coordinator, specialists side by side, one answer.")
             chatbot = gr.Chatbot(label="Chat", height=520, elem_id="gb-chat", layout="bubble",
                                  placeholder="Ask a question about the documents…")
