@@ -35,7 +35,15 @@ from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
 from chat.calculator import CALCULATOR_TOOL, build_calculator, expressions_in
-from chat.graph import Identity, default_identity, last_user_text, recent_turns, run_tool_call, run_tool_calls
+from chat.graph import (
+    THINK_BLOCK,
+    Identity,
+    default_identity,
+    last_user_text,
+    recent_turns,
+    run_tool_call,
+    run_tool_calls,
+)
 from chat.prompts import COORDINATOR_PROMPT, POLICY_PROMPT, TEAM_FINDINGS_NOTE, not_covered, system_prompt
 from chat.state import GraphShape
 from chat.tools import SEARCH_TOOL, TICKET_TOOL, knowledge_base_of, search_query
@@ -192,6 +200,9 @@ def build_team_graph(
         system = SystemMessage(system_prompt([f["text"] for f in findings], "", assistant,
                                              f"{instructions} {TEAM_FINDINGS_NOTE}".strip()))
         response = await model.ainvoke([system, *recent_turns(state["messages"], history_messages)], config)
+        if isinstance(response.content, str) and "<think>" in response.content:
+            # As in the support graph: the next turn's memory keeps answers, not reasoning.
+            response = response.model_copy(update={"content": THINK_BLOCK.sub("", response.content).strip()})
         return {"messages": [response]}
 
     knowledge = StateGraph(SpecialistState)
@@ -240,7 +251,9 @@ async def _calculate_by_rule(question: str, calculator: BaseTool, config: Runnab
 
 
 def _finding(agent: str, text: str, covered: bool = True) -> dict[str, Any]:
-    return {"findings": [{"agent": agent, "text": text, "covered": "yes" if covered else "no"}]}
+    """A specialist's finding, its reasoning (<think>…</think>) left out: the primary agent gets answers."""
+    text = THINK_BLOCK.sub("", text).strip()
+    return {"findings": [{"agent": agent, "text": text, "covered": "yes" if covered and text else "no"}]}
 
 
 def _short_id() -> str:

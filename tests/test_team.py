@@ -286,3 +286,17 @@ async def test_a_team_run_stopped_while_it_waits_for_approval_leaves_the_convers
     assert tickets.get("T-000001") is None  # the stopped action never ran
     seen = " ".join(m.text for m in scripted_model.prompts[-1])
     assert "Can I talk to a person?" in seen and "[no answer: the user stopped it]" in seen
+
+
+async def test_reasoning_stays_out_of_the_findings_and_the_memory(service_with_memory, scripted_model):
+    scripted_model.replies_for = {COORDINATOR_CALL: [Reply(tokens=["route"])],
+                                  PRIMARY_CALL: [Reply(tokens=["<think>weigh them</think>", "One answer."])]}
+    scripted_model.replies = [Reply(tokens=["<think>look it up</think>", "Within 45 days."])]  # the knowledge agent
+    service = service_with_memory()
+    events = await run_message(service, KNOWLEDGE_ONLY, "t1", agent_graph="team")
+    assert events[-1].answer == "One answer."
+    assert {e.text for e in events if e.type == "reasoning"} >= {"look it up", "weigh them"}
+    primary_prompt = next(p for p in scripted_model.prompts if PRIMARY_CALL in p[0].text)[0].text
+    assert "Within 45 days." in primary_prompt and "look it up" not in primary_prompt
+    await run_message(service, "Thanks", "t1", agent_graph="team")
+    assert "weigh them" not in " ".join(m.text for m in scripted_model.prompts[-1])
