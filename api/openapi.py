@@ -142,6 +142,8 @@ class ChatResult(Documented):
     citations: list[Citation] = Field(description="The retrieved sentences the answer was built on, best first.")
     grounding: str | None = Field(description="The grounding check's verdict on the answer: grounded, "
                                               "unsupported or no_sources; null unless completed.")
+    first_token_agent: str | None = Field(None, description="The team graph: the agent whose token came first; "
+                                                            "null for the support graph.")
 
 
 class ThreadDeleted(Documented):

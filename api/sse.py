@@ -31,7 +31,7 @@ def done_payload(end: RunEnded, error: ErrorOccurred | None = None) -> dict[str,
         "input_tokens": end.input_tokens, "output_tokens": end.output_tokens, "tool_calls": end.tool_calls,
         "approval_wait_s": end.approval_wait_s,
         "citations": [dataclasses.asdict(hit) for hit in end.citations], "grounding": end.grounding,
-        "ttft_breakdown": end.ttft_breakdown,
+        "ttft_breakdown": end.ttft_breakdown, "first_token_agent": end.first_token_agent or None,
         "error": error.message if error else None, "error_kind": error.kind if error else None,
     }
 
