@@ -15,6 +15,7 @@ from chat.service import NotYours, ThreadBusy, WrongKnowledgeBase
 _END = object()
 # Sent whatever the filter: a client that misses a pause would wait for nothing.
 ALWAYS_SENT = (ErrorOccurred, ApprovalRequired, ApprovalDecided)
+OUR_REFUSALS = (ThreadBusy, NotYours, WrongKnowledgeBase)  # a run refused before it began, in our words
 
 
 def sse(data: dict[str, Any]) -> str:
@@ -70,26 +71,27 @@ async def event_stream(
             if item is _END:
                 return
             if isinstance(item, Exception):
-                yield sse({"type": "error", "kind": "internal", "message": _why_not_started(item)})
+                yield sse({"type": "error", "kind": "internal", "message": why_not_started(item)})
                 return
-            if isinstance(item, ALWAYS_SENT):
-                failure = item if isinstance(item, ErrorOccurred) else failure
+            failure = item if isinstance(item, ErrorOccurred) else failure
+            if is_sent(item, wanted):
                 yield sse(item.to_dict())
-            elif isinstance(item, RunEnded):
-                if wanted is None or item.type in wanted:
-                    yield sse(item.to_dict())
+            if isinstance(item, RunEnded):
                 yield sse(done_payload(item, failure))
                 return
-            elif wanted is None or item.type in wanted:
-                yield sse(item.to_dict())
     finally:
         task.cancel()
         with suppress(asyncio.CancelledError):
             await asyncio.shield(task)  # see AgentService.stream: never pass a cancel on twice
 
 
-def _why_not_started(error: Exception) -> str:
+def is_sent(event: Event, wanted: Collection[str] | None) -> bool:
+    """Whether a client that asked for `wanted` event types gets `event` (None: all of them)."""
+    return wanted is None or event.type in wanted or isinstance(event, ALWAYS_SENT)
+
+
+def why_not_started(error: Exception) -> str:
     """Our own refusals say why in our words; anything else is not shown (the log has it)."""
-    if isinstance(error, (ThreadBusy, NotYours, WrongKnowledgeBase)):
+    if isinstance(error, OUR_REFUSALS):
         return str(error)
     return "The run could not start; send the message again. The server log has the details."

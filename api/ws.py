@@ -47,7 +47,6 @@ import json
 import logging
 import secrets
 import uuid
-from collections.abc import Collection
 from contextlib import suppress
 from typing import Any
 
@@ -58,11 +57,11 @@ from starlette.websockets import WebSocketDisconnect
 
 from api.errors import describe_validation
 from api.routes import ChatRequest, Decision, chat_thread, run_events
-from api.sse import ALWAYS_SENT, done_payload
+from api.sse import OUR_REFUSALS, done_payload, is_sent, why_not_started
 from auth.access import VISITOR_COOKIE, Access
 from auth.callers import Caller
-from chat.events import ErrorOccurred, Event, RunEnded
-from chat.service import AgentService, NotYours, ThreadBusy, WrongKnowledgeBase
+from chat.events import ErrorOccurred, RunEnded
+from chat.service import AgentService
 from traces.store import TraceStore
 
 log = logging.getLogger("glassbox.api")
@@ -136,17 +135,11 @@ def parse_frame(text: str | None) -> dict[str, Any]:
     return frame
 
 
-def is_sent(event: Event, wanted: Collection[str] | None) -> bool:
-    """Return whether a client that asked for `wanted` event types gets this event (the SSE rule)."""
-    return wanted is None or event.type in wanted or isinstance(event, ALWAYS_SENT)
-
-
 def not_started(error: Exception) -> dict[str, str]:
     """The `error` frame for a run that could not start: our refusals in their words, anything else not."""
-    if isinstance(error, (ThreadBusy, NotYours, WrongKnowledgeBase)):
-        return refusal("input", str(error))
-    log.error("a websocket run could not start", exc_info=error)
-    return refusal("internal", "The run could not start; send the message again. The server log has the details.")
+    if not isinstance(error, OUR_REFUSALS):
+        log.error("a websocket run could not start", exc_info=error)
+    return refusal("input" if isinstance(error, OUR_REFUSALS) else "internal", why_not_started(error))
 
 
 class ChatConnection:
