@@ -163,8 +163,7 @@ class TurnView:
     def _append(self, kind: Literal["answer", "reasoning", "work"], text: str, title: str = "",
                 parent: str = "") -> None:
         # Agents side by side interleave: text continues the last block of its own group.
-        own = [s for s in self.segments if s.parent == parent and s.kind != "agent"]
-        last = own[-1] if own else None
+        last = next((s for s in reversed(self.segments) if s.parent == parent and s.kind != "agent"), None)
         if last is None or last.kind != kind or last.status == "done":
             if kind != "work":
                 self._close_open()
