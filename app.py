@@ -51,6 +51,7 @@ from traces.tokens import TokenStore
 from ui.ask import add_ask_api
 from ui.conversations import browser_secret
 from ui.page import CSS, build_page
+from ui.sessions import use_lazy_sessions
 
 log = logging.getLogger("glassbox.app")
 @dataclass
@@ -148,6 +149,8 @@ def build_app(glassbox: Glassbox) -> FastAPI:
     app.add_middleware(VisitorCookies, access=glassbox.access)
     app.add_middleware(BodyLimit, api_bytes=settings.max_body_bytes, upload_bytes=settings.max_upload_bytes)
     app.add_middleware(SecurityHeaders)  # outermost: refusals and errors carry the headers too
+
+    use_lazy_sessions()  # a new caller no longer costs a copy of every component's config (ui/sessions.py)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
