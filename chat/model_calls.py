@@ -41,6 +41,11 @@ class _Call:
 class ModelCalls(AsyncCallbackHandler):
     """Record every chat-model call of one run as model_start and model_end events."""
 
+    # Awaited in place, like LangGraph's own stream handlers: otherwise LangChain runs the handler
+    # in a task of its own (asyncio.gather) for every streamed token, and under 25 streams those
+    # tasks were a share of the loop's time (bench/load.py).
+    run_inline = True
+
     def __init__(self, translator: RunTranslator, emit: Callable[[Event], None]) -> None:
         self.translator, self.emit = translator, emit
         self._calls: dict[UUID, _Call] = {}
