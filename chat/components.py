@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -124,14 +125,10 @@ def sqlite_checkpointer(settings: Settings) -> Callable[[], Awaitable[BaseCheckp
     """Return an opener for the per-thread conversation memory, in SQLite under the state dir."""
 
     async def open_saver() -> BaseCheckpointSaver:
-        import aiosqlite
-        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+        from chat.sqlite_memory import ThreadedSqliteSaver
 
         settings.state_dir.mkdir(parents=True, exist_ok=True)
-        connection = await aiosqlite.connect(settings.state_dir / "checkpoints.sqlite3")
-        saver = AsyncSqliteSaver(connection)
-        await saver.setup()
-        return saver
+        return await asyncio.to_thread(ThreadedSqliteSaver.open, settings.state_dir / "checkpoints.sqlite3")
 
     return open_saver
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import threading
 import time
@@ -258,8 +259,9 @@ class AgentService:
         for task in list(self._active.values()):
             task.cancel()
         connection = getattr(self.checkpointer, "conn", None)
-        if connection is not None:
-            await connection.close()
+        closed = connection.close() if connection is not None else None  # SQLite's is sync, a pool's async
+        if inspect.isawaitable(closed):
+            await closed
         if self.knowledge is not None:
             self.knowledge.close()  # another process may write to the store now
 
@@ -303,7 +305,7 @@ class AgentService:
             )
 
     async def _compiled_graph(self, components: Components, name: str = "support") -> CompiledStateGraph:
-        # Compiled on the serving event loop, because the async SQLite checkpointer binds to it.
+        # Compiled on the serving event loop, because the Postgres saver's pool binds to it.
         if self._graph_lock is None:
             self._graph_lock = asyncio.Lock()
         async with self._graph_lock:
