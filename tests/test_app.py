@@ -100,3 +100,23 @@ def test_a_message_sent_while_warming_up_waits_instead_of_failing(serve_glassbox
 
     assert ask_streaming(url, QUESTION, "t")[-1] == "OK."
     assert glassbox.service.status == "ready"
+
+
+def test_the_warm_heap_is_frozen_once_warm_up_ends():
+    import gc
+    import threading
+    import time
+
+    from app import freeze_the_heap_once_warm
+
+    warm_up = threading.Thread(target=time.sleep, args=(0.2,))
+    warm_up.start()
+    try:
+        freeze_the_heap_once_warm(warm_up)
+        assert gc.get_freeze_count() == 0  # not while warm-up still loads
+        deadline = time.monotonic() + 10
+        while gc.get_freeze_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()  # the rest of the suite collects as usual
