@@ -208,9 +208,11 @@ def add_chat_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor: gr.B
                 last_frame = time.monotonic()
                 asking = gr.update(visible=view.pending_approval is not None)
                 # Stop goes off in the same update that draws run_end: a separate, later update could
-                # land after the next message had turned it on again.
+                # land after the next message had turned it on again. Every frame says it, rather than
+                # skipping: Gradio sends a frame as a diff of the last, and a skip after "on" reads
+                # as "delete interactive"; under load the button sometimes stayed off for a whole run.
                 ended = latest is not None and latest.type == "run_end"
-                stop = gr.update(interactive=False) if ended else gr.skip()
+                stop = gr.update(interactive=not ended)
                 yield (gr.skip(), history + view.messages(), panel_html(view.events, level, agent), view.events, asking,
                        stop, activity_html(view))
         if not (view.events and view.events[-1].type == "run_end"):  # refused (busy elsewhere): no run to stop
