@@ -258,8 +258,11 @@ class AgentService:
         """Stop running answers and close the conversation memory's database."""
         for task in list(self._active.values()):
             task.cancel()
-        connection = getattr(self.checkpointer, "conn", None)
-        closed = connection.close() if connection is not None else None  # SQLite's is sync, a pool's async
+        # The SQLite saver closes itself, under its lock (a statement still in a worker thread ends
+        # first); Postgres' closes its pool, which is awaited.
+        saver = self.checkpointer
+        close = getattr(saver, "close", None) or getattr(getattr(saver, "conn", None), "close", None)
+        closed = close() if close is not None else None
         if inspect.isawaitable(closed):
             await closed
         if self.knowledge is not None:
