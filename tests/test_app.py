@@ -94,9 +94,13 @@ def test_a_model_error_mid_stream_keeps_the_partial_answer_and_counts(serve_glas
 
 
 def test_a_message_sent_while_warming_up_waits_instead_of_failing(serve_glassbox):
-    running = serve_glassbox(load_delay_s=1.5)
+    import threading
+
+    warm = threading.Event()  # warm-up waits for it: the server may take a while to start on a busy machine
+    running = serve_glassbox(gate=warm)
     glassbox, url = running.glassbox, running.url
     assert glassbox.service.status == "warming up"
+    threading.Timer(1.5, warm.set).start()  # the message below is sent before warm-up ends
 
     assert ask_streaming(url, QUESTION, "t")[-1] == "OK."
     assert glassbox.service.status == "ready"
