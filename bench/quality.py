@@ -20,12 +20,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from chat.grounding import check_grounding
+from chat.quantities import Facts, read_quantities
 from evals.sets import passes
 from rag.loading import load_text
 from rag.splitting import split_into_chunks
 
 REPO = Path(__file__).resolve().parent.parent
 SETS = {"tuning (sample shop)": (REPO / "data" / "kb" / "eval.jsonl", REPO / "data" / "kb"),
+        "tuning (library)": (REPO / "data" / "tuning" / "kb" / "eval.jsonl", REPO / "data" / "tuning" / "kb"),
         "held-out (bike share)": (REPO / "data" / "heldout" / "kb" / "eval.jsonl", REPO / "data" / "heldout" / "kb")}
 
 
@@ -38,8 +40,9 @@ def written_answers(rows: list[dict], kb: Path, known: tuple[str, ...]) -> tuple
     caught = false_flags = 0
     for row in rows:
         sources = [c.text for c in split_into_chunks(load_text(kb / row["source"]), row["source"])]
-        caught += check_grounding(row["wrong_answer"], sources, known_names=known).verdict == "unsupported"
-        false_flags += check_grounding(row["right_answer"], sources, known_names=known).verdict == "unsupported"
+        ask = {"known_names": known, "asked": row["question"]}
+        caught += check_grounding(row["wrong_answer"], sources, **ask).verdict == "unsupported"
+        false_flags += check_grounding(row["right_answer"], sources, **ask).verdict == "unsupported"
     return caught, len(rows), false_flags, len(rows)
 
 
@@ -57,7 +60,8 @@ async def model_answers(rows: list[dict], kb: Path, show: bool = False) -> dict[
     service = AgentService(lambda: components, default_knowledge_base=name)
     service.warm_up()
     figures = {"right": 0, "wrong": 0, "wrong_flagged": 0, "right_flagged": 0, "from_sample": 0, "invented": 0}
-    documents = " ".join(load_text(path).lower() for path in sorted(kb.iterdir()) if path.suffix == ".md")
+    documents = Facts.of(q for path in sorted(kb.iterdir()) if path.suffix == ".md"
+                         for q in read_quantities(load_text(path))[0])
     for index, row in enumerate(rows):
         events = [e async for e in service.stream(row["question"], f"q{index}")]
         end = events[-1]
@@ -66,7 +70,8 @@ async def model_answers(rows: list[dict], kb: Path, show: bool = False) -> dict[
         right = passes(end.answer, row["expected"])  # the evaluation runs' own verdict (evals/sets.py)
         # Right, but it also states a figure found nowhere in the documents ("within 45 days ...
         # or within 7 days"): the flag is not false, and the answer is not right either.
-        invented = right and flagged and not any(span.lower() in documents for span in checked.unsupported)
+        invented = right and flagged and any(not documents.back(q) for span in checked.unsupported
+                                             for q in read_quantities(span)[0])
         right = right and not invented
         figures["invented"] += invented
         figures["right" if right else "wrong"] += 1
