@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
-from chat.quantities import NUMBER_WORDS, Facts, Quantity, read_quantities
+from chat.quantities import NUMBER_WORDS, Facts, Quantity, range_end, read_quantities
 from chat.text import clean_text
 
 MAX_ANSWER_CHARS = 4_000
@@ -47,11 +47,15 @@ class Grounding:
     evidence: str = ""  # the cited sentence that best matches the answer, or its unsupported part
 
 
-def check_grounding(answer: str, sources: Sequence[str], *, known_names: Iterable[str] = ()) -> Grounding:
+def check_grounding(
+    answer: str, sources: Sequence[str], *, known_names: Iterable[str] = (), asked: str = ""
+) -> Grounding:
     """Return whether the answer's numbers, names and negations are backed by the cited sentences.
 
     The words of `known_names` (the assistant's own name, which the system prompt gives it) are
-    supported wherever the answer capitalises them, though no source mentions them.
+    supported wherever the answer capitalises them, though no source mentions them. The numbers of
+    `asked` (the user's message) may be said back ("your 11-year-old"), but a cited sentence about
+    the same thing with another value still contradicts them ("yes, within 60 days" against 45).
     """
     known = _known_keys(known_names)
     originals = dict.fromkeys(_bounded(s, MAX_SOURCE_CHARS).strip() for s in _first(sources, MAX_SOURCES))
@@ -66,12 +70,13 @@ def check_grounding(answer: str, sources: Sequence[str], *, known_names: Iterabl
     claim = _claim_text(_bounded(answer, MAX_ANSWER_CHARS))
     spans = _unsupported_identifiers(claim, " ".join(texts).lower())
     claims = [s for s in _read(_mask(claim, _IDENTIFIER), known) if not s.question]
-    facts = Facts.of(q for s in cited for q in s.quantities)
+    given = read_quantities(_bounded(asked, MAX_ANSWER_CHARS))[0]
+    facts = Facts.of([*(q for s in cited for q in s.quantities), *given])
     names = _NameIndex(texts, known)
     for sentence in claims:
         if len(spans) >= MAX_UNSUPPORTED:
             break
-        spans += _unsupported_in(sentence, cited, facts, names)
+        spans += _unsupported_in(sentence, cited, facts, names, claim)
     if not spans:
         return Grounding(
             "grounded", evidence=_best_match(frozenset().union(*(s.tokens for s in claims)), cited).source
@@ -282,8 +287,10 @@ _ANTONYM = re.compile(r"\b(?:closed|unavailable|invalid|non-refundable)\b|\b([^\
 _ANTONYMS = {"closed": "open", "unavailable": "available", "invalid": "valid", "non-refundable": "refund"}
 # A negation with one of these is bounded ("can't change it after it's packed" is "can change
 # it until it's packed"), so the plain statement is no contradiction. "Not when" is not bounded.
+# "Cannot sign up by themselves" denies doing it alone, not doing it: a parent may sign.
 _LIMITERS = re.compile(
-    r"\b(?:until|till|unless|except|only|once|after|before|than|outside|beyond|besides|apart|if|when)\b"
+    r"\b(?:until|till|unless|except|only|once|after|before|than|outside|beyond|besides|apart|if|when"
+    r"|without|alone|by (?:my|your|him|her|it|our|them)sel(?:f|ves)|on (?:my|your|his|her|its|our|their) own)\b"
 )
 _ONLY_IF = re.compile(r"\bonly\b.*\b(?:if|when|unless)\b")  # "can only be returned if faulty"
 
@@ -494,7 +501,7 @@ def _evidence(position: int, claims: list[_Sentence], cited: list[_Sentence]) ->
 
 
 def _unsupported_in(
-    sentence: _Sentence, cited: list[_Sentence], facts: Facts, names: _NameIndex
+    sentence: _Sentence, cited: list[_Sentence], facts: Facts, names: _NameIndex, claim: str
 ) -> list[tuple[int, int]]:
     """Return the spans of one answer sentence that the cited sentences do not back."""
     spans = []
@@ -505,7 +512,7 @@ def _unsupported_in(
         spans += [
             (q.start, q.end)
             for q in inside
-            if not facts.back(q) or _contradicts(q, inside, about, closest, facts)
+            if not facts.back(q) or _contradicts(q, inside, about, closest, facts) or _cuts_range(q, about, claim)
         ]
         if not clause.negated:  # "we don't ship to Mexico" needs no source naming Mexico
             spans += [(n.start, n.end) for n in clause.names if not names.knows(n)]
@@ -535,13 +542,41 @@ def _contradicts(
     )
 
 
+# What lets one end of a range stand alone: "at least 3 days" of "3 to 5 days", "up to 5 days".
+_FROM = re.compile(r"\b(?:at least|from|as (?:few|little|soon|early) as|starting at|minimum of|min\.?)\W*\Z", re.I)
+_UP_TO = re.compile(
+    r"\b(?:up to|at most|within|no more than|as (?:many|much|long|late) as|maximum of|max\.?|under|less than)\W*\Z",
+    re.I,
+)
+_OR_MORE = re.compile(r"\W*(?:or (?:more|longer|over)|and up|\+)", re.I)
+_OR_LESS = re.compile(r"\W*(?:or (?:less|fewer|sooner|under))", re.I)
+
+
+def _cuts_range(quantity: Quantity, about: _Sentence | None, claim: str) -> bool:
+    """Return whether the claim gives one end of its sentence's range as the whole value.
+
+    "Standard delivery takes 3 business days" where the sentence says "3 to 5": the model
+    dropped an end. "At least 3 days" and "up to 5 days" say what the range says.
+    """
+    if quantity.pair or about is None or quantity.kind not in ("number", "duration", "money", "percent"):
+        return False
+    end = range_end(quantity)
+    pairs = [pair for pair in about.facts.pairs if end in pair]
+    if not pairs or any(not q.pair and q.backs & quantity.keys for q in about.quantities):
+        return False
+    before, after = claim[max(0, quantity.start - 40) : quantity.start], claim[quantity.end : quantity.end + 20]
+    if pairs[0][0] == end:
+        return not (_FROM.search(before) or _OR_MORE.match(after))
+    return not (_UP_TO.search(before) or _OR_LESS.match(after))
+
+
 def _flips_polarity(clause: _Clause, about: _Sentence) -> bool:
     """Return whether the source sentence denies what the clause says, or says what it denies."""
     for other in about.clauses:
         if other.negated == clause.negated:
             continue
         negated, plain = (clause, other) if clause.negated else (other, clause)
-        if negated.limited or plain.only_if or not _says_denied(plain, negated):
+        if (negated.limited and not _same_condition(negated, plain)) or plain.only_if or not _says_denied(plain, negated):
             continue
         # "Not to Mexico" or "not on 5 GHz" denies nothing about Canada or 2.4 GHz; but "of a Loop
         # bike" does not make "dogs cannot ride in the basket" true of some other basket.
@@ -549,6 +584,11 @@ def _flips_polarity(clause: _Clause, about: _Sentence) -> bool:
             continue
         return True
     return False
+
+
+def _same_condition(negated: _Clause, plain: _Clause) -> bool:
+    """Return whether both clauses name the condition: "cannot ... without a receipt" against "can ... without one"."""
+    return any(f" {word} " in plain.wording for word in ("without", "alone", "own") if f" {word} " in negated.wording)
 
 
 def _says_denied(plain: _Clause, negated: _Clause) -> bool:

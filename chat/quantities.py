@@ -226,7 +226,7 @@ def _read_amounts(match: re.Match[str], text: str) -> list[Quantity] | None:
     quantities = [_amount(value, unit, g, (start, end)) for value in values]
     if len(quantities) < 2:
         return quantities
-    pair = (_range_end(quantities[0]), _range_end(quantities[1]))
+    pair = (range_end(quantities[0]), range_end(quantities[1]))
     return [Quantity(q.kind, q.keys, q.backs, q.numbers, q.start, q.end, pair) for q in quantities]
 
 
@@ -248,7 +248,7 @@ def _amount(value: Decimal, unit: str, g: dict[str, str | None], span: tuple[int
     )
 
 
-def _range_end(quantity: Quantity) -> str:
+def range_end(quantity: Quantity) -> str:
     """Return the key naming a range's end, whether or not it counts business days."""
     return min(key.replace("business:", "duration:") for key in quantity.backs)
 

@@ -96,6 +96,7 @@ class RunTranslator:
         self.pending_approval: ApprovalRequired | None = None  # the graph paused for this
         self.citations: dict[str, Hit] = {}  # chunk id -> the best-scoring retrieved sentence
         self.known_names: tuple[str, ...] = ()  # names the prompt gives (the assistant's): no source needs them
+        self.message = ""  # the user's, whose numbers the answer may say back
 
     def stamp(self, event: Event) -> Event:
         """Give an event its place in the run: sequence number, wall-clock time and span."""
@@ -156,6 +157,7 @@ class RunTranslator:
               config: dict[str, Any] | None = None) -> RunStarted:
         """Return the event that says the graph began, from which knowledge base, with what config."""
         self.model_name = model
+        self.message = message
         self.run_started_at = self.clock()
         snapshot = {**(config or {}), "knowledge_base": knowledge_base, "knowledge_fingerprint": fingerprint}
         snapshot["agent_graph"] = self.shape.name
@@ -192,7 +194,8 @@ class RunTranslator:
         citations = tuple(sorted(self.citations.values(), key=lambda hit: -hit.score))
         grounding = None
         if status == "completed":  # a finished answer is checked against the sentences it was built on
-            checked = check_grounding(answer, [hit.text for hit in citations], known_names=self.known_names)
+            checked = check_grounding(answer, [hit.text for hit in citations], known_names=self.known_names,
+                                      asked=self.message)
             grounding = checked.verdict
             events.append(GroundingChecked(**self.ids, at=self.clock(), verdict=checked.verdict,
                                            unsupported=checked.unsupported, evidence=checked.evidence))

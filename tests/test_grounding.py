@@ -128,6 +128,57 @@ def test_a_shifted_range_is_unsupported_even_when_its_ends_appear_elsewhere() ->
     assert result.evidence == SHIPPING
 
 
+@pytest.mark.parametrize(
+    ("answer", "unsupported"),
+    [
+        ("Standard delivery takes 3 business days.", ("3 business days",)),
+        ("Standard delivery takes 5 business days.", ("5 business days",)),
+        ("Standard delivery takes at least 3 business days.", ()),
+        ("Standard delivery takes 3 or more business days.", ()),
+        ("Standard delivery takes up to 5 business days.", ()),
+        ("It arrives within 5 business days.", ()),
+        ("Standard delivery usually takes between 3 and 5 business days.", ()),
+    ],
+)
+def test_one_end_of_a_range_given_as_the_whole_value_is_unsupported(answer: str, unsupported: tuple) -> None:
+    assert check_grounding(answer, [SHIPPING]).unsupported == unsupported
+
+
+def test_an_end_of_a_range_said_alone_elsewhere_is_backed_there() -> None:
+    express = "Express: Express shipping takes 3 business days."
+
+    assert grounded("Express shipping takes 3 business days.", SHIPPING, express)
+
+
+def test_the_users_own_numbers_may_be_said_back_but_not_against_the_source() -> None:
+    children = "Children and teens: Children under 13 need a parent or guardian to sign their card application."
+    faulty = "Faulty items: Faulty items can be returned within 45 days of delivery for a replacement or a full refund."
+
+    asked = "Can my 11-year-old sign up by herself?"
+    assert check_grounding("Your 11-year-old needs a parent to sign the application.", [children], asked=asked
+                           ).verdict == "grounded"
+    assert check_grounding("Your 11-year-old needs a parent.", [children]).unsupported == ("11-year",)
+    assert check_grounding("Yes, you can return a faulty item within 60 days.", [faulty],
+                           asked="Can I return a faulty item within 60 days?").unsupported == ("60 days",)
+
+
+@pytest.mark.parametrize("answer", [
+    "No, children cannot sign up for a card by themselves; a parent or guardian signs it.",
+    "Children can't sign their card application alone.",
+    "Children cannot sign their card application without a parent or guardian.",
+    "Children cannot sign up on their own.",
+])
+def test_denying_that_someone_does_it_alone_does_not_deny_it_is_done(answer: str) -> None:
+    assert grounded(answer, "Children and teens: Children under 13 need a parent or guardian to sign their card "
+                            "application.")
+
+
+def test_a_condition_both_name_does_not_excuse_the_denial() -> None:
+    source = "Returns: Items can be returned without a receipt."
+
+    assert not grounded("Items cannot be returned without a receipt.", source)
+
+
 def test_business_days_are_not_backed_by_calendar_days() -> None:
     assert grounded("Refunds arrive within 5 days.", "Refunds arrive within 5 business days.")
     assert not grounded("Refunds arrive within 7 business days.", "Refunds arrive within 7 days.")
