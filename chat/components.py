@@ -90,7 +90,9 @@ def config_snapshot(settings: Settings, model_name: str) -> dict[str, Any]:
         "model": model_name,
         "parameters": {"temperature": 0.0 if settings.llm_provider == "local" else None,
                        "max_tokens": settings.max_answer_tokens, "top_k": settings.rag_top_k,
-                       "min_score": settings.rag_min_score},
+                       "min_score": settings.rag_min_score,
+                       **({"given_numbers_only": settings.local_given_numbers_only}
+                          if settings.llm_provider == "local" else {})},
         "prompt_template": template,
         "prompt_hash": digest,
         "embeddings": settings.embeddings_provider,

@@ -107,6 +107,9 @@ class Settings:
     local_model_path: Path | None = None
     # LOCAL_N_CTX: context window for the local model, in tokens.
     local_n_ctx: int = 2048
+    # LOCAL_GIVEN_NUMBERS_ONLY: 1 (default) lets the local model write only numbers its prompt contains
+    # (chat/given_numbers.py); 0 turns that off.
+    local_given_numbers_only: bool = True
     # MAX_ANSWER_TOKENS: cap on tokens the model may generate per answer.
     max_answer_tokens: int = 384
     # RAG_TOP_K: chunks given to the model. Default 1 for the small local model
@@ -209,6 +212,7 @@ class Settings:
             openai_embeddings_model=env.get("OPENAI_EMBEDDINGS_MODEL", cls.openai_embeddings_model),
             local_model_path=Path(model_path) if model_path else None,
             local_n_ctx=n_ctx,
+            local_given_numbers_only=_switch(env, "LOCAL_GIVEN_NUMBERS_ONLY", cls.local_given_numbers_only),
             max_answer_tokens=answer_tokens,
             rag_top_k=_int(env, "RAG_TOP_K", default_k),
             max_message_chars=_message_limit(env, provider, n_ctx, answer_tokens),
@@ -259,6 +263,13 @@ def _message_limit(env: Mapping[str, str], provider: str, n_ctx: int, answer_tok
 def default_auth_mode(host: str) -> str:
     """Return "local" for a loopback address and "public" for any other (0.0.0.0 included)."""
     return "local" if host in ("localhost", "::1") or host.startswith("127.") else "public"
+
+
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "1", "0", "true", "false", "on", "off", "yes", "no"):
+        return default if raw == "" else raw in ("1", "true", "on", "yes")
+    raise SettingsError(f"{name} must be 1 or 0, not “{raw[:40]}”.")
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

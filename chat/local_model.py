@@ -15,6 +15,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, PrivateAttr
 
+from chat.given_numbers import GivenNumbersOnly, NumberVocabulary, given_numbers
 from chat.prompts import MESSAGE_TOO_LONG_FOR_MODEL, NO_ROOM_FOR_A_MESSAGE
 
 log = logging.getLogger("glassbox.local_model")
@@ -96,7 +97,10 @@ class LlamaCppChatModel(BaseChatModel):
     model_name: str = "SmolLM2-135M-Instruct"
     max_tokens: int = 384
     temperature: float = 0.0
+    # Numbers in the answer only as the prompt writes them (chat/given_numbers.py); LOCAL_GIVEN_NUMBERS_ONLY.
+    given_numbers_only: bool = True
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _vocabulary: NumberVocabulary | None = PrivateAttr(default=None)
 
     @property
     def _llm_type(self) -> str:
@@ -104,7 +108,8 @@ class LlamaCppChatModel(BaseChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        return {"model_name": self.model_name, "max_tokens": self.max_tokens, "temperature": self.temperature}
+        return {"model_name": self.model_name, "max_tokens": self.max_tokens, "temperature": self.temperature,
+                "given_numbers_only": self.given_numbers_only}
 
     def _generate(
         self,
@@ -189,6 +194,7 @@ class LlamaCppChatModel(BaseChatModel):
                 max_tokens=self.max_tokens,
                 temperature=self.temperature,
                 stop=stop,
+                logits_processor=self._numbers_processor(payload),
             )
             finish = "stop"
             try:
@@ -211,6 +217,18 @@ class LlamaCppChatModel(BaseChatModel):
             message=AIMessageChunk(content="", usage_metadata=usage, chunk_position="last",
                                    response_metadata={"finish_reason": finish})
         )
+
+
+    def _numbers_processor(self, payload: list[dict]) -> Any:
+        """Return the processor that keeps the answer's numbers to the prompt's, or None when off."""
+        if not self.given_numbers_only:
+            return None
+        from llama_cpp import LogitsProcessorList
+
+        if self._vocabulary is None:  # read once per model, under the generation lock
+            self._vocabulary = NumberVocabulary.of(self.llama.detokenize, self.llama.n_vocab())
+        numbers = given_numbers(m["content"] for m in payload)
+        return LogitsProcessorList([GivenNumbersOnly(numbers, self._vocabulary, self.llama.detokenize)])
 
 
 def _result(merged: ChatGenerationChunk | None) -> ChatResult:

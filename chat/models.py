@@ -28,4 +28,5 @@ def build_chat_model(settings: Settings) -> tuple[BaseChatModel, str]:
     path = settings.local_model_path or default_model_path()
     name = path.stem
     llama = load_llama(path, settings.local_n_ctx)
-    return LlamaCppChatModel(llama=llama, model_name=name, max_tokens=settings.max_answer_tokens), name
+    return LlamaCppChatModel(llama=llama, model_name=name, max_tokens=settings.max_answer_tokens,
+                             given_numbers_only=settings.local_given_numbers_only), name

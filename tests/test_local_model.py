@@ -7,10 +7,11 @@ import time
 from dataclasses import replace
 
 import pytest
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import HumanMessage, SystemMessage
 
 from chat.components import load_components, sqlite_checkpointer
 from chat.config import Settings
+from chat.given_numbers import given_numbers
 from chat.grounding import check_grounding
 from chat.service import AgentService
 from chat.tickets import TicketStore
@@ -41,7 +42,22 @@ async def test_the_local_model_answers_a_real_question_from_the_knowledge_base(l
     assert components.knowledge_chunks >= 20
     # Citations are attached, and the verdict is what the check says of this answer, whatever it is.
     assert end.citations and end.citations[0].source == "returns.md"
-    assert end.grounding == check_grounding(end.answer, [c.text for c in end.citations]).verdict
+    assert end.grounding == check_grounding(end.answer, [c.text for c in end.citations],
+                                            known_names=["Voltline's support assistant"],
+                                            asked="How long can I return a faulty item?").verdict
+    # Whatever it said, each number in it is one its prompt holds (chat/given_numbers.py).
+    assert given_numbers([end.answer]) <= given_numbers([hits[0].text, "How long can I return a faulty item?"])
+
+
+async def test_the_local_model_writes_only_numbers_its_prompt_gives(local_components):
+    _, components = local_components
+    prompt = [SystemMessage("The shop opens at 9 am and closes at 5:30 pm, and returns take 14 days."),
+              HumanMessage("Count from 1 to 20, then tell me the year and a phone number.")]
+
+    answer = "".join([chunk.text async for chunk in components.model.astream(prompt)])
+
+    # The constraint is in the decoding, not in what this CPU's arithmetic happens to favour: it holds everywhere.
+    assert answer.strip() and given_numbers([answer]) <= {"9", "5:30", "14", "1", "20"}
 
 
 async def test_the_team_graph_runs_on_the_local_model_in_its_reduced_form(local_components):
