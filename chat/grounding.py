@@ -56,6 +56,9 @@ def check_grounding(
     supported wherever the answer capitalises them, though no source mentions them. The numbers of
     `asked` (the user's message) may be said back ("your 11-year-old"), but a cited sentence about
     the same thing with another value still contradicts them ("yes, within 60 days" against 45).
+    When `asked` asks for a value ("how long", "how much", "how many", "what time") and the answer
+    gives none, nor says it doesn't know, the whole answer is unsupported: it claims to answer
+    and does not, and the viewer is shown the document's sentence instead.
     """
     known = _known_keys(known_names)
     originals = dict.fromkeys(_bounded(s, MAX_SOURCE_CHARS).strip() for s in _first(sources, MAX_SOURCES))
@@ -69,6 +72,7 @@ def check_grounding(
         return Grounding("no_sources")
     claim = _claim_text(_bounded(answer, MAX_ANSWER_CHARS))
     spans = _unsupported_identifiers(claim, " ".join(texts).lower())
+    spans += _unsupported_called(claim, " ".join(texts).lower())
     claims = [s for s in _read(_mask(claim, _IDENTIFIER), known) if not s.question]
     given = read_quantities(_bounded(asked, MAX_ANSWER_CHARS))[0]
     facts = Facts.of([*(q for s in cited for q in s.quantities), *given])
@@ -77,6 +81,8 @@ def check_grounding(
         if len(spans) >= MAX_UNSUPPORTED:
             break
         spans += _unsupported_in(sentence, cited, facts, names, claim)
+    if not spans and claims and _gives_no_value_asked(_bounded(asked, MAX_ANSWER_CHARS), claim, claims):
+        spans = [(claims[0].start, claims[-1].end)]
     if not spans:
         return Grounding(
             "grounded", evidence=_best_match(frozenset().union(*(s.tokens for s in claims)), cited).source
@@ -87,6 +93,38 @@ def check_grounding(
         tuple(" ".join(claim[start:end].split()) for start, end in spans),
         _evidence(spans[0][0], claims, cited).source,
     )
+
+
+# --- Questions that ask for a value -------------------------------------------------------------------
+
+# What a question asks for, and the quantity kinds or words that give a value of that kind.
+_DURATION_WORDS = r"\b(?:seconds?|minutes?|hours?|days?|nights?|weeks?|months?|years?|overnight|immediately|instantly)\b"
+_ASKS = (
+    (re.compile(r"\bhow (?:long|soon|quickly|fast|often)\b", re.I),
+     {"duration", "time", "date", "weekday", "month", "always"}, re.compile(_DURATION_WORDS, re.I)),
+    (re.compile(r"\bhow much\b", re.I), {"money", "percent", "number"},
+     re.compile(r"\bfree\b|\bno (?:charge|cost|fee)s?\b|\bnothing\b", re.I)),
+    (re.compile(r"\bhow many\b", re.I), {"number", "money", "percent", "duration"},
+     re.compile(r"\b(?:no|none|unlimited|one|a single|a few|several|any)\b", re.I)),
+    (re.compile(r"\bwhat time\b|\b(?:opening|support|office|your) hours\b", re.I), {"time", "always", "weekday"},
+     re.compile(r"\b(?:noon|midnight|morning|afternoon|evening)\b", re.I)),
+)
+_NOT_KNOWN = re.compile(
+    r"\b(?:do not|don['’]t|does not|doesn['’]t|cannot|can['’]t) (?:know|say|tell|find|cover|mention|state)"
+    r"|\bnot sure\b|\bno information\b|\bnot (?:stated|mentioned|covered)\b",
+    re.I,
+)
+
+
+def _gives_no_value_asked(asked: str, claim: str, claims: list[_Sentence]) -> bool:
+    """Return whether the question asks for a value and the answer gives none ("The answer is:")."""
+    question = asked.strip().rsplit("\n", 1)[-1]
+    for asks, kinds, words in _ASKS:
+        if asks.search(question):
+            if _NOT_KNOWN.search(claim) or words.search(claim):
+                return False
+            return not any(q.kind in kinds for sentence in claims for q in sentence.quantities)
+    return False
 
 
 # --- Bounding and cleaning untrusted text -----------------------------------------------------------
@@ -151,6 +189,22 @@ def _unsupported_identifiers(text: str, sources: str) -> list[tuple[int, int]]:
         written = match.group().rstrip(".,;:!?")
         if re.sub(r"^(?:https?://)?(?:www\.)?", "", written.lower().rstrip("/")) not in sources:
             spans.append((match.start(), match.start() + len(written)))
+    return spans
+
+
+# "The network is called RPL-Public": what follows a naming verb is a name, to be found whole.
+_CALLED = re.compile(
+    r"\b(?:called|named|known as)\s+(?:the\s+)?[\"“']?([A-Z0-9][\w'’&.+-]*(?:[ \t]+[A-Z0-9][\w'’&.+-]*){0,5})"
+)
+
+
+def _unsupported_called(text: str, sources: str) -> list[tuple[int, int]]:
+    """Return the spans of names given after "called" or "named" that no source writes as they are."""
+    spans = []
+    for match in _CALLED.finditer(text):
+        name = match.group(1).rstrip(".,;:!?'’")
+        if name and " ".join(name.lower().split()) not in " ".join(sources.split()):
+            spans.append((match.start(1), match.start(1) + len(name)))
     return spans
 
 

@@ -179,6 +179,42 @@ def test_a_condition_both_name_does_not_excuse_the_denial() -> None:
     assert not grounded("Items cannot be returned without a receipt.", source)
 
 
+WIFI = "Computers and Wi-Fi: The free Wi-Fi network is called RPL-Public and does not need a password."
+
+
+@pytest.mark.parametrize(("answer", "unsupported"), [
+    ("The library's Wi-Fi network is called Riverside Wi-Fi Network.", ("Riverside Wi-Fi Network",)),
+    ("It is named “Library Guest”.", ("Library Guest",)),
+    ("The Wi-Fi network is called RPL-Public.", ()),
+    ("Connect to the network known as the RPL-Public network.", ()),
+    ("It is called a hotspot.", ()),
+])
+def test_a_name_given_after_called_or_named_must_be_written_so_in_a_source(answer: str, unsupported: tuple) -> None:
+    assert check_grounding(answer, [WIFI]).unsupported == unsupported
+
+
+BOOK_DROP = "Holidays and contact: The outdoor book drop at the Main Library is open 24 hours a day, every day."
+
+
+@pytest.mark.parametrize(("asked", "answer", "is_grounded"), [
+    ("How long can I keep a library book?", "The answer to this question is:", False),
+    ("How much does a card cost?", "Cards are available at the front desk.", False),
+    ("What time does the library open?", "The library is happy to help you.", False),
+    ("How long can I keep a library book?", "You can keep it for three weeks.", True),
+    ("How long do I have to cancel?", "You can cancel within an hour.", True),
+    ("How much does a card cost?", "Cards are free.", True),
+    ("How long can I keep a library book?", "I don't know how long you can keep it.", True),
+    ("Can I drop books off at night?", "Yes, the book drop is open every day.", True),  # asks for no value
+])
+def test_an_answer_that_gives_no_value_of_the_kind_asked_is_unsupported(asked: str, answer: str,
+                                                                         is_grounded: bool) -> None:
+    result = check_grounding(answer, [BOOK_DROP, "Loans: Books can be borrowed for 21 days.",
+                                      "Cancelling: You can cancel within 1 hour."], asked=asked)
+
+    assert (result.verdict == "grounded") is is_grounded
+    assert is_grounded or result.unsupported == (answer,)  # the whole answer: it claims to answer and does not
+
+
 def test_business_days_are_not_backed_by_calendar_days() -> None:
     assert grounded("Refunds arrive within 5 days.", "Refunds arrive within 5 business days.")
     assert not grounded("Refunds arrive within 7 business days.", "Refunds arrive within 7 days.")
