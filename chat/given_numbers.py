@@ -21,7 +21,7 @@ import numpy as np
 NUMBER = re.compile(r"[0-9]+(?:[.,:/-][0-9]+)*")
 SEPARATORS = ".,:/-"
 _WRITING = re.compile(r"[0-9]+(?:[.,:/-][0-9]+)*[.,:/-]?\Z")  # the number the text ends in, if any
-_TAIL_TOKENS = 64  # enough to hold the number being written ("1-800-555-0142" is 14 tokens)
+_TAIL_BYTES = 256  # enough to hold the number being written ("1-800-555-0142" is 14 bytes)
 
 
 def given_numbers(texts: Iterable[str]) -> frozenset[str]:
@@ -55,13 +55,16 @@ class GivenNumbersOnly:
         self.prefixes = frozenset(n[:i] for n in numbers for i in range(1, len(n) + 1))
         self.vocabulary = vocabulary
         self.detokenize = detokenize
-        self.prompt_tokens: int | None = None
+        self.seen: int | None = None  # tokens read so far: the prompt's at the first call
+        self.tail = b""  # the answer's last bytes, enough to hold the number being written
 
     def __call__(self, input_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        if self.prompt_tokens is None:
-            self.prompt_tokens = len(input_ids)
-        answer = input_ids[max(self.prompt_tokens, len(input_ids) - _TAIL_TOKENS):]
-        text = self.detokenize([int(i) for i in answer]).decode("utf-8", "ignore") if len(answer) else ""
+        if self.seen is None:
+            self.seen = len(input_ids)
+        if len(input_ids) > self.seen:  # one new token a call, as llama.cpp samples
+            self.tail = (self.tail + self.detokenize([int(i) for i in input_ids[self.seen:]]))[-_TAIL_BYTES:]
+            self.seen = len(input_ids)
+        text = self.tail.decode("utf-8", "ignore")
         writing = _WRITING.search(text)
         partial = writing.group() if writing else ""
         candidates = self.vocabulary.digits + (self.vocabulary.separated if partial else [])

@@ -219,16 +219,21 @@ class LlamaCppChatModel(BaseChatModel):
         )
 
 
+    def read_vocabulary(self) -> NumberVocabulary | None:
+        """Read which tokens write numbers, once per model (when numbers are kept to the prompt's)."""
+        if self.given_numbers_only and self._vocabulary is None:
+            self._vocabulary = NumberVocabulary.of(self.llama.detokenize, self.llama.n_vocab())
+        return self._vocabulary
+
     def _numbers_processor(self, payload: list[dict]) -> Any:
         """Return the processor that keeps the answer's numbers to the prompt's, or None when off."""
-        if not self.given_numbers_only:
+        vocabulary = self.read_vocabulary()  # under the generation lock
+        if vocabulary is None:
             return None
         from llama_cpp import LogitsProcessorList
 
-        if self._vocabulary is None:  # read once per model, under the generation lock
-            self._vocabulary = NumberVocabulary.of(self.llama.detokenize, self.llama.n_vocab())
         numbers = given_numbers(m["content"] for m in payload)
-        return LogitsProcessorList([GivenNumbersOnly(numbers, self._vocabulary, self.llama.detokenize)])
+        return LogitsProcessorList([GivenNumbersOnly(numbers, vocabulary, self.llama.detokenize)])
 
 
 def _result(merged: ChatGenerationChunk | None) -> ChatResult:

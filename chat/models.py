@@ -28,5 +28,7 @@ def build_chat_model(settings: Settings) -> tuple[BaseChatModel, str]:
     path = settings.local_model_path or default_model_path()
     name = path.stem
     llama = load_llama(path, settings.local_n_ctx)
-    return LlamaCppChatModel(llama=llama, model_name=name, max_tokens=settings.max_answer_tokens,
-                             given_numbers_only=settings.local_given_numbers_only), name
+    model = LlamaCppChatModel(llama=llama, model_name=name, max_tokens=settings.max_answer_tokens,
+                              given_numbers_only=settings.local_given_numbers_only)
+    model.read_vocabulary()  # 0.2 s, at start rather than in the first answer
+    return model, name

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -23,8 +25,11 @@ def processor(*facts: str) -> GivenNumbersOnly:
 
 def allowed_after(numbers: GivenNumbersOnly, answer: str, prompt: str = "q ") -> set[str]:
     """Return the tokens the processor leaves possible after the model has written `answer`."""
+    numbers = copy.copy(numbers)  # a processor serves one generation; this one is yet unused
     ids = [ID[c] for c in prompt]
     numbers(np.array(ids, dtype=np.intc), np.zeros(len(TOKENS), dtype=np.single))  # the first call: the prompt
+    for written in range(1, len(answer)):  # one token a call, as llama.cpp samples
+        numbers(np.array(ids + [ID[c] for c in answer[:written]], dtype=np.intc), np.zeros(len(TOKENS), dtype=np.single))
     scores = numbers(np.array(ids + [ID[c] for c in answer], dtype=np.intc), np.zeros(len(TOKENS), dtype=np.single))
     return {TOKENS[i] for i in np.flatnonzero(np.isfinite(scores))}
 
