@@ -46,24 +46,29 @@ def written_answers(rows: list[dict], kb: Path, known: tuple[str, ...]) -> tuple
     return caught, len(rows), false_flags, len(rows)
 
 
-async def model_answers(rows: list[dict], kb: Path, show: bool = False) -> dict[str, int]:
-    """Ingest `kb` into its own knowledge base beside `sample`, ask the local model each question."""
-    from chat.components import load_components
+async def model_answers(rows: list[dict], kb: Path, show: bool = False, conversation: bool = False) -> dict[str, int]:
+    """Ingest `kb` into its own knowledge base beside `sample`, ask the local model each question.
+
+    Each question in a conversation of its own, or with `conversation` all in one, remembered, as a
+    demo asks them.
+    """
+    from chat.components import load_components, sqlite_checkpointer
     from chat.config import Settings
     from chat.service import AgentService
 
     sample = kb == REPO / "data" / "kb"  # the tuning set is the sample knowledge base itself
     name = "sample" if sample else "eval"
     settings = replace(Settings.from_env(), state_dir=Path(tempfile.mkdtemp(prefix="glassbox-quality-")),
-                       knowledge_dir=None if sample else kb, knowledge_base=name)  # LOCAL_MAX_SENTENCES etc. apply
+                       knowledge_dir=None if sample else kb, knowledge_base=name)  # HISTORY_MESSAGES etc. apply
     components = load_components(settings)
-    service = AgentService(lambda: components, default_knowledge_base=name)
+    service = AgentService(lambda: components, sqlite_checkpointer(settings) if conversation else None,
+                           default_knowledge_base=name)
     service.warm_up()
     figures = {"right": 0, "wrong": 0, "wrong_flagged": 0, "right_flagged": 0, "from_sample": 0, "invented": 0}
     documents = Facts.of(q for path in sorted(kb.iterdir()) if path.suffix == ".md"
                          for q in read_quantities(load_text(path))[0])
     for index, row in enumerate(rows):
-        events = [e async for e in service.stream(row["question"], f"q{index}")]
+        events = [e async for e in service.stream(row["question"], "one" if conversation else f"q{index}")]
         end = events[-1]
         checked = next((e for e in events if e.type == "grounding"), None)
         flagged = end.grounding == "unsupported"
@@ -81,6 +86,7 @@ async def model_answers(rows: list[dict], kb: Path, show: bool = False) -> dict[
                   f"    answer: {end.answer!r}\n    cited: {[c.text for c in end.citations]}\n"
                   f"    unsupported: {getattr(checked, 'unsupported', None)}")
         figures["from_sample"] += sum(1 for c in end.citations if c.source not in {p.name for p in kb.iterdir()})
+    await service.aclose()
     return figures
 
 
@@ -107,6 +113,11 @@ def main(argv: list[str] | None = None) -> None:
         caught = "{}/{}".format(f["wrong_flagged"], f["wrong"])
         false_flags = "{}/{}".format(f["right_flagged"], f["right"])
         print(f"{label:<24} {right:>18} {caught:>14} {false_flags:>14} {f['from_sample']:>17} {f['invented']:>17}")
+    print("\nThe same questions asked one after another in one conversation, as a demo asks them:")
+    for label, (path, kb) in SETS.items():
+        f = asyncio.run(model_answers(rows_of(path), kb, conversation=True))
+        print(f"{label:<24} {'{}/{}'.format(f['right'], f['right'] + f['wrong']):>18} "
+              f"{'{}/{}'.format(f['wrong_flagged'], f['wrong']):>14} {'{}/{}'.format(f['right_flagged'], f['right']):>14}")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ class Components:
     knowledge: KnowledgeBases | None = None  # every named knowledge base; None in tests without one
     default_knowledge_base: str = "sample"
     config: dict[str, Any] = field(default_factory=dict)  # what every run_start records (config_snapshot)
+    history_messages: int = 6  # of the conversation, given to the model (HISTORY_MESSAGES)
 
     def identity(self, name: str | None) -> tuple[str, str, str]:
         """Return a knowledge base's resolved name, assistant name and instructions (chat.graph.Identity)."""
@@ -76,7 +77,8 @@ def load_components(settings: Settings) -> Components:
     tools = build_tools(lambda name: bases.get(name or default), tickets, settings.rag_top_k,
                         min_score=settings.rag_min_score)
     return Components(model, model_name, tools, knowledge_chunks=bases.get(default).count(), timings=timings,
-                      knowledge=bases, default_knowledge_base=default, config=config_snapshot(settings, model_name))
+                      knowledge=bases, default_knowledge_base=default, config=config_snapshot(settings, model_name),
+                      history_messages=settings.history_messages)
 
 
 def config_snapshot(settings: Settings, model_name: str) -> dict[str, Any]:
@@ -90,7 +92,7 @@ def config_snapshot(settings: Settings, model_name: str) -> dict[str, Any]:
         "model": model_name,
         "parameters": {"temperature": 0.0 if settings.llm_provider == "local" else None,
                        "max_tokens": settings.max_answer_tokens, "top_k": settings.rag_top_k,
-                       "min_score": settings.rag_min_score,
+                       "min_score": settings.rag_min_score, "history_messages": settings.history_messages,
                        **({"given_numbers_only": settings.local_given_numbers_only}
                           if settings.llm_provider == "local" else {})},
         "prompt_template": template,

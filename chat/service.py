@@ -316,7 +316,8 @@ class AgentService:
                 self.checkpointer = await self._open_checkpointer()
             if name not in self._graphs:
                 self._graphs[name] = BUILDERS[name](components.model, components.tools, checkpointer=self.checkpointer,
-                                                    identity=components.identity)
+                                                    identity=components.identity,
+                                                    history_messages=components.history_messages)
         return self._graphs[name]
 
     def _publish(self, event: Event) -> None:

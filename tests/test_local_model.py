@@ -132,3 +132,24 @@ async def test_the_local_models_call_is_traced_with_its_messages_and_why_it_ende
     assert len(run_start.config["prompt_hash"]) == 12 and run_start.config["glassbox_version"]
     assert set(run_end.ttft_breakdown) == {"queue", "retrieval", "prompt", "model", "delivery"}
     assert run_end.ttft_breakdown["model"] > 0 and run_end.ttft_breakdown["retrieval"] > 0
+
+
+async def test_in_a_conversation_the_local_model_reads_only_the_new_message(local_components):
+    """HISTORY_MESSAGES=1 for the local model: with its earlier answers in view it copies them (README)."""
+    settings, components = local_components
+    assert settings.history_messages == 1 and components.history_messages == 1
+    service = AgentService(lambda: components, sqlite_checkpointer(settings))
+    service.warm_up()
+
+    first = [e async for e in service.stream("How long can I return a faulty item?", "conversation")]
+    second = [e async for e in service.stream("How much does standard shipping cost?", "conversation")]
+
+    sent = next(e for e in second if e.type == "model_start").messages
+    assert [m["role"] for m in sent] == ["system", "human"] and sent[-1]["content"] == "How much does standard shipping cost?"
+    assert "4.99" in sent[0]["content"]  # the new question's own fact
+    remembered = await service.checkpointer.aget_tuple({"configurable": {"thread_id": "conversation"}})
+    await service.aclose()
+    assert first[-1].status == second[-1].status == "completed"
+    # The memory still keeps the whole conversation, for the page and for a model that reads more of it.
+    said = [m.content for m in remembered.checkpoint["channel_values"]["messages"] if m.type == "human"]
+    assert said == ["How long can I return a faulty item?", "How much does standard shipping cost?"]
