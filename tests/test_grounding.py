@@ -596,3 +596,19 @@ def test_eval_wrong_answers_are_unsupported(row: dict) -> None:
 
     assert result.verdict == "unsupported"
     assert result.unsupported and result.evidence in sentences_of(row["source"])
+
+
+# --- The second tuning set: data/tuning/kb (a library), with the question asked ------------------------------
+
+LIBRARY = REPO / "data" / "tuning" / "kb"
+LIBRARY_ROWS = [json.loads(line) for line in (LIBRARY / "eval.jsonl").read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("row", LIBRARY_ROWS, ids=[row["question"] for row in LIBRARY_ROWS])
+def test_the_library_sets_right_answers_are_grounded(row: dict) -> None:
+    sources = [c.text for c in split_into_chunks((LIBRARY / row["source"]).read_text(), row["source"])]
+
+    result = check_grounding(row["right_answer"], sources, asked=row["question"],
+                             known_names=["Riverside Library's help desk assistant"])
+
+    assert result.verdict == "grounded", result.unsupported
