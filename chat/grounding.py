@@ -116,9 +116,22 @@ _NOT_KNOWN = re.compile(
 )
 
 
+# A question that asks for a name: "Which app …?", "What's the name of …?", "What is it called?"
+_ASKS_NAME = re.compile(
+    r"\b(?:which|what) (?:app|application|website|site|network|service|brand|company)\b"
+    r"|\bwhat(?:['’]s| is| are) (?:the |its |their |your )?names?\b|\bwhat (?:is|are) (?:it|they|this|that) called\b",
+    re.I,
+)
+
+
 def _gives_no_value_asked(asked: str, claim: str, claims: list[_Sentence]) -> bool:
     """Return whether the question asks for a value and the answer gives none ("The answer is:")."""
     question = asked.strip().rsplit("\n", 1)[-1]
+    if _ASKS_NAME.search(question) and not _NOT_KNOWN.search(claim):
+        # A name the question does not already say ("the Library's service" names no app), or an address.
+        said = {word.lower() for word in _LETTERS.findall(question)}
+        named = any(not set(n.keys) <= said for s in claims for c in s.clauses for n in c.names)
+        return not (named or _IDENTIFIER.search(claim) or any(s.quantities for s in claims))
     for asks, kinds, words in _ASKS:
         if asks.search(question):
             if _NOT_KNOWN.search(claim) or words.search(claim):

@@ -205,11 +205,16 @@ BOOK_DROP = "Holidays and contact: The outdoor book drop at the Main Library is 
     ("How much does a card cost?", "Cards are free.", True),
     ("How long can I keep a library book?", "I don't know how long you can keep it.", True),
     ("Can I drop books off at night?", "Yes, the book drop is open every day.", True),  # asks for no value
+    ("Which app do I use for the library's e-books?", "Use the e-book service in the Library's app.", False),
+    ("Which app do I use for e-books?", "Use the Libby app.", True),
+    ("What's the name of the Wi-Fi network?", "The free Wi-Fi network needs no password.", False),
+    ("What's the name of the Wi-Fi network?", "It is RPL-Public.", True),
 ])
 def test_an_answer_that_gives_no_value_of_the_kind_asked_is_unsupported(asked: str, answer: str,
                                                                          is_grounded: bool) -> None:
     result = check_grounding(answer, [BOOK_DROP, "Loans: Books can be borrowed for 21 days.",
-                                      "Cancelling: You can cancel within 1 hour."], asked=asked)
+                                      "Cancelling: You can cancel within 1 hour.", "E-books: Use the Libby app.",
+                                      WIFI], asked=asked)
 
     assert (result.verdict == "grounded") is is_grounded
     assert is_grounded or result.unsupported == (answer,)  # the whole answer: it claims to answer and does not
