@@ -521,7 +521,7 @@ def test_a_team_question_shows_agents_side_by_side_handoffs_progress_and_one_ans
     page.goto(url)
     page.wait_for_selector("#gb-status:has-text('ready')", timeout=20_000)
     page.locator("#gb-agent-graph").get_by_text("A team of agents").click()
-    page.fill("#gb-input textarea", "How much is a refund of $120 - 15% for a faulty item?")
+    page.fill("#gb-input textarea", "What is a refund of $120 - 15% for a faulty item?")
     page.click("#gb-send")
 
     # Both specialists at work at once, with the progress bar part-way.
