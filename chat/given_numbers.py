@@ -70,6 +70,8 @@ class GivenNumbersOnly:
         candidates = self.vocabulary.digits + (self.vocabulary.separated if partial else [])
         if partial and not self.complete(partial):  # "$0.2" of "$0.25": only the rest of it may follow
             going_on = [i for i, token in candidates if i < len(scores) and self.fits(partial + token)]
+            if not going_on:  # not one of ours (a number longer than the tail): leave the model be
+                return scores
             kept = np.full_like(scores, -np.inf)
             kept[going_on] = scores[going_on]
             return kept

@@ -15,6 +15,10 @@ sentence, and only when the other clause says what a negation denies: the denied
 the basket*" against "dogs cannot ride in the basket"). A name or number the negation is aimed at
 ("not to Mexico") excuses the other clause only when that clause names or counts something else
 ("we ship to Canada"); "of a Loop bike" after the basket does not excuse "dogs can ride in it".
+
+Three more readings catch what a small model gets wrong: one end of a range given as the whole
+value ("3 business days" of "3 to 5"), a name after "called" or "named" that no source writes so,
+and an answer that gives no value (or name) of the kind its question asks for.
 """
 
 from __future__ import annotations
@@ -56,9 +60,10 @@ def check_grounding(
     supported wherever the answer capitalises them, though no source mentions them. The numbers of
     `asked` (the user's message) may be said back ("your 11-year-old"), but a cited sentence about
     the same thing with another value still contradicts them ("yes, within 60 days" against 45).
-    When `asked` asks for a value ("how long", "how much", "how many", "what time") and the answer
-    gives none, nor says it doesn't know, the whole answer is unsupported: it claims to answer
-    and does not, and the viewer is shown the document's sentence instead.
+    When `asked` asks for a value ("how long", "how much", "how many", "what time") or a name
+    ("which app", "what's the name") and the answer gives none, nor says it doesn't know, the whole
+    answer is unsupported: it claims to answer and does not, and the viewer is shown the document's
+    sentence instead.
     """
     known = _known_keys(known_names)
     originals = dict.fromkeys(_bounded(s, MAX_SOURCE_CHARS).strip() for s in _first(sources, MAX_SOURCES))
