@@ -105,7 +105,8 @@ def check_grounding(
 # What a question asks for, and the quantity kinds or words that give a value of that kind.
 _DURATION_WORDS = r"\b(?:seconds?|minutes?|hours?|days?|nights?|weeks?|months?|years?|overnight|immediately|instantly)\b"
 _ASKS = (
-    (re.compile(r"\bhow (?:long|soon|quickly|fast|often)\b", re.I),
+    (re.compile(r"\bhow (?:long|soon|quickly|fast|often|early|late|far ahead|far in advance)\b"
+                r"|\bhow much (?:notice|time)\b", re.I),
      {"duration", "time", "date", "weekday", "month", "always"}, re.compile(_DURATION_WORDS, re.I)),
     (re.compile(r"\bhow much\b", re.I), {"money", "percent", "number"},
      re.compile(r"\bfree\b|\bno (?:charge|cost|fee)s?\b|\bnothing\b", re.I)),

@@ -204,6 +204,8 @@ BOOK_DROP = "Holidays and contact: The outdoor book drop at the Main Library is 
     ("How long do I have to cancel?", "You can cancel within an hour.", True),
     ("How much does a card cost?", "Cards are free.", True),
     ("How long can I keep a library book?", "I don't know how long you can keep it.", True),
+    ("How far ahead must I cancel?", "You can't have a conversation with me if you're not available.", False),
+    ("How much notice do I need to give to cancel?", "You can cancel within 1 hour.", True),
     ("Can I drop books off at night?", "Yes, the book drop is open every day.", True),  # asks for no value
     ("Which app do I use for the library's e-books?", "Use the e-book service in the Library's app.", False),
     ("Which app do I use for e-books?", "Use the Libby app.", True),
@@ -603,17 +605,21 @@ def test_eval_wrong_answers_are_unsupported(row: dict) -> None:
     assert result.unsupported and result.evidence in sentences_of(row["source"])
 
 
-# --- The second tuning set: data/tuning/kb (a library), with the question asked ------------------------------
+# --- The other tuning sets: data/tuning/ (a library, a dental clinic), with the question asked ----------------
 
-LIBRARY = REPO / "data" / "tuning" / "kb"
-LIBRARY_ROWS = [json.loads(line) for line in (LIBRARY / "eval.jsonl").read_text().splitlines() if line.strip()]
+TUNING = REPO / "data" / "tuning"
+TUNING_ROWS = [
+    (folder, row)
+    for folder in (TUNING / "library", TUNING / "clinic")
+    for row in (json.loads(line) for line in (folder / "eval.jsonl").read_text().splitlines() if line.strip())
+]
 
 
-@pytest.mark.parametrize("row", LIBRARY_ROWS, ids=[row["question"] for row in LIBRARY_ROWS])
-def test_the_library_sets_right_answers_are_grounded(row: dict) -> None:
-    sources = [c.text for c in split_into_chunks((LIBRARY / row["source"]).read_text(), row["source"])]
+@pytest.mark.parametrize(("folder", "row"), TUNING_ROWS, ids=[row["question"] for _, row in TUNING_ROWS])
+def test_the_other_tuning_sets_right_answers_are_grounded(folder: Path, row: dict) -> None:
+    sources = [c.text for c in split_into_chunks((folder / row["source"]).read_text(), row["source"])]
+    assistant = json.loads((folder / "manifest.json").read_text())["assistant_name"]
 
-    result = check_grounding(row["right_answer"], sources, asked=row["question"],
-                             known_names=["Riverside Library's help desk assistant"])
+    result = check_grounding(row["right_answer"], sources, asked=row["question"], known_names=[assistant])
 
     assert result.verdict == "grounded", result.unsupported
