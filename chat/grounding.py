@@ -589,7 +589,7 @@ def _unsupported_in(
         ]
         if not clause.negated:  # "we don't ship to Mexico" needs no source naming Mexico
             spans += [(n.start, n.end) for n in clause.names if not names.knows(n)]
-        if about and _flips_polarity(clause, about):
+        if about and (_flips_polarity(clause, about) or _goes_without_the_needed(clause, about)):
             spans.append((clause.start, clause.end))
     return spans
 
@@ -656,6 +656,26 @@ def _flips_polarity(clause: _Clause, about: _Sentence) -> bool:
         if negated.scope - plain.tokens and {t for t in plain.tokens if ":" in t} - negated.tokens:
             continue
         return True
+    return False
+
+
+_WITHOUT = re.compile(r" without (?:a |an |the |any |your |my |their )?(\w+) ")
+
+
+def _goes_without_the_needed(clause: _Clause, about: _Sentence) -> bool:
+    """Return whether the clause does without what the source says is needed.
+
+    "You can walk in without an appointment" against "every visit needs a booked appointment", or
+    "a receipt is required". "You can't return it without a receipt" agrees, and is not judged here.
+    """
+    if clause.negated:
+        return False
+    for match in _WITHOUT.finditer(clause.wording):
+        thing = re.escape(match.group(1))
+        needed = re.compile(rf" (?:need|requir|must have|must bring|must show)\w* (?:\w+ ){{0,3}}{thing} "
+                            rf"| {thing} (?:is|are) (?:always |also )?requir")
+        if any(not other.negated and needed.search(other.wording) for other in about.clauses):
+            return True
     return False
 
 

@@ -173,6 +173,18 @@ def test_denying_that_someone_does_it_alone_does_not_deny_it_is_done(answer: str
                             "application.")
 
 
+@pytest.mark.parametrize(("answer", "source", "is_grounded"), [
+    ("You can just walk in without an appointment.",
+     "How to book: We do not accept walk-ins, so every visit needs a booked appointment.", False),
+    ("You can return it without a receipt.", "Returns: A receipt is required for every return.", False),
+    ("You cannot return it without a receipt.", "Returns: A receipt is required for every return.", True),
+    ("You can return it without the box.", "Returns: A receipt is required for every return.", True),
+])
+def test_doing_without_what_the_source_says_is_needed_is_unsupported(answer: str, source: str,
+                                                                     is_grounded: bool) -> None:
+    assert grounded(answer, source) is is_grounded
+
+
 def test_a_condition_both_name_does_not_excuse_the_denial() -> None:
     source = "Returns: Items can be returned without a receipt."
 
