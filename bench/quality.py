@@ -84,7 +84,6 @@ async def model_answers(rows: list[dict], kb: Path, show: bool = False, conversa
         end = events[-1]
         checked = next((e for e in events if e.type == "grounding"), None)
         flagged = end.grounding == "unsupported"
-        citations = end.citations
         right = passes(end.answer, row["expected"])  # the evaluation runs' own verdict (evals/sets.py)
         # Right, but it also states a figure or a name found nowhere in the documents ("within 45 days
         # ... or within 7 days", "called Payment Plan 12"): the flag is not false, and the answer is not
@@ -98,7 +97,7 @@ async def model_answers(rows: list[dict], kb: Path, show: bool = False, conversa
         figures["right_flagged" if right else "wrong_flagged"] += flagged
         # "The documents don't cover this question": no sentence passed RAG_MIN_SCORE and the model was
         # not asked. Wrong (the answer was there), but it claims nothing: counted apart from the check.
-        figures["declined"] += not right and not citations
+        figures["declined"] += not right and not end.citations
         if show and flagged == right:  # a right answer flagged, or a wrong one let through
             print(f"  {'RIGHT, flagged' if right else 'WRONG, not flagged'}: {row['question']!r}\n"
                   f"    answer: {end.answer!r}\n    cited: {[c.text for c in end.citations]}\n"

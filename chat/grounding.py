@@ -16,9 +16,10 @@ the basket*" against "dogs cannot ride in the basket"). A name or number the neg
 ("not to Mexico") excuses the other clause only when that clause names or counts something else
 ("we ship to Canada"); "of a Loop bike" after the basket does not excuse "dogs can ride in it".
 
-Three more readings catch what a small model gets wrong: one end of a range given as the whole
-value ("3 business days" of "3 to 5"), a name after "called" or "named" that no source writes so,
-and an answer that gives no value (or name) of the kind its question asks for.
+More readings catch what a small model gets wrong: one end of a range given as the whole value
+("3 business days" of "3 to 5"), a name after "called" or "named" that no source writes so, doing
+"without" what a source says is needed, and an answer that gives no value (or name) of the kind
+its question asks for. The user's own numbers may be said back ("your 11-year-old").
 """
 
 from __future__ import annotations
@@ -76,17 +77,17 @@ def check_grounding(
     if not cited:
         return Grounding("no_sources")
     claim = _claim_text(_bounded(answer, MAX_ANSWER_CHARS))
-    spans = _unsupported_identifiers(claim, " ".join(texts).lower())
-    spans += _unsupported_called(claim, " ".join(texts).lower())
+    question = _bounded(asked, MAX_ANSWER_CHARS)
+    written = " ".join(texts).lower()
+    spans = _unsupported_identifiers(claim, written) + _unsupported_called(claim, written)
     claims = [s for s in _read(_mask(claim, _IDENTIFIER), known) if not s.question]
-    given = read_quantities(_bounded(asked, MAX_ANSWER_CHARS))[0]
-    facts = Facts.of([*(q for s in cited for q in s.quantities), *given])
+    facts = Facts.of([*(q for s in cited for q in s.quantities), *read_quantities(question)[0]])
     names = _NameIndex(texts, known)
     for sentence in claims:
         if len(spans) >= MAX_UNSUPPORTED:
             break
         spans += _unsupported_in(sentence, cited, facts, names, claim)
-    if not spans and claims and _gives_no_value_asked(_bounded(asked, MAX_ANSWER_CHARS), claim, claims):
+    if not spans and claims and _gives_no_value_asked(question, claim, claims):
         spans = [(claims[0].start, claims[-1].end)]
     if not spans:
         return Grounding(
@@ -219,10 +220,10 @@ _CALLED = re.compile(
 
 def _unsupported_called(text: str, sources: str) -> list[tuple[int, int]]:
     """Return the spans of names given after "called" or "named" that no source writes as they are."""
-    spans = []
+    spans, sources = [], " ".join(sources.split())
     for match in _CALLED.finditer(text):
         name = match.group(1).rstrip(".,;:!?'’")
-        if name and " ".join(name.lower().split()) not in " ".join(sources.split()):
+        if name and " ".join(name.lower().split()) not in sources:
             spans.append((match.start(1), match.start(1) + len(name)))
     return spans
 

@@ -218,7 +218,6 @@ class LlamaCppChatModel(BaseChatModel):
                                    response_metadata={"finish_reason": finish})
         )
 
-
     def read_vocabulary(self) -> NumberVocabulary | None:
         """Read which tokens write numbers, once per model (when numbers are kept to the prompt's)."""
         if self.given_numbers_only and self._vocabulary is None:
