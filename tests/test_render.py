@@ -7,6 +7,7 @@ import json
 from chat.events import (
     Cancelled,
     ErrorOccurred,
+    GroundingChecked,
     NodeStarted,
     ReasoningChunk,
     RetrievalHits,
@@ -164,3 +165,16 @@ def test_untrusted_text_is_drawn_inert_in_every_chat_message():
         for text in (message.content, title):
             assert "<img" not in drawn(text) and "<img" not in text and "![" not in text, text
     assert "Refunds take 5 days." in turn[0].content and "&lt;img" in turn[0].content  # shown, as text
+
+
+def test_an_unsupported_answer_shows_the_document_once_punctuated() -> None:
+    evidence = "Faulty items: Faulty items can be returned within 45 days."
+    for spans, said in [(("30 days",), "“30 days”."), (("You can return it any time.",), "“You can return it any time.”")]:
+        events = run_events()
+        end = events[-1]
+        checked = GroundingChecked(**IDS, at=10.49, verdict="unsupported", unsupported=spans, evidence=evidence)
+        events[-1:] = [checked, RunEnded(**{**end.__dict__, "citations": (HIT,), "grounding": "unsupported"})]
+
+        note = "\n".join(str(m.content) for m in render(events).messages())
+
+        assert f"the documents don't support {said} The document says: “Faulty items can be returned" in note

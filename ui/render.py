@@ -147,9 +147,11 @@ class TurnView:
             title = f"📚 Sources ({len(end.citations)})" + (f" · {BADGES[verdict]}" if verdict else "")
             self.segments.append(Segment("sources", "sources", "\n".join(rows), title, status="done"))
         if verdict == "unsupported" and self.grounding is not None:
-            spans = ", ".join(f"“{span}”" for span in self.grounding.unsupported[:5]) or "part of it"
+            shown = self.grounding.unsupported[:5]
+            spans = ", ".join(f"“{span}”" for span in shown) or "part of it"
+            stop = "" if shown and shown[-1].endswith((".", "!", "?")) else "."  # a whole sentence brings its own
             said = f" The document says: “{_section(self.grounding.evidence)[1]}”" if self.grounding.evidence else ""
-            self.note(f"⚠️ **Check this answer:** the documents don't support {spans}.{said}")
+            self.note(f"⚠️ **Check this answer:** the documents don't support {spans}{stop}{said}")
 
     @property
     def answer(self) -> str:
