@@ -25,6 +25,7 @@ from chat.state import SUPPORT, GraphShape
 from chat.stream import RunTranslator
 from chat.team import TEAM, build_team_graph
 from chat.text import clean_text
+from chat.tools import search_query
 from rag.lock import StoreBusy
 from rag.priority import FOREGROUND
 
@@ -189,6 +190,11 @@ class AgentService:
         self.check(message)
         message = clean_text(message)  # one odd character costs itself, never the store
         self.check_knowledge_base(knowledge_base)
+        shape = SHAPES.get(agent_graph or self.agent_graph, SUPPORT)
+        if shape.searches_message and self.knowledge is not None:
+            # Its first step searches for the message: the embedding starts now, alongside the
+            # thread's claim and the graph's start, off the time to first token (bench/ttft.py).
+            self.knowledge.prefetch(search_query(message))
         wanted = knowledge_base or self.default_knowledge_base
         used = wanted
         if self.claim:
@@ -201,8 +207,6 @@ class AgentService:
         if self.is_busy(thread_id):
             raise ThreadBusy("An answer is still streaming in this conversation; stop it or wait.")
         queue: asyncio.Queue[Event] = asyncio.Queue()
-
-        shape = SHAPES.get(agent_graph or self.agent_graph, SUPPORT)
         translator = RunTranslator(uuid.uuid4().hex, thread_id, shape=shape)
         run_id = translator.ids["run_id"]
         # Replicas sharing a database: the thread's lease, so a message reaching another replica waits its turn.

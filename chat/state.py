@@ -29,6 +29,8 @@ class GraphShape:
     agents: dict[str, str] = field(default_factory=dict)  # agent name -> its role; empty: a single agent
     answering_agent: str = ""  # the agent whose tokens are the answer ("" for a single agent)
     routing_agent: str = ""  # the agent that chooses the others: its time is the TTFT's routing phase
+    searches_message: bool = False  # its first step searches the knowledge base for the message itself
 
 
-SUPPORT = GraphShape("support")
+SUPPORT = GraphShape("support", searches_message=True)
+

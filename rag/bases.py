@@ -154,6 +154,13 @@ class KnowledgeBases:
 
     # --- reading ------------------------------------------------------------------------------
 
+    def prefetch(self, query: str) -> None:
+        """Begin embedding `query` now, if the embedding function can (the bundled MiniLM): a search
+        for it soon after finds the vector ready. Any knowledge base's search does: they share it."""
+        prefetch = getattr(self._embed, "prefetch", None)
+        if prefetch is not None:
+            prefetch(query)
+
     def names(self) -> list[str]:
         """Return every knowledge base's name, `sample` first if present, then alphabetically."""
         found = set()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ def bundled_model_path() -> Path:
 BULK_TEXTS = 8  # a request of more texts than this is bulk work (an upload), done in pieces
 BULK_PIECE = 16  # texts embedded at a time for bulk work: ~60 ms, all a question ever waits for
 BULK_MAX_WAIT_S = 2.0  # bulk work waits at most this long for answers to finish, per piece
+PREFETCHED = 64  # questions whose embedding began early (LocalEmbeddings.prefetch), kept until searched
 
 
 @dataclass
@@ -150,13 +152,35 @@ class LocalEmbeddings(EmbeddingFunction[Documents]):
         # Gradio serves requests on several threads; the model must load only once.
         self._lock = threading.Lock()
         self._batcher = EmbeddingBatcher(self._encode)
+        self._prefetched: OrderedDict[str, Future] = OrderedDict()
+        self._prefetch_lock = threading.Lock()
 
     def __call__(self, input: Documents) -> Embeddings:  # noqa: A002 (Chroma's protocol name)
         return [np.asarray(vector, dtype=np.float32) for vector in self._batcher(list(input))]
 
+    def prefetch(self, text: str) -> None:
+        """Begin embedding a question that is about to be searched for, on the embedding thread.
+
+        A run's message is known before its thread is claimed and its graph has started (about
+        4 ms on these 2-core machines); its search then finds the vector made, or being made,
+        instead of starting it (aembed). At most PREFETCHED wait unclaimed: a refused message's
+        vector is simply dropped, oldest first.
+        """
+        with self._prefetch_lock:
+            if text in self._prefetched:
+                return
+            self._prefetched[text] = self._batcher.submit([text])
+            while len(self._prefetched) > PREFETCHED:
+                self._prefetched.popitem(last=False)
+
     async def aembed(self, texts: list[str]) -> Embeddings:
-        """Embed `texts` in the shared batch, awaiting it without holding a thread."""
-        vectors = await asyncio.wrap_future(self._batcher.submit(list(texts)))
+        """Embed `texts` in the shared batch, awaiting it without holding a thread; a single text
+        prefetched earlier is taken from there."""
+        future = None
+        if len(texts) == 1:
+            with self._prefetch_lock:
+                future = self._prefetched.pop(texts[0], None)
+        vectors = await asyncio.wrap_future(future or self._batcher.submit(list(texts)))
         return [np.asarray(vector, dtype=np.float32) for vector in vectors]
 
     def _encode(self, texts: list[str]) -> Any:

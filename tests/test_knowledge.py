@@ -164,6 +164,13 @@ async def test_a_conversation_answers_from_its_own_knowledge_base_with_its_ident
     assert any(isinstance(e, GroundingChecked) and e.verdict == "grounded" for e in events)
 
 
+async def test_a_message_is_embedded_for_its_search_before_the_graph_starts(service, bases, monkeypatch):
+    prefetched: list[str] = []
+    monkeypatch.setattr(bases, "prefetch", prefetched.append)
+    await run(service, "Can my dog ride in the basket?", "t1", "bikes")
+    assert prefetched == ["Can my dog ride in the basket?"]  # the support graph searches for the message first
+
+
 async def test_a_thread_keeps_its_knowledge_base(service, scripted_model):
     await run(service, "Can my dog ride in the basket?", "t1", "bikes")
     later = await run(service, "And a cat?", "t1")  # no name: the thread's own

@@ -338,6 +338,43 @@ def test_an_embedding_failure_reaches_its_callers_and_the_batcher_goes_on():
     assert batcher(["good"]) == ["good"]
 
 
+def test_a_prefetched_question_is_embedded_once_and_taken_by_its_search(monkeypatch) -> None:
+    import asyncio
+
+    from rag.embeddings import PREFETCHED
+
+    passes: list[list[str]] = []
+    monkeypatch.setattr(LocalEmbeddings, "_encode", lambda self, texts: passes.append(texts) or [[len(t)] for t in texts])
+    embed = LocalEmbeddings(model_path="/nowhere")
+
+    embed.prefetch("How long can I return a faulty item?")
+    embed.prefetch("How long can I return a faulty item?")  # asked twice before the search: one pass
+    vectors = asyncio.run(embed.aembed(["How long can I return a faulty item?"]))
+    assert [list(v) for v in vectors] == [[36.0]] and passes == [["How long can I return a faulty item?"]]
+    asyncio.run(embed.aembed(["How long can I return a faulty item?"]))  # taken: a later search embeds anew
+    assert len(passes) == 2
+
+    for index in range(PREFETCHED + 10):  # messages refused after their prefetch: the oldest are dropped
+        embed.prefetch(f"question {index}")
+    assert len(embed._prefetched) == PREFETCHED and "question 0" not in embed._prefetched
+
+
+def test_a_search_after_a_prefetch_finds_what_search_finds(real_kb: KnowledgeBase) -> None:
+    import asyncio
+
+    question = "Do you ship to Mexico?"
+    real_kb._embedding_function.prefetch(question)
+    hits = asyncio.run(real_kb.asearch(question, 3))
+    assert [h.chunk_id for h in hits] == [h.chunk_id for h in real_kb.search(question, 3)]
+
+
+def test_a_search_asking_for_more_than_there_is_gets_what_there_is(tmp_path: Path) -> None:
+    kb = open_knowledge_base(tmp_path / "state", BagOfWordsEmbeddings())
+    assert kb.search("anything", 4) == []
+    ingest_paths(kb, [write(tmp_path / "docs", "one.md", "Faulty items can be returned within 45 days.")])
+    assert [h.text for h in kb.search("returns", 4)] == ["Faulty items can be returned within 45 days."]
+
+
 def test_the_async_search_finds_what_search_finds_holding_no_worker_thread(real_kb: KnowledgeBase) -> None:
     import asyncio
     import threading
