@@ -89,8 +89,8 @@ async def model_answers(rows: list[dict], kb: Path, show: bool = False, conversa
         # ... or within 7 days", "called Payment Plan 12"): the flag is not false, and the answer is not
         # right either. A flagged clause (a polarity flag) is neither.
         invented = right and flagged and any(
-            any(not documents.back(q) for q in read_quantities(span)[0]) or _invented_name(span, written)
-            for span in checked.unsupported)
+            any(not documents.back(q) or (q.pair and q.pair not in documents.pairs) for q in read_quantities(span)[0])
+            or _invented_name(span, written) for span in checked.unsupported)  # a range no document gives, too
         right = right and not invented
         figures["invented"] += invented
         figures["right" if right else "wrong"] += 1
@@ -120,8 +120,8 @@ def main(argv: list[str] | None = None) -> None:
               f"{f'{false_flags}/{right} ({false_flags / right:.0%})':>22}   (written answers)")
     if not args.model:
         return
-    print("\nRight: the answer states the right fact and no figure or name found nowhere in the documents (those\n"
-          "with the right fact and an invented one are counted wrong, and in 'right + invented'). Declined: the\n"
+    print("\nRight: the answer states the right fact and no figure, range or name found nowhere in the documents\n"
+          "(those with the right fact and an invented one are counted wrong, and in 'right + invented'). Declined: the\n"
           "answer said the documents don't cover the question (wrong, but it claims nothing); 'wrong claims\n"
           "flagged' leaves those out.")
     print(f"{'set':<24} {'local model right':>18} {'wrong flagged':>14} {'declined':>9} {'wrong claims flagged':>21}"

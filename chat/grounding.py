@@ -18,8 +18,9 @@ the basket*" against "dogs cannot ride in the basket"). A name or number the neg
 
 More readings catch what a small model gets wrong: one end of a range given as the whole value
 ("3 business days" of "3 to 5"), a name after "called" or "named" that no source writes so, doing
-"without" what a source says is needed, and an answer that gives no value (or name) of the kind
-its question asks for. The user's own numbers may be said back ("your 11-year-old").
+"without" what a source says is needed, a value its sentence gives for another case than the one
+asked (weekend hours for weekday ones), and an answer that gives no value (or name) of the kind its
+question asks for. The user's own numbers may be said back ("your 11-year-old").
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ def check_grounding(
         if len(spans) >= MAX_UNSUPPORTED:
             break
         spans += _unsupported_in(sentence, cited, facts, names, claim)
+    if question and len(spans) < MAX_UNSUPPORTED:
+        spans += _values_of_another_case(question, claims, texts)
     if not spans and claims and _gives_no_value_asked(question, claim, claims):
         spans = [(claims[0].start, claims[-1].end)]
     if not spans:
@@ -145,6 +148,63 @@ def _gives_no_value_asked(asked: str, claim: str, claims: list[_Sentence]) -> bo
                 return False
             return not any(q.kind in kinds for sentence in claims for q in sentence.quantities)
     return False
+
+
+# --- Values of another case than the one asked ------------------------------------------------------
+
+# Where a sentence gives one value per case: "from 6 pm to 10 pm on weekdays and from 9 am to 5 pm at weekends".
+_CASE_BREAK = re.compile(r"\s*[,;]\s*|\s+(?:and|but|while|whereas)\s+", re.I)
+
+
+def _case_words(text: str) -> frozenset[str]:
+    return frozenset(w for w in (_stem(m.group().lower()) for m in _WORD.finditer(text))
+                     if w not in _STOP_WORDS and len(w) > 1)
+
+
+def _values_of_another_case(asked: str, claims: list[_Sentence], texts: list[str]) -> list[tuple[int, int]]:
+    """Return the answer's values that a cited sentence gives for another case than the one asked.
+
+    "How late can I reach the on-call dentist on a weekday?" against "from 6 pm to 10 pm on weekdays
+    and from 9 am to 5 pm at weekends": "9 am to 5 pm" is the weekends' value. A sentence counts when
+    its parts give values of the same kind, and a word of the question (weekday) is in one part
+    only; the answer's value is excused when it names the other part's case and not the one asked
+    ("at weekends it is 9 am to 5 pm" is true). Denials give no case a value ("not on 5 GHz"), and
+    an answer's denied value claims nothing.
+    """
+    question = _case_words(asked.strip().rsplit("\n", 1)[-1])
+    answer = [q for sentence in claims for clause in sentence.clauses if not clause.negated  # denied: not claimed
+              for q in sentence.quantities if clause.start <= q.start < clause.end]
+    if not question or not answer:
+        return []
+    spans = []
+    for text in texts:
+        quantities = read_quantities(text)[0]
+        for start, end in _spans(text, _SENTENCE_BREAK, 0, len(text)):
+            parts = [(text[s:e], [q for q in quantities if s <= q.start < e])
+                     for s, e in _spans(text, _CASE_BREAK, start, end)]
+            parts = [(_case_words(part), Facts.of(inside), {q.kind for q in inside}) for part, inside in parts
+                     if inside and not _NEGATION.search(part.lower())]  # "not on 5 GHz" gives no case a value
+            if len(parts) < 2:
+                continue
+            # A part's case is what only it says, less the sentence's lead, what it is about ("the dentist answers").
+            lead = _case_words(text[start:min(q.start for q in quantities if start <= q.start < end)])
+            own = [words - lead - frozenset().union(*(w for j, (w, _, _) in enumerate(parts) if j != i))
+                   for i, (words, _, _) in enumerate(parts)]
+            asked_in = [i for i, words in enumerate(own) if words & question]
+            if len(asked_in) != 1:
+                continue
+            case = asked_in[0]
+            for q in answer:
+                if parts[case][1].back(q) or q.kind not in parts[case][2]:
+                    continue
+                other = next((i for i, (_, facts, _) in enumerate(parts) if i != case and facts.back(q)), None)
+                if other is None:
+                    continue
+                said = next(sentence.words for sentence in claims if sentence.start <= q.start < sentence.end)
+                if said & own[other] and not said & own[case]:
+                    continue  # "at weekends, 9 am to 5 pm": the answer says whose value it is
+                spans.append((q.start, q.end))
+    return spans
 
 
 # --- Bounding and cleaning untrusted text -----------------------------------------------------------

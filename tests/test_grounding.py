@@ -44,8 +44,8 @@ def sentences_of(source: str) -> list[str]:
     return [chunk.text for chunk in split_into_chunks((REPO / "data" / "kb" / source).read_text(), source)]
 
 
-def grounded(answer: str, *sources: str, known_names: Iterable[str] = ()) -> bool:
-    return check_grounding(answer, list(sources), known_names=known_names).verdict == "grounded"
+def grounded(answer: str, *sources: str, known_names: Iterable[str] = (), asked: str = "") -> bool:
+    return check_grounding(answer, list(sources), known_names=known_names, asked=asked).verdict == "grounded"
 
 
 # --- The examples in the brief ---------------------------------------------------------------------------
@@ -189,6 +189,31 @@ def test_a_condition_both_name_does_not_excuse_the_denial() -> None:
     source = "Returns: Items can be returned without a receipt."
 
     assert not grounded("Items cannot be returned without a receipt.", source)
+
+
+ON_CALL = "Out of hours: The on-call dentist answers from 6 pm to 10 pm on weekdays and from 9 am to 5 pm at weekends."
+
+
+@pytest.mark.parametrize(("answer", "unsupported"), [
+    ("The on-call dentist can be reached on a weekday from 9 am to 5 pm.", ("9 am to 5 pm",)),
+    ("You can reach the on-call dentist from 9 am to 5 pm.", ("9 am to 5 pm",)),
+    ("You can reach the on-call dentist until 10 pm on weekdays.", ()),
+    ("The on-call dentist answers from 6 pm to 10 pm.", ()),
+    ("At weekends the on-call dentist answers from 9 am to 5 pm.", ()),  # says whose value it is: true
+])
+def test_a_value_the_sentence_gives_another_case_than_the_one_asked_is_unsupported(answer: str,
+                                                                                  unsupported: tuple) -> None:
+    asked = "How late in the evening can I reach the on-call dentist on a weekday?"
+    assert check_grounding(answer, [ON_CALL], asked=asked).unsupported == unsupported
+
+
+def test_a_denied_case_gives_no_value_and_a_denied_value_claims_nothing() -> None:
+    plug = "Setup: The Voltline Smart Plug only works on 2.4 GHz Wi-Fi networks, not on 5 GHz."
+    phone = "Phone and chat: Phone support is open Monday to Friday, 8 am to 8 pm Eastern Time, on 1-800-555-0142."
+
+    assert grounded("The Smart Plug needs a 2.4 GHz Wi-Fi network; it doesn't work on 5 GHz.", plug,
+                    asked="Which Wi-Fi band does the Smart Plug need?")
+    assert grounded("Phone support is open from 8 am to 8 pm.", phone, asked="What are your phone support hours?")
 
 
 WIFI = "Computers and Wi-Fi: The free Wi-Fi network is called RPL-Public and does not need a password."
