@@ -21,6 +21,24 @@ from chat.prompts import MESSAGE_TOO_LONG_FOR_MODEL, NO_ROOM_FOR_A_MESSAGE
 log = logging.getLogger("glassbox.local_model")
 ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "user"}
 TEMPLATE_TOKENS = 8  # what the chat template adds around each message
+# A run of text said three times over, end to end, is a loop, not an answer: the 135M model falls
+# into one now and then ("- A minimum of" forty times) and would go on to max_tokens.
+LOOP_REPEATS = 3
+LOOP_UNIT_CHARS = (10, 200)
+
+
+def repeats_itself(text: str) -> bool:
+    """Return whether `text` ends in the same run of 10 to 200 characters three times running."""
+    shortest, longest = LOOP_UNIT_CHARS
+    tail = text[-LOOP_REPEATS * longest:]
+    last = tail[-1:]
+    for size in range(shortest, min(longest, len(tail) // LOOP_REPEATS) + 1):
+        if tail[-1 - size] != last or tail[-1 - 2 * size] != last:  # most sizes fail here, cheaply
+            continue
+        unit = tail[-size:]
+        if unit.strip() and all(tail[-(i + 1) * size:-i * size] == unit for i in range(1, LOOP_REPEATS)):
+            return True
+    return False
 
 
 class ContextTooSmall(ValueError):
@@ -196,7 +214,7 @@ class LlamaCppChatModel(BaseChatModel):
                 stop=stop,
                 logits_processor=self._numbers_processor(payload),
             )
-            finish = "stop"
+            finish, written, looped = "stop", "", False
             try:
                 for part in stream:
                     if stopped.is_set():
@@ -206,6 +224,12 @@ class LlamaCppChatModel(BaseChatModel):
                     if text:
                         output_tokens += 1
                         yield ChatGenerationChunk(message=AIMessageChunk(content=text))
+                        written += text
+                        if repeats_itself(written):  # stopped here, as if it had ended: the rest is the loop
+                            finish, looped = "stop", True
+                            log.info("the local model repeated itself three times running; stopped it",
+                                     extra={"output_tokens": output_tokens})
+                            break
             finally:
                 stream.close()
         usage = {
@@ -215,7 +239,7 @@ class LlamaCppChatModel(BaseChatModel):
         }
         yield ChatGenerationChunk(
             message=AIMessageChunk(content="", usage_metadata=usage, chunk_position="last",
-                                   response_metadata={"finish_reason": finish})
+                                   response_metadata={"finish_reason": finish, "stopped_looping": looped})
         )
 
     def read_vocabulary(self) -> NumberVocabulary | None:
