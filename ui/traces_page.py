@@ -22,7 +22,7 @@ from chat.spans import span_tree
 from traces.compare import compare_runs
 from traces.otlp import ImportRefused, import_origin, otlp_lines, runs_from_otlp
 from traces.store import RunQuery
-from ui.observability import chart_update, charted, run_in
+from ui.observability import charted, run_in
 from ui.panel import panel_html
 from ui.render import inert
 from ui.replay import REPLAY_SPEEDS, charts_with_replay, replay_frames
@@ -170,7 +170,7 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
             charts = (gr.skip(),) * 2
             if frame.ended is not None:
                 drawn = charts_with_replay(charted(glassbox.table), frame.ended, getattr(events[0], "message", ""))
-                charts = (chart_update(drawn, "ttft_s"), chart_update(drawn, "latency_s"))
+                charts = (drawn, drawn)
             yield gr.skip(), frame.messages, frame.panel, frame.events, *charts, frame.activity
 
     def show_notes(run_id: str, visitor: str, profile: gr.OAuthProfile | None = None) -> str:
