@@ -214,7 +214,7 @@ class LlamaCppChatModel(BaseChatModel):
                 stop=stop,
                 logits_processor=self._numbers_processor(payload),
             )
-            finish, written, looped = "stop", "", False
+            finish, written = "stop", ""
             try:
                 for part in stream:
                     if stopped.is_set():
@@ -226,7 +226,7 @@ class LlamaCppChatModel(BaseChatModel):
                         yield ChatGenerationChunk(message=AIMessageChunk(content=text))
                         written += text
                         if repeats_itself(written):  # stopped here, as if it had ended: the rest is the loop
-                            finish, looped = "stop", True
+                            finish = "stop"
                             log.info("the local model repeated itself three times running; stopped it",
                                      extra={"output_tokens": output_tokens})
                             break
@@ -239,7 +239,7 @@ class LlamaCppChatModel(BaseChatModel):
         }
         yield ChatGenerationChunk(
             message=AIMessageChunk(content="", usage_metadata=usage, chunk_position="last",
-                                   response_metadata={"finish_reason": finish, "stopped_looping": looped})
+                                   response_metadata={"finish_reason": finish})
         )
 
     def read_vocabulary(self) -> NumberVocabulary | None:

@@ -33,4 +33,3 @@ class GraphShape:
 
 
 SUPPORT = GraphShape("support", searches_message=True)
-
