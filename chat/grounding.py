@@ -70,15 +70,13 @@ def check_grounding(
     known = _known_keys(known_names)
     originals = dict.fromkeys(_bounded(s, MAX_SOURCE_CHARS).strip() for s in _first(sources, MAX_SOURCES))
     texts = [_strip_markup(original) for original in originals]
-    cited = [
-        sentence
-        for original, text in zip(originals, texts)
-        for sentence in _read(text, known, source=original)
-    ]
+    read = [(text, _read(text, known, source=original)) for original, text in zip(originals, texts)]
+    cited = [sentence for _, sentences in read for sentence in sentences]
     if not cited:
         return Grounding("no_sources")
     claim = _claim_text(_bounded(answer, MAX_ANSWER_CHARS))
     question = _bounded(asked, MAX_ANSWER_CHARS)
+    asked_line = question.strip().rsplit("\n", 1)[-1]  # what a long message asks is in its last line
     written = " ".join(texts).lower()
     spans = _unsupported_identifiers(claim, written) + _unsupported_called(claim, written)
     claims = [s for s in _read(_mask(claim, _IDENTIFIER), known) if not s.question]
@@ -89,8 +87,8 @@ def check_grounding(
             break
         spans += _unsupported_in(sentence, cited, facts, names, claim)
     if question and len(spans) < MAX_UNSUPPORTED:
-        spans += _values_of_another_case(question, claims, texts)
-    if not spans and claims and _gives_no_value_asked(question, claim, claims):
+        spans += _values_of_another_case(asked_line, claims, read)
+    if not spans and claims and _gives_no_value_asked(asked_line, claim, claims):
         spans = [(claims[0].start, claims[-1].end)]
     if not spans:
         return Grounding(
@@ -134,9 +132,8 @@ _ASKS_NAME = re.compile(
 )
 
 
-def _gives_no_value_asked(asked: str, claim: str, claims: list[_Sentence]) -> bool:
+def _gives_no_value_asked(question: str, claim: str, claims: list[_Sentence]) -> bool:
     """Return whether the question asks for a value and the answer gives none ("The answer is:")."""
-    question = asked.strip().rsplit("\n", 1)[-1]
     if _ASKS_NAME.search(question) and not _NOT_KNOWN.search(claim):
         # A name the question does not already say ("the Library's service" names no app), or an address.
         said = {word.lower() for word in _LETTERS.findall(question)}
@@ -157,11 +154,11 @@ _CASE_BREAK = re.compile(r"\s*[,;]\s*|\s+(?:and|but|while|whereas)\s+", re.I)
 
 
 def _case_words(text: str) -> frozenset[str]:
-    return frozenset(w for w in (_stem(m.group().lower()) for m in _WORD.finditer(text))
-                     if w not in _STOP_WORDS and len(w) > 1)
+    return frozenset(word for _, word in _content_stems(text.lower()))
 
 
-def _values_of_another_case(asked: str, claims: list[_Sentence], texts: list[str]) -> list[tuple[int, int]]:
+def _values_of_another_case(asked: str, claims: list[_Sentence],
+                            read: list[tuple[str, list[_Sentence]]]) -> list[tuple[int, int]]:
     """Return the answer's values that a cited sentence gives for another case than the one asked.
 
     "How late can I reach the on-call dentist on a weekday?" against "from 6 pm to 10 pm on weekdays
@@ -171,23 +168,23 @@ def _values_of_another_case(asked: str, claims: list[_Sentence], texts: list[str
     ("at weekends it is 9 am to 5 pm" is true). Denials give no case a value ("not on 5 GHz"), and
     an answer's denied value claims nothing.
     """
-    question = _case_words(asked.strip().rsplit("\n", 1)[-1])
+    question = _case_words(asked)
     answer = [q for sentence in claims for clause in sentence.clauses if not clause.negated  # denied: not claimed
               for q in sentence.quantities if clause.start <= q.start < clause.end]
     if not question or not answer:
         return []
     spans = []
-    for text in texts:
-        quantities = read_quantities(text)[0]
-        for start, end in _spans(text, _SENTENCE_BREAK, 0, len(text)):
-            parts = [(text[s:e], [q for q in quantities if s <= q.start < e])
+    for text, sentences in read:  # the cited sentences as check_grounding read them
+        for sentence in sentences:
+            start, end = sentence.start, sentence.end
+            parts = [(text[s:e], [q for q in sentence.quantities if s <= q.start < e])
                      for s, e in _spans(text, _CASE_BREAK, start, end)]
             parts = [(_case_words(part), Facts.of(inside), {q.kind for q in inside}) for part, inside in parts
                      if inside and not _NEGATION.search(part.lower())]  # "not on 5 GHz" gives no case a value
             if len(parts) < 2:
                 continue
             # A part's case is what only it says, less the sentence's lead, what it is about ("the dentist answers").
-            lead = _case_words(text[start:min(q.start for q in quantities if start <= q.start < end)])
+            lead = _case_words(text[start:min(q.start for q in sentence.quantities)])
             own = [words - lead - frozenset().union(*(w for j, (w, _, _) in enumerate(parts) if j != i))
                    for i, (words, _, _) in enumerate(parts)]
             asked_in = [i for i, words in enumerate(own) if words & question]
@@ -511,6 +508,12 @@ def _read(text: str, known: frozenset[str], source: str | None = None) -> list[_
     return sentences
 
 
+def _content_stems(lowered: str) -> list[tuple[int, str]]:
+    """Return the content words of lowercased text as stems, with where each begins ("can't" is "can")."""
+    stems = [(m.start(), _stem(_APOSTROPHE.split(m.group())[0])) for m in _WORD.finditer(lowered)]
+    return [(position, word) for position, word in stems if word not in _STOP_WORDS and len(word) > 1]
+
+
 def _clause(
     text: str,
     start: int,
@@ -525,8 +528,7 @@ def _clause(
     quantities = [q for q in quantities if start <= q.start < end]
     names = [n for n in names if start <= n.start < end]
     lowered = _mask(text[start:end].lower(), _NOT_NEGATIONS)
-    positioned = [(m.start(), _stem(_APOSTROPHE.split(m.group())[0])) for m in _WORD.finditer(lowered)]
-    positioned = [(p, w) for p, w in positioned if w not in _STOP_WORDS and len(w) > 1]
+    positioned = _content_stems(lowered)
     words = frozenset(w for _, w in positioned)
     for q in quantities:
         keys = q.backs if as_source else q.keys
