@@ -28,10 +28,10 @@ from rag.loading import load_text
 from rag.splitting import split_into_chunks
 
 REPO = Path(__file__).resolve().parent.parent
-SETS = {"tuning (sample shop)": (REPO / "data" / "kb" / "eval.jsonl", REPO / "data" / "kb"),
-        "tuning (library)": (REPO / "data" / "tuning" / "library" / "eval.jsonl", REPO / "data" / "tuning" / "library"),
-        "tuning (clinic)": (REPO / "data" / "tuning" / "clinic" / "eval.jsonl", REPO / "data" / "tuning" / "clinic"),
-        "held-out (bike share)": (REPO / "data" / "heldout" / "kb" / "eval.jsonl", REPO / "data" / "heldout" / "kb")}
+SETS = {"tuning (sample shop)": REPO / "data" / "kb",  # each folder holds its documents, manifest and eval.jsonl
+        "tuning (library)": REPO / "data" / "tuning" / "library",
+        "tuning (clinic)": REPO / "data" / "tuning" / "clinic",
+        "held-out (bike share)": REPO / "data" / "heldout" / "kb"}
 
 
 def _invented_name(span: str, documents: str) -> bool:
@@ -113,9 +113,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--show", action="store_true", help="print the tuning set's misjudged answers")
     args = parser.parse_args(argv)
     print(f"{'set':<24} {'wrong answers flagged':>22} {'right answers flagged':>22}")
-    for label, (path, kb) in SETS.items():
+    for label, kb in SETS.items():
         manifest = json.loads((kb / "manifest.json").read_text())
-        caught, wrong, false_flags, right = written_answers(rows_of(path), kb, (manifest["assistant_name"],))
+        caught, wrong, false_flags, right = written_answers(rows_of(kb / "eval.jsonl"), kb, (manifest["assistant_name"],))
         print(f"{label:<24} {f'{caught}/{wrong} ({caught / wrong:.0%})':>22} "
               f"{f'{false_flags}/{right} ({false_flags / right:.0%})':>22}   (written answers)")
     if not args.model:
@@ -126,12 +126,12 @@ def main(argv: list[str] | None = None) -> None:
           "flagged' leaves those out.")
     print(f"{'set':<24} {'local model right':>18} {'wrong flagged':>14} {'declined':>9} {'wrong claims flagged':>21}"
           f" {'right flagged':>14} {'sample citations':>17} {'right + invented':>17}")
-    for label, (path, kb) in SETS.items():
-        f = asyncio.run(model_answers(rows_of(path), kb, show=args.show and label.startswith("tuning")))
+    for label, kb in SETS.items():
+        f = asyncio.run(model_answers(rows_of(kb / "eval.jsonl"), kb, show=args.show and label.startswith("tuning")))
         print(_model_row(label, f) + f" {f['from_sample']:>17} {f['invented']:>17}")
     print("\nThe same questions asked one after another in one conversation, as a demo asks them:")
-    for label, (path, kb) in SETS.items():
-        print(_model_row(label, asyncio.run(model_answers(rows_of(path), kb, conversation=True))))
+    for label, kb in SETS.items():
+        print(_model_row(label, asyncio.run(model_answers(rows_of(kb / "eval.jsonl"), kb, conversation=True))))
 
 
 def _model_row(label: str, f: dict[str, int]) -> str:
