@@ -68,6 +68,8 @@ def test_a_message_streams_into_the_chat_with_its_trace_and_charts(serve_glassbo
         ".some(p => p.getAttribute('d') && (p.getAttribute('fill') || p.getAttribute('stroke')))",
         timeout=10_000,
     )
+    # The lone point sits at the axes' ends; it is drawn whole, not clipped to the plot's edge.
+    assert page.evaluate("getComputedStyle(document.querySelector('#gb-ttft-plot g.mark-symbol')).clipPath") == "none"
 
     page.check("#gb-level input[value='answer only']")
     page.wait_for_function("!document.querySelector('#gb-panel').innerText.includes('retrieval')")

@@ -74,6 +74,12 @@ CSS = """
 .gb-error td, .gb-cancelled td { color: var(--error-text-color); }
 .gb-run_end td { font-weight: 600; }
 .gb-empty { color: var(--body-text-color-subdued); padding: 1em; }
+/* The charts' axes end at their outermost points, and Vega clips marks to the plot: the highest,
+   first and last points were drawn cut in half. Axis limits sent with each update left Gradio's
+   plot stale or empty at times (tried and reverted); letting the points overhang the edge is safe. */
+#gb-ttft-plot g.mark-symbol, #gb-latency-plot g.mark-symbol { clip-path: none; }
+/* On a phone the percentiles' table broke words mid-way ("valu e"); whole words, tighter cells. */
+#gb-targets th, #gb-targets td { word-break: normal; overflow-wrap: normal; padding: 4px 8px; }
 """
 
 
@@ -351,12 +357,13 @@ def add_chat_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor: gr.B
             # A point per answer, not a line: runs are separate events, and a line through them
             # implied values between runs. Completed runs only, as in the percentiles.
             # Replicas on one database: every replica's runs, a colour each (app.show_the_fleet).
+            # The unit is in the title too: Gradio drops the axis titles of a chart first drawn empty.
             fleet = {"color": "replica", "color_title": "replica"} if glassbox.replicas else {}
-            ttft_plot = gr.ScatterPlot(x="time", y="ttft_s", title="Time to first token, per answer", **fleet,
+            ttft_plot = gr.ScatterPlot(x="time", y="ttft_s", title="Time to first token, seconds", **fleet,
                                        x_title="time", y_title="seconds", tooltip=["question", "ttft_s", "run"],
                                        height=220, y_lim=[0, None], x_axis_format="%H:%M:%S",
                                        elem_id="gb-ttft-plot")
-            latency_plot = gr.ScatterPlot(x="time", y="latency_s", title="Latency, end to end, per answer", **fleet,
+            latency_plot = gr.ScatterPlot(x="time", y="latency_s", title="Latency end to end, seconds", **fleet,
                                           x_title="time", y_title="seconds", tooltip=["question", "latency_s", "run"],
                                           height=220, y_lim=[0, None], x_axis_format="%H:%M:%S",
                                           elem_id="gb-latency-plot")
