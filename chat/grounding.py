@@ -88,6 +88,7 @@ def check_grounding(
         spans += _unsupported_in(sentence, cited, facts, names, claim)
     if question and len(spans) < MAX_UNSUPPORTED:
         spans += _values_of_another_case(asked_line, claims, read)
+        spans += _yes_denied(asked_line, claim, claims, cited, known)
     if not spans and claims and _gives_no_value_asked(asked_line, claim, claims):
         spans = [(claims[0].start, claims[-1].end)]
     if not spans:
@@ -202,6 +203,40 @@ def _values_of_another_case(asked: str, claims: list[_Sentence],
                     continue  # "at weekends, 9 am to 5 pm": the answer says whose value it is
                 spans.append((q.start, q.end))
     return spans
+
+
+# --- A "yes" that the cited sentence denies ---------------------------------------------------------
+
+# A question a bare "yes" answers: it opens with an auxiliary ("Can I …?", "Is the branch …?").
+_YES_NO_QUESTION = re.compile(
+    r"\A[\W_]*(?:can|could|is|are|was|were|do|does|did|will|would|may|might|should|shall|has|have|am)\b", re.I)
+_YES = re.compile(r"\A[\W_]*(?:yes|yeah|yep)\b(?=\s*(?:[,.!;:–—-]|\Z))", re.I)
+
+
+def _yes_denied(asked: str, claim: str, claims: list[_Sentence], cited: list[_Sentence],
+                known: frozenset[str]) -> list[tuple[int, int]]:
+    """Return the answer's opening sentence when it is a "yes" that the cited sentence denies.
+
+    The reply stands for the question said as a statement ("Yes." to "Is the branch open on
+    Mondays?" says it is open on Mondays), judged like any clause against the cited sentence about
+    the same thing ("closed on Sundays and Mondays"). A "no" is not judged: what it denies is often
+    true of the asker alone ("My friend has no card. Can she book a room?" against "rooms can be
+    booked by cardholders"), which the statement loses. A question that itself denies ("Can't I
+    …?") or offers choices ("… or …?") has no such reading.
+    """
+    reply = _YES.match(claim)
+    asked_sentences = [asked[s:e] for s, e in _spans(asked, _SENTENCE_BREAK, 0, len(asked))]
+    question = asked_sentences[-1].strip() if asked_sentences else ""
+    if (reply is None or not claims or not question.endswith("?") or not _YES_NO_QUESTION.match(question)
+            or _NEGATION.search(question.lower()) or re.search(r"\bor\b", question, re.I)):
+        return []
+    for sentence in _read(question.rstrip("?").strip(), known):
+        for clause in sentence.clauses:
+            closest, shared = _closest(clause, sentence, cited)
+            about = closest[0] if shared >= MIN_SHARED_WORDS else None
+            if about and (_flips_polarity(clause, about) or _goes_without_the_needed(clause, about)):
+                return [(claims[0].start, claims[0].end)]
+    return []
 
 
 # --- Bounding and cleaning untrusted text -----------------------------------------------------------

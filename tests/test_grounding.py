@@ -216,6 +216,32 @@ def test_a_denied_case_gives_no_value_and_a_denied_value_claims_nothing() -> Non
     assert grounded("Phone support is open from 8 am to 8 pm.", phone, asked="What are your phone support hours?")
 
 
+EASTSIDE = "Eastside Branch: The Eastside Branch is closed on Sundays and Mondays all year round."
+WALK_INS = "How to book: We do not accept walk-ins, so every visit needs a booked appointment."
+FREE_OVER = "Shipping costs: Standard shipping is free on orders over $50."
+
+
+@pytest.mark.parametrize(("asked", "answer", "source", "unsupported"), [
+    # A bare "yes" says the question as a statement, and the cited sentence denies it.
+    ("Is the Eastside Branch open on Mondays?", "Yes.", EASTSIDE, ("Yes.",)),
+    ("Is the Eastside Branch open on Mondays?", "Yes, it is. Enjoy your visit!", EASTSIDE, ("Yes, it is.",)),
+    ("Can I just walk in without an appointment?", "Yes, you can.", WALK_INS, ("Yes, you can.",)),
+    # What the sentence says, or doesn't deny, is not flagged.
+    ("Is standard shipping free on orders over $50?", "Yes.", FREE_OVER, ()),
+    ("Is the Eastside Branch open on Mondays?", "No, it is closed on Mondays.", EASTSIDE, ()),
+    ("Is the Eastside Branch open on Tuesdays?", "Yes.", EASTSIDE, ()),
+    # A "no" is not judged: it may be true of the asker alone, which the sentence doesn't say.
+    ("Is standard shipping free on orders over $50?", "No.", FREE_OVER, ()),
+    # No statement to judge: a question that denies, or offers a choice, or a "yes" that isn't a reply.
+    ("Isn't the Eastside Branch open on Mondays?", "Yes.", EASTSIDE, ()),
+    ("Is the Eastside Branch open on Mondays or Tuesdays?", "Yes, on Tuesdays.", EASTSIDE, ()),
+    ("Is the Eastside Branch open on Mondays?", "Yesterday it was.", EASTSIDE, ()),
+])
+def test_a_yes_to_what_the_cited_sentence_denies_is_unsupported(asked: str, answer: str, source: str,
+                                                                unsupported: tuple) -> None:
+    assert check_grounding(answer, [source], asked=asked).unsupported == unsupported
+
+
 WIFI = "Computers and Wi-Fi: The free Wi-Fi network is called RPL-Public and does not need a password."
 
 
