@@ -5,11 +5,11 @@
                                        # one question a conversation and then all in one conversation
     python -m bench.quality --model --show   # and print the tuning sets' misjudged answers (never the held-out's)
 
-Sets: three we tune on, `data/kb` (the sample shop: the prompt, RAG_MIN_SCORE and the check were first
-tuned on it), `data/tuning/library` and `data/tuning/clinic` (other domains, so that a change must help
-more than one); and `data/heldout/kb` (a bike-sharing service, written apart and never tuned on). Each
-row of a set's eval.jsonl has a question, the strings a right answer contains, its source document,
-and a written right and wrong answer. Figures, not assertions.
+Sets: four we tune on, `data/kb` (the sample shop: the prompt, RAG_MIN_SCORE and the check were first
+tuned on it), `data/tuning/library`, `data/tuning/clinic` and `data/tuning/notes` (other domains, so that
+a change must help more than one); and `data/heldout/kb` (a bike-sharing service, written apart and
+never tuned on). Each row of a set's eval.jsonl has a question, the strings a right answer contains,
+its source document, and a written right and wrong answer. Figures, not assertions.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 SETS = {"tuning (sample shop)": REPO / "data" / "kb",  # each folder holds its documents, manifest and eval.jsonl
         "tuning (library)": REPO / "data" / "tuning" / "library",
         "tuning (clinic)": REPO / "data" / "tuning" / "clinic",
+        "tuning (notes app)": REPO / "data" / "tuning" / "notes",
         "held-out (bike share)": REPO / "data" / "heldout" / "kb"}
 
 

@@ -59,7 +59,8 @@ def check_grounding(
     """Return whether the answer's numbers, names and negations are backed by the cited sentences.
 
     The words of `known_names` (the assistant's own name, which the system prompt gives it) are
-    supported wherever the answer capitalises them, though no source mentions them. The numbers of
+    supported wherever the answer capitalises them, though no source mentions them, and so are the
+    words `asked` writes in lower case ("the free plan" answered "the Free plan"). The numbers of
     `asked` (the user's message) may be said back ("your 11-year-old"), but a cited sentence about
     the same thing with another value still contradicts them ("yes, within 60 days" against 45).
     When `asked` asks for a value ("how long", "how much", "how many", "what time") or a name
@@ -81,13 +82,15 @@ def check_grounding(
     spans = _unsupported_identifiers(claim, written) + _unsupported_called(claim, written)
     claims = [s for s in _read(_mask(claim, _IDENTIFIER), known) if not s.question]
     facts = Facts.of([*(q for s in cited for q in s.quantities), *read_quantities(question)[0]])
-    names = _NameIndex(texts, known)
+    # A word the user wrote in lower case is no name the answer invented by capitalising it ("on the
+    # free plan" asked, "On the Free plan …" answered); a name the user wrote as one still needs a source.
+    names = _NameIndex(texts, known | {w for w in _LETTERS.findall(question) if w.islower()})
     for sentence in claims:
         if len(spans) >= MAX_UNSUPPORTED:
             break
         spans += _unsupported_in(sentence, cited, facts, names, claim)
     if question and len(spans) < MAX_UNSUPPORTED:
-        spans += _values_of_another_case(asked_line, claims, read)
+        spans += _values_of_another_case(asked_line, claim, claims, read)
         spans += _yes_denied(asked_line, claim, claims, cited, known)
     if not spans and claims and _gives_no_value_asked(asked_line, claim, claims):
         spans = [(claims[0].start, claims[-1].end)]
@@ -158,18 +161,20 @@ def _case_words(text: str) -> frozenset[str]:
     return frozenset(word for _, word in _content_stems(text.lower()))
 
 
-def _values_of_another_case(asked: str, claims: list[_Sentence],
+def _values_of_another_case(asked: str, claim: str, claims: list[_Sentence],
                             read: list[tuple[str, list[_Sentence]]]) -> list[tuple[int, int]]:
     """Return the answer's values that a cited sentence gives for another case than the one asked.
 
     "How late can I reach the on-call dentist on a weekday?" against "from 6 pm to 10 pm on weekdays
     and from 9 am to 5 pm at weekends": "9 am to 5 pm" is the weekends' value. A sentence counts when
     its parts give values of the same kind, and a word of the question (weekday) is in one part
-    only; the answer's value is excused when it names the other part's case and not the one asked
-    ("at weekends it is 9 am to 5 pm" is true). Denials give no case a value ("not on 5 GHz"), and
-    an answer's denied value claims nothing.
+    only; the answer's value is excused when its own part of the answer names the other case and
+    not the one asked ("at weekends it is 9 am to 5 pm" is true, and so is the whole sentence said
+    back). Denials give no case a value ("not on 5 GHz"), and an answer's denied value claims nothing.
     """
     question = _case_words(asked)
+    starts = {m.end() for m in _SENTENCE_START.finditer(asked)}
+    names = {_stem(m.group().lower()) for m in _WORD.finditer(asked) if m.group()[0].isupper() and m.start() not in starts}
     answer = [q for sentence in claims for clause in sentence.clauses if not clause.negated  # denied: not claimed
               for q in sentence.quantities if clause.start <= q.start < clause.end]
     if not question or not answer:
@@ -179,7 +184,7 @@ def _values_of_another_case(asked: str, claims: list[_Sentence],
         for sentence in sentences:
             start, end = sentence.start, sentence.end
             parts = [(text[s:e], [q for q in sentence.quantities if s <= q.start < e])
-                     for s, e in _spans(text, _CASE_BREAK, start, end)]
+                     for s, e in _labelled_parts(text, start, end, sentence.quantities)]
             parts = [(_case_words(part), Facts.of(inside), {q.kind for q in inside}) for part, inside in parts
                      if inside and not _NEGATION.search(part.lower())]  # "not on 5 GHz" gives no case a value
             if len(parts) < 2:
@@ -189,6 +194,8 @@ def _values_of_another_case(asked: str, claims: list[_Sentence],
             own = [words - lead - frozenset().union(*(w for j, (w, _, _) in enumerate(parts) if j != i))
                    for i, (words, _, _) in enumerate(parts)]
             asked_in = [i for i, words in enumerate(own) if words & question]
+            if len(asked_in) > 1:  # "on the Plus plan" against "on the Free plan" and "on Plus": the name decides
+                asked_in = [i for i in asked_in if own[i] & names]
             if len(asked_in) != 1:
                 continue
             case = asked_in[0]
@@ -198,11 +205,30 @@ def _values_of_another_case(asked: str, claims: list[_Sentence],
                 other = next((i for i, (_, facts, _) in enumerate(parts) if i != case and facts.back(q)), None)
                 if other is None:
                     continue
-                said = next(sentence.words for sentence in claims if sentence.start <= q.start < sentence.end)
+                within = next(s for s in claims if s.start <= q.start < s.end)
+                said = _case_words(next(claim[s:e] for s, e in _labelled_parts(claim, within.start, within.end,
+                                                                               within.quantities) if s <= q.start < e))
                 if said & own[other] and not said & own[case]:
-                    continue  # "at weekends, 9 am to 5 pm": the answer says whose value it is
+                    continue  # "at weekends, 9 am to 5 pm": the answer says whose value it is, beside it
                 spans.append((q.start, q.end))
     return spans
+
+
+def _labelled_parts(text: str, start: int, end: int, quantities: tuple[Quantity, ...]) -> list[tuple[int, int]]:
+    """Split a sentence into its cases' parts. A part with no value is the label of the part after
+    it ("on Plus, with up to 10 collaborators"), or, at the end, of the one before it ("for 90 days
+    on Plus and Team"); one that denies is left out."""
+    parts: list[list[int]] = []
+    label = None  # where a run of parts with no value began
+    for s, e in _spans(text, _CASE_BREAK, start, end):
+        if any(s <= q.start < e for q in quantities):
+            parts.append([s if label is None else label, e])
+            label = None
+        elif not _NEGATION.search(text[s:e].lower()):
+            label = s if label is None else label
+    if label is not None and parts:
+        parts[-1][1] = end
+    return [(s, e) for s, e in parts]
 
 
 # --- A "yes" that the cited sentence denies ---------------------------------------------------------
@@ -486,7 +512,7 @@ class _Clause:
     words: frozenset[str]  # stems of content words
     tokens: frozenset[str]  # the words, and the keys of its quantities ("duration:900") and names ("name:us")
     negated: bool
-    focus: frozenset[str]  # what its negations deny: the first content after each
+    focus: frozenset[str]  # what its negations deny: the first content after each ("no": its phrase, space-joined)
     said_of: frozenset[str]  # what comes before its first negation: "*dogs* cannot ride"
     complements: frozenset[str]  # what completes each denied word: "cannot ride *in the basket*"
     wording: str  # its words as stems, in order and padded: " dog can ride in the basket "
@@ -572,12 +598,14 @@ def _clause(
     positioned.sort()
     cues = list(_NEGATION.finditer(lowered))
     antonyms = list(_ANTONYM.finditer(lowered))
-    focus = {_stem(m.group(1) or _ANTONYMS[m.group()]) for m in antonyms} | _denied(positioned, cues)
+    focus = {_stem(m.group(1) or _ANTONYMS[m.group()]) for m in antonyms} | _denied(positioned, cues, lowered)
     first = min((m.start() for m in cues + antonyms), default=len(lowered))
     said_of = frozenset(w for p, w in positioned if p < first)
     scope = frozenset(w for p, w in positioned if p >= first and ":" in w)
     tokens = frozenset(w for _, w in positioned)
-    wording, complements = _wording(lowered, cues)
+    # What follows "costs nothing" completes no denied word ("costs nothing and includes 2 GB").
+    wording, complements = _wording(lowered, [c for c in cues if c.group() not in _LOOKS_BACK
+                                              or not any(p < c.start() for p, _ in positioned)])
     limited, only_if = _is_limited(lowered, cues), bool(_ONLY_IF.search(lowered))
     return _Clause(
         start,
@@ -596,17 +624,40 @@ def _clause(
     )
 
 
-def _denied(positioned: list[tuple[int, str]], cues: list[re.Match[str]]) -> set[str]:
-    """Return what each negation denies: the first words or quantity after it, else the last before."""
+def _denied(positioned: list[tuple[int, str]], cues: list[re.Match[str]], lowered: str) -> set[str]:
+    """Return what each negation denies: the first words or quantity after it, else the last before.
+
+    "Nothing" and its kind deny the word before them ("costs nothing and includes 2 GB" denies no
+    storage). "No" denies its whole noun phrase, kept as one entry of its words: "there's no Linux
+    desktop app" is not contradicted by "Linux users can use the web app".
+    """
     positions = [p for p, _ in positioned]
     denied = set()
     for cue in cues:
         first = bisect_left(positions, cue.end())
-        if first < len(positioned):
+        before = bisect_left(positions, cue.start())
+        if cue.group() in _LOOKS_BACK and before:
+            denied.add(positioned[before - 1][1])
+        elif cue.group() == "no" and len(phrase := _noun_phrase(lowered, cue.end())) > 1:
+            denied.add(" ".join(phrase))
+        elif first < len(positioned):
             denied.update(w for p, w in positioned[first : bisect_right(positions, positions[first])])
         elif positioned and positions[-1] < cue.start():
             denied.add(positioned[-1][1])
     return denied
+
+
+_LOOKS_BACK = ("nothing", "none", "nobody")  # "costs nothing": the word before is what is denied
+_PHRASE_WORD = re.compile(r"[ \t]*([^\W\d_]+)")
+
+
+def _noun_phrase(lowered: str, start: int) -> list[str]:
+    """Return the stems of the content words running on from `start` with only spaces between them."""
+    stems = []
+    while (match := _PHRASE_WORD.match(lowered, start)) and (stem := _stem(match.group(1))) not in _STOP_WORDS:
+        stems.append(stem)
+        start = match.end()
+    return stems
 
 
 def _wording(lowered: str, cues: list[re.Match[str]]) -> tuple[str, frozenset[str]]:
@@ -789,7 +840,7 @@ def _says_denied(plain: _Clause, negated: _Clause) -> bool:
     basket" says what "dogs cannot ride in the basket" denies; "you can place a second order" is
     not what "items cannot be added to an order" denies.
     """
-    if negated.focus & plain.tokens:
+    if any(all(word in plain.tokens for word in denied.split(" ")) for denied in negated.focus):
         return True
     return bool(negated.said_of & plain.tokens) and any(c in plain.wording for c in negated.complements)
 

@@ -216,6 +216,64 @@ def test_a_denied_case_gives_no_value_and_a_denied_value_claims_nothing() -> Non
     assert grounded("Phone support is open from 8 am to 8 pm.", phone, asked="What are your phone support hours?")
 
 
+PLUS_PRICE = "Plus: The Plus plan costs $6 per month, or $60 per year when paid annually."
+
+
+@pytest.mark.parametrize(("answer", "source", "asked"), [
+    # Each value beside its own case: the other case's value is not passed off as the one asked.
+    ("The Plus plan costs $6 per month, or $60 a year if you pay annually.", PLUS_PRICE,
+     "How much does the Plus plan cost per month?"),
+    ("The on-call dentist answers from 6 pm to 10 pm on weekdays and from 9 am to 5 pm at weekends.", ON_CALL,
+     "How late in the evening can I reach the on-call dentist on a weekday?"),
+])
+def test_a_value_said_with_its_own_case_is_grounded(answer: str, source: str, asked: str) -> None:
+    assert grounded(answer, source, asked=asked)
+
+
+INVITES = "Inviting people: On the Free plan a notebook can be shared with up to 3 people; on Plus, with up to 10 collaborators."
+HISTORY = ("Version history: Inkwell keeps earlier versions of every note: for 7 days on the Free plan and for 90 days"
+           " on Plus and Team.")
+
+
+@pytest.mark.parametrize(("answer", "source", "asked", "unsupported"), [
+    # A case named apart from its value ("on Plus, with up to 10") still names it.
+    ("On Plus, you can share a notebook with up to 3 people.", INVITES,
+     "How many people can I share a notebook with on Plus?", ("3 people",)),
+    ("On Plus, you can share a notebook with up to 10 people.", INVITES,
+     "How many people can I share a notebook with on Plus?", ()),
+    # "Plan" is in the question and in the Free part; the name "Plus" says which case is asked.
+    ("Version history goes back to 7 days on the Plus plan and 90 days on the Team plan.", HISTORY,
+     "How far back does version history go on the Plus plan?", ("7 days",)),
+    ("On Plus it's 90 days; on the Free plan, 7 days.", HISTORY,
+     "How far back does version history go on the Plus plan?", ()),
+])
+def test_a_case_is_told_by_its_label_and_its_name(answer: str, source: str, asked: str, unsupported: tuple) -> None:
+    assert check_grounding(answer, [source], asked=asked).unsupported == unsupported
+
+
+def test_what_costs_nothing_is_denied_a_cost_not_what_follows() -> None:
+    free = "Free: The Free plan costs nothing and includes 2 GB of storage."
+
+    assert grounded("The Free plan includes 2 GB of storage.", free)
+    assert not grounded("The Free plan costs $5 a month.", free)
+
+
+def test_no_denies_its_whole_phrase() -> None:
+    linux = "Linux and the web: There is no desktop app for Linux; Linux users can use the web app."
+
+    assert grounded("There's no Linux desktop app, but the web app works on Linux.", linux)
+    assert not grounded("Yes, there is a desktop app for Linux.", linux)
+
+
+def test_a_word_the_user_wrote_in_lower_case_is_no_invented_name() -> None:
+    replies = "Reply times: Team customers get a reply within 4 hours. Everyone else gets a reply within 2 business days."
+    ups = "Carriers: We ship every order with UPS."
+
+    assert grounded("On the Free plan you'll get a reply within 2 business days.", replies,
+                    asked="How fast will support reply if I'm on the free plan?")
+    assert not grounded("Yes, we ship with FedEx.", ups, asked="Do you ship with FedEx?")
+
+
 EASTSIDE = "Eastside Branch: The Eastside Branch is closed on Sundays and Mondays all year round."
 WALK_INS = "How to book: We do not accept walk-ins, so every visit needs a booked appointment."
 FREE_OVER = "Shipping costs: Standard shipping is free on orders over $50."
@@ -668,12 +726,12 @@ def test_eval_wrong_answers_are_unsupported(row: dict) -> None:
     assert result.unsupported and result.evidence in sentences_of(row["source"])
 
 
-# --- The other tuning sets: data/tuning/ (a library, a dental clinic), with the question asked ----------------
+# --- The other tuning sets: data/tuning/ (a library, a dental clinic, a notes app), with the question asked --
 
 TUNING = REPO / "data" / "tuning"
 TUNING_ROWS = [
     (folder, row)
-    for folder in (TUNING / "library", TUNING / "clinic")
+    for folder in (TUNING / "library", TUNING / "clinic", TUNING / "notes")
     for row in (json.loads(line) for line in (folder / "eval.jsonl").read_text().splitlines() if line.strip())
 ]
 
