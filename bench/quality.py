@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import tempfile
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -108,6 +109,20 @@ async def model_answers(rows: list[dict], kb: Path, show: bool = False, conversa
     return figures
 
 
+CHECK_TARGET_MS = 5.0  # a typical answer against its few cited sentences
+
+
+def check_ms(rounds: int = 200) -> float:
+    """Return the check's mean time in ms on a typical answer: a sentence against four cited ones."""
+    sources = [c.text for c in split_into_chunks(load_text(REPO / "data" / "kb" / "returns.md"), "returns.md")][:4]
+    answer = "Happy to help! You can return a faulty item within 45 days of delivery for a replacement or a refund."
+    check_grounding(answer, sources, asked="How long can I return a faulty item?")
+    started = time.perf_counter()
+    for _ in range(rounds):
+        check_grounding(answer, sources, asked="How long can I return a faulty item?")
+    return (time.perf_counter() - started) / rounds * 1000
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Answer quality and the grounding check")
     parser.add_argument("--model", action="store_true", help="also ask the local model (about a minute a set)")
@@ -119,6 +134,9 @@ def main(argv: list[str] | None = None) -> None:
         caught, wrong, false_flags, right = written_answers(rows_of(kb / "eval.jsonl"), kb, (manifest["assistant_name"],))
         print(f"{label:<24} {f'{caught}/{wrong} ({caught / wrong:.0%})':>22} "
               f"{f'{false_flags}/{right} ({false_flags / right:.0%})':>22}   (written answers)")
+    took = check_ms()
+    print(f"\nThe check on a typical answer: {took:.2f} ms  target < {CHECK_TARGET_MS:.0f} ms  "
+          f"{'met' if took < CHECK_TARGET_MS else 'NOT met'}")
     if not args.model:
         return
     print("\nRight: the answer states the right fact and no figure, range or name found nowhere in the documents\n"

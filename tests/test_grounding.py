@@ -696,18 +696,6 @@ def test_hostile_known_names_are_ignored_without_raising() -> None:
     assert result.verdict == "grounded"
 
 
-def test_a_typical_answer_is_checked_in_well_under_five_milliseconds() -> None:
-    sources = [FAULTY, UNOPENED, HEADPHONES, RESTOCKING]
-    answer = "Happy to help! You can return a faulty item within 45 days of delivery for a replacement or a refund."
-    check_grounding(answer, sources)
-
-    started = time.perf_counter()
-    for _ in range(50):
-        check_grounding(answer, sources)
-
-    assert (time.perf_counter() - started) / 50 < 0.005
-
-
 # --- The tuning set: data/kb/eval.jsonl ----------------------------------------------------------------------
 
 
