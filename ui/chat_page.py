@@ -57,6 +57,10 @@ FOLLOW_THE_RUN = """() => {
 }"""
 SECTIONS = "Jump to: [the chat](#gb-chat) · [the agent's steps](#gb-panel) · [how fast](#gb-observability)"
 WATCH_LIFETIME_S = 60.0  # a page's observability watcher ends after this; the page's timer starts the next
+# Tall enough to read an answer and its sources, short enough that the message box stays on screen
+# under the page's header on a 900-pixel-high laptop screen (it fell below the fold at 520 px).
+CHAT_HEIGHT = "clamp(360px, calc(100vh - 520px), 640px)"
+
 CSS = """
 .gb-panel { max-height: min(70vh, 640px); overflow-y: auto; font-size: 0.85em; }
 .gb-panel td:nth-child(2) { white-space: nowrap; }
@@ -333,7 +337,7 @@ def add_chat_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor: gr.B
                 agent_graph = gr.Radio(AGENT_GRAPH_CHOICES, value=settings.agent_graph, label="Who answers",
                                        elem_id="gb-agent-graph", scale=2, min_width=220,
                                        info="A team: a coordinator, specialists side by side, one answer.")
-            chatbot = gr.Chatbot(label="Chat", height=520, elem_id="gb-chat", layout="bubble",
+            chatbot = gr.Chatbot(label="Chat", height=CHAT_HEIGHT, elem_id="gb-chat", layout="bubble",
                                  placeholder="Ask a question about the documents…")
             activity = gr.HTML("", elem_id="gb-activity")  # the team's "now working" line, by the input
             with gr.Row():
