@@ -144,3 +144,20 @@ def test_a_store_from_a_newer_glassbox_is_refused_with_a_clear_message(path):
     store.close()
     with pytest.raises(RuntimeError, match="newer than this Glassbox"):
         TraceStore(path)
+
+
+def test_the_models_offered_as_a_filter_are_those_of_the_callers_runs(path):
+    from auth.callers import Caller
+
+    mine, theirs = Caller("visitor:me"), Caller("visitor:them")
+    store = TraceStore(path)
+    for caller, thread in ((mine, "t-mine"), (theirs, "t-theirs")):
+        store.claim_thread(caller, thread, "Hello?", "sample")
+    for run, thread, model in (("r1", "t-mine", "model-a"), ("r2", "t-mine", "model-a"), ("r3", "t-theirs", "model-b")):
+        for event in run_events(run, thread):
+            store.record(event if not isinstance(event, RunStarted) else RunStarted(
+                run_id=run, thread_id=thread, at=event.at, message=event.message, model=model))
+    assert store.flush()
+
+    assert store.models(mine) == ["model-a"] and store.models(theirs) == ["model-b"]
+    assert store.models(LOCAL) == ["model-a", "model-b"]  # the admin's filter offers everyone's

@@ -182,6 +182,14 @@ class TraceStore:
                                          "GROUP BY run_id", [run["id"] for run in runs]).fetchall())
         return [{**run, "notes": counts.get(run["id"], 0)} for run in runs]
 
+    def models(self, caller: Caller, limit: int = 50) -> list[str]:
+        """Return the models that answered the caller's runs, by name (the Traces tab's model filter)."""
+        with self.reading() as db:
+            return [row[0] for row in db.execute(
+                "SELECT DISTINCT runs.model FROM runs LEFT JOIN threads ON threads.id = runs.thread_id "
+                "WHERE (? OR threads.owner = ?) AND runs.model IS NOT NULL AND runs.model != '' "
+                "ORDER BY runs.model LIMIT ?", (caller.is_admin, caller.owner, limit)).fetchall()]
+
     # --- reviewer notes -----------------------------------------------------------------------
 
     def add_note(self, caller: Caller, run_id: str, reviewer: str, label: str, text: str,

@@ -12,6 +12,7 @@ import re
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 
 CSS = """
 #gb-waterfall svg { max-width: 100%; height: auto; }
+/* Twelve columns in the page's width: a smaller type, so grounding and notes are not cut off. */
+#gb-runs table { font-size: 0.8rem; }
 """
 PAGE = 25
 EXPORT_MAX = 500  # runs in one "Export these runs" file
@@ -43,7 +46,7 @@ ANY = "any"
 STATES = [ANY, "completed", "failed", "cancelled", "interrupted", "in_progress", "awaiting_approval", "queued"]
 ORDERS = {"newest first": "newest", "oldest first": "oldest", "slowest TTFT first": "slowest_ttft",
           "slowest first": "slowest"}
-HEADERS = ["time (UTC)", "run", "message", "status", "knowledge base", "TTFT ms", "latency ms", "tokens",
+HEADERS = ["time (UTC)", "run", "thread", "message", "status", "knowledge base", "TTFT ms", "latency ms", "tokens",
            "tool calls", "grounding", "notes"]
 NOTE_FILTERS = [ANY, "with notes", "pass", "fail", "flag"]
 LABELS = {"pass": "✅ pass", "fail": "❌ fail", "flag": "🚩 flag"}
@@ -56,13 +59,13 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
     of the Chat tab's charts opens its run here, and a run replays into that tab's chat."""
     traces, access = glassbox.traces, glassbox.access
 
-    def find(status: str, text: str, knowledge: str, min_ttft: float | None, order: str, noted: str, offset: int,
-             visitor: str, profile: gr.OAuthProfile | None = None):
+    def find(filters: tuple, offset: int, visitor: str, profile: gr.OAuthProfile | None):
+        """One page of the runs `filters` find, as table rows, with their ids, a label and whether more follow."""
         caller = caller_of(access, visitor, profile)
-        query = _query(status, text, knowledge, min_ttft, order, noted, offset, PAGE + 1)
+        query = _query(filters, offset, PAGE + 1)
         runs = traces.find_runs(caller, query)
         shown = runs[:PAGE]
-        rows = [[when(r["created_at"]), r["id"][:8], (r["message"] or "")[:80],
+        rows = [[when(r["created_at"]), r["id"][:8], (r["thread_id"] or "")[:8], (r["message"] or "")[:80],
                  r["status"] + (" (imported)" if r.get("origin") else ""), r["knowledge_base"] or "",
                  ms(r["ttft_s"]), ms(r["latency_s"]), (r["output_tokens"] or 0), r["tool_calls"] or 0,
                  r["grounding"] or "", r.get("notes") or 0] for r in shown]
@@ -70,17 +73,25 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
         label = f"Runs {first}–{query.offset + len(shown)}" + (" (more after)" if len(runs) > PAGE else "")
         return rows, [r["id"] for r in shown], label, query.offset, len(runs) > PAGE
 
-    def search(status, text, knowledge, min_ttft, order, noted, visitor, profile: gr.OAuthProfile | None = None):
-        rows, ids, label, offset, more = find(status, text, knowledge, min_ttft, order, noted, 0, visitor, profile)
+    # Gradio hands a handler its inputs by position and the visitor's profile by its annotation (only
+    # to parameters before any *args), so each takes the filters by name, in the order of `filters`.
+    def search(status, text, thread, model, knowledge, min_ttft, min_latency, since, until, noted, order, visitor,
+               profile: gr.OAuthProfile | None = None):
+        """The first page of runs the filters find."""
+        filters = (status, text, thread, model, knowledge, min_ttft, min_latency, since, until, noted, order)
+        rows, ids, label, offset, more = find(filters, 0, visitor, profile)
         return rows, ids, label, offset, gr.update(interactive=False), gr.update(interactive=more)
 
     def page(step: int):
-        def turn(status, text, knowledge, min_ttft, order, noted, offset, visitor,
-                 profile: gr.OAuthProfile | None = None):
-            rows, ids, label, offset, more = find(status, text, knowledge, min_ttft, order, noted,
-                                                  max(0, offset + step * PAGE), visitor, profile)
+        def turn(status, text, thread, model, knowledge, min_ttft, min_latency, since, until, noted, order, offset,
+                 visitor, profile: gr.OAuthProfile | None = None):
+            filters = (status, text, thread, model, knowledge, min_ttft, min_latency, since, until, noted, order)
+            rows, ids, label, offset, more = find(filters, max(0, offset + step * PAGE), visitor, profile)
             return rows, ids, label, offset, gr.update(interactive=offset > 0), gr.update(interactive=more)
         return turn
+
+    def offer_models(visitor: str, profile: gr.OAuthProfile | None = None):
+        return gr.update(choices=[ANY, *traces.models(caller_of(access, visitor, profile))])
 
     def pick(ids: list[str], selected: gr.SelectData):
         row = selected.index[0] if isinstance(selected.index, (list, tuple)) else selected.index
@@ -102,10 +113,12 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
                 gr.update(choices=choices, value=spans[0].span_id if spans else None),
                 span_json(spans[0]) if spans else None, [span_json(s) for s in spans], download)
 
-    def export_found(status, text, knowledge, min_ttft, order, noted, visitor, profile: gr.OAuthProfile | None = None):
+    def export_found(status, text, thread, model, knowledge, min_ttft, min_latency, since, until, noted, order,
+                     visitor, profile: gr.OAuthProfile | None = None):
         """Every run the filters find (up to EXPORT_MAX), as one OTLP JSON lines file."""
         caller = caller_of(access, visitor, profile)
-        query = _query(status, text, knowledge, min_ttft, order, noted, 0, EXPORT_MAX)
+        filters = (status, text, thread, model, knowledge, min_ttft, min_latency, since, until, noted, order)
+        query = _query(filters, 0, EXPORT_MAX)
         found = [run["id"] for run in traces.find_runs(caller, query)]
         if not found:
             gr.Warning("No run matches these filters.")
@@ -220,14 +233,20 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
     with gr.Row(equal_height=True):
         status = gr.Dropdown(STATES, value=ANY, label="Status", elem_id="gb-runs-status", min_width=140)
         text = gr.Textbox(label="Text in the message or answer", max_length=200, elem_id="gb-runs-q", min_width=200)
+        thread = gr.Textbox(label="Thread id", max_length=128, elem_id="gb-runs-thread", min_width=160)
+        model = gr.Dropdown([ANY], value=ANY, label="Model", elem_id="gb-runs-model", min_width=160)
         knowledge = gr.Dropdown([ANY], value=ANY, label="Knowledge base", elem_id="gb-runs-kb", min_width=140)
-        min_ttft = gr.Number(label="TTFT at least (ms)", minimum=0, elem_id="gb-runs-ttft", min_width=120)
+    with gr.Row(equal_height=True):
+        min_ttft = gr.Number(label="TTFT at least (ms)", minimum=0, elem_id="gb-runs-ttft", min_width=110)
+        min_latency = gr.Number(label="Latency at least (ms)", minimum=0, elem_id="gb-runs-latency", min_width=110)
+        since = gr.DateTime(label="From", type="timestamp", elem_id="gb-runs-since", min_width=180)
+        until = gr.DateTime(label="To", type="timestamp", elem_id="gb-runs-until", min_width=180)
         noted = gr.Dropdown(NOTE_FILTERS, value=ANY, label="Reviewer notes", elem_id="gb-runs-notes", min_width=130)
         order = gr.Dropdown(list(ORDERS), value="newest first", label="Order", elem_id="gb-runs-order", min_width=150)
         search_button = gr.Button("Search", variant="primary", elem_id="gb-runs-search", scale=0, min_width=100)
     table = gr.Dataframe(headers=HEADERS, interactive=False, elem_id="gb-runs", max_height=420, wrap=True,
-                         column_widths=["150px", "84px", "24%", "96px", "110px", "80px", "86px", "70px", "70px",
-                                        "104px", "64px"])
+                         column_widths=["100px", "84px", "84px", "13%", "92px", "88px", "60px", "70px", "66px",
+                                        "56px", "88px", "56px"])
     with gr.Row(equal_height=True):
         import_button = gr.UploadButton("Import runs (.jsonl)", size="sm", scale=0, min_width=170, file_count="single",
                                         type="filepath", elem_id="gb-runs-import")
@@ -275,7 +294,7 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
         comparison = gr.Markdown(elem_id="gb-comparison")
 
     private = {"api_visibility": "private"}
-    filters = [status, text, knowledge, min_ttft, order, noted]
+    filters = [status, text, thread, model, knowledge, min_ttft, min_latency, since, until, noted, order]  # _query's order
     listed = [table, ids, label, offset, previous, following]
     viewed = [summary, waterfall, span_choice, span_detail, spans, download]
     export_button.click(export_found, [*filters, visitor], export_file, **private)
@@ -289,11 +308,12 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
         concurrency_limit=None, **private)
     import_button.upload(import_file, [import_button, visitor], None, **private).then(
         search, [*filters, visitor], listed, **private)
-    for trigger in (search_button.click, text.submit, tab.select):
+    for trigger in (search_button.click, text.submit, thread.submit, tab.select):
         trigger(search, [*filters, visitor], listed, **private)
     previous.click(page(-1), [*filters, offset, visitor], listed, **private)
     following.click(page(+1), [*filters, offset, visitor], listed, **private)
     tab.select(lambda: gr.update(choices=[ANY, *(_names(glassbox))]), None, knowledge, **private)
+    tab.select(offer_models, visitor, model, **private)
     table.select(pick, ids, run_box, **private).then(open_run, [run_box, visitor], viewed, **private).then(
         show_notes, [run_box, visitor], notes_list, **private)
     for trigger in (open_button.click, run_box.submit):
@@ -321,14 +341,31 @@ async def _nothing():
     yield
 
 
-def _query(status: str, text: str, knowledge: str, min_ttft: float | None, order: str, noted: str, offset: int,
-           limit: int) -> RunQuery:
-    """The tab's filters as a store query."""
+def _query(filters: tuple, offset: int, limit: int) -> RunQuery:
+    """The tab's filters, in the order of its `filters` list, as a store query."""
+    status, text, thread, model, knowledge, min_ttft, min_latency, since, until, noted, order = filters
     note = None if noted in (ANY, None, "") else "any" if noted == "with notes" else noted
-    return RunQuery(status=None if status == ANY else status, q=(text or "").strip()[:200] or None, note=note,
-                    knowledge_base=None if knowledge in (ANY, "", None) else knowledge,
-                    min_ttft_s=(min_ttft / 1000) if min_ttft else None, order=ORDERS.get(order, "newest"),
+    return RunQuery(status=_chosen(status), q=(text or "").strip()[:200] or None, note=note,
+                    thread_id=(thread or "").strip()[:128] or None, model=_chosen(model),
+                    knowledge_base=_chosen(knowledge),
+                    min_ttft_s=(min_ttft / 1000) if min_ttft else None,
+                    min_latency_s=(min_latency / 1000) if min_latency else None,
+                    since=_stored_time(since), until=_stored_time(until), order=ORDERS.get(order, "newest"),
                     limit=limit, offset=max(0, int(offset or 0)))
+
+
+def _chosen(value: str | None) -> str | None:
+    return None if value in (ANY, "", None) else value
+
+
+def _stored_time(moment: float | None) -> str | None:
+    """A picked time (seconds since the epoch) as the store writes created_at, so they compare as text."""
+    if moment is None:
+        return None
+    try:
+        return datetime.fromtimestamp(float(moment), UTC).isoformat(timespec="milliseconds")
+    except (OverflowError, OSError, ValueError):  # a year the calendar lacks: no bound, not an error
+        return None
 
 
 def _export_file(lines: str, name: str) -> str:

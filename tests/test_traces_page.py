@@ -1,0 +1,41 @@
+"""The Traces tab's filters, as the store query they become (the page itself: tests/test_browser.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from ui.traces_page import ANY, _query
+
+
+def filters(**chosen) -> tuple:
+    """The tab's filters in the order its handlers take them, each unset unless chosen."""
+    names = ("status", "text", "thread", "model", "knowledge", "min_ttft", "min_latency", "since", "until",
+             "noted", "order")
+    unset = {"status": ANY, "model": ANY, "knowledge": ANY, "noted": ANY, "order": "newest first"}
+    return tuple(chosen.get(name, unset.get(name)) for name in names)
+
+
+def test_unset_filters_find_everything_newest_first() -> None:
+    query = _query(filters(), 0, 26)
+
+    assert query.where() == ("", []) and query.order == "newest" and (query.limit, query.offset) == (26, 0)
+
+
+def test_each_filter_of_the_tab_becomes_its_condition() -> None:
+    since, until = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 2, 12, 30, tzinfo=UTC)
+    query = _query(filters(status="failed", text="  canada ", thread=" t-1 ", model="scripted", knowledge="bikes",
+                           min_ttft=250, min_latency=1500, since=since.timestamp(), until=until.timestamp(),
+                           noted="with notes", order="slowest first"), 25, 26)
+
+    assert (query.status, query.q, query.thread_id, query.model, query.knowledge_base) == (
+        "failed", "canada", "t-1", "scripted", "bikes")
+    assert (query.min_ttft_s, query.min_latency_s) == (0.25, 1.5)
+    # As the store writes created_at, so they compare as text.
+    assert (query.since, query.until) == ("2026-11-01T00:00:00.000+00:00", "2026-11-02T12:30:00.000+00:00")
+    assert (query.note, query.order, query.offset) == ("any", "slowest", 25)
+
+
+def test_a_time_the_calendar_cannot_hold_sets_no_bound() -> None:
+    query = _query(filters(since=1e20, until=float("nan")), 0, 26)
+
+    assert query.since is None and query.until is None
