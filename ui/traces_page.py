@@ -245,8 +245,9 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
         order = gr.Dropdown(list(ORDERS), value="newest first", label="Order", elem_id="gb-runs-order", min_width=150)
         search_button = gr.Button("Search", variant="primary", elem_id="gb-runs-search", scale=0, min_width=100)
     table = gr.Dataframe(headers=HEADERS, interactive=False, elem_id="gb-runs", max_height=420, wrap=True,
-                         column_widths=["100px", "84px", "84px", "13%", "92px", "88px", "60px", "70px", "66px",
-                                        "56px", "88px", "56px"])
+                         # In pixels, 962 in all: the page's width on a laptop; a phone scrolls it sideways.
+                         column_widths=["100px", "88px", "88px", "130px", "92px", "86px", "58px", "68px", "62px",
+                                        "54px", "86px", "50px"])
     with gr.Row(equal_height=True):
         import_button = gr.UploadButton("Import runs (.jsonl)", size="sm", scale=0, min_width=170, file_count="single",
                                         type="filepath", elem_id="gb-runs-import")
