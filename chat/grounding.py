@@ -500,7 +500,8 @@ def _stem(word: str) -> str:
         word = word[:-1]
     if len(word) > 3 and word[-1] == word[-2]:
         word = word[:-1]
-    return word[:-1] if len(word) > 3 and word.endswith("e") else word
+    # Not "note" to "not" or "here" to "her": a stem that is a stop word would drop the word.
+    return word[:-1] if len(word) > 3 and word.endswith("e") and word[:-1] not in _STOP_WORDS else word
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chat.grounding import Grounding, check_grounding
+from chat.grounding import Grounding, _stem, check_grounding
 from rag.splitting import split_into_chunks
 
 REPO = Path(__file__).resolve().parent.parent
@@ -592,6 +592,11 @@ def test_another_verb_says_what_is_denied_only_with_the_same_subject_and_complem
     assert not grounded("You can take your dog in the basket.", "Pets: Dogs cannot ride in the basket.")
     assert grounded("You can place a second order for the extra items.", SECOND_ORDER)
     assert grounded("A Loop bike can carry your bag in the basket.", LOOP_PETS)
+
+
+def test_a_word_is_not_stemmed_into_a_stop_word() -> None:
+    # "note" is not "not": the word stays a content word, on both sides.
+    assert _stem("note") == "note" and _stem("notes") == "note" and _stem("returned") == "return"
 
 
 def test_polarity_is_judged_only_where_the_answer_and_a_source_share_two_content_words() -> None:
