@@ -131,8 +131,8 @@ def add_evals_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor: gr.
                                 min_width=100)
     figures = gr.Markdown(elem_id="gb-evals-figures")
     questions = gr.Dataframe(headers=QUESTION_HEADERS, interactive=False, elem_id="gb-evals-questions",
-                             max_height=420, wrap=True, column_widths=["40px", "20%", "12%", "27%", "76px", "112px",
-                                                                       "72px", "72px", "60px"],
+                             max_height=420, wrap=True, column_widths=["40px", "18%", "11%", "25%", "76px", "104px",
+                                                                       "64px", "72px", "60px"],
                              datatype=["number", "str", "str", "str", "str", "str", "str",
                                                                   "str", "markdown"])
     with gr.Accordion("Compare two evaluations", open=False, elem_id="gb-evals-compare"):
