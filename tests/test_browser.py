@@ -253,6 +253,13 @@ def test_a_document_uploaded_in_the_page_is_cited_with_a_grounding_badge(serve_g
     assert "pets.md: added: 1 chunks" in results and "song.mp3: unsupported file type '.mp3'" in results
     page.wait_for_function("document.querySelector('#gb-kb-documents').innerText.includes('pets.md')",
                            timeout=10_000)
+    (tmp_path / "folder").mkdir()  # a whole folder, picked at once
+    (tmp_path / "folder" / "hours.md").write_text("# Hours\n\nThe Loop bike hub opens at 7 am every day.\n")
+    (tmp_path / "folder" / "prices.txt").write_text("A Loop ride costs $2 for 30 minutes.\n")
+    page.set_input_files("input[webkitdirectory]", str(tmp_path / "folder"))  # the button's own input
+    page.wait_for_selector("#gb-kb-results:has-text('2 of 2 files added')", timeout=20_000)
+    page.wait_for_function("document.querySelector('#gb-kb-documents').innerText.includes('prices.txt')",
+                           timeout=10_000)
 
     page.get_by_role("tab", name="Chat").click()
     page.locator("#gb-kb input").click()

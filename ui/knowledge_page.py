@@ -180,7 +180,11 @@ def add_knowledge_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor:
             files = gr.File(file_count="multiple", type="filepath", elem_id="gb-kb-files",
                             label=f"Add documents: .md, .txt, .pdf or .html, several at once, up to "
                                   f"{max_bytes / 1_048_576:g} MB each. A file of the same name replaces the old one.")
-            upload_button = gr.Button("Add to this knowledge base", variant="primary", elem_id="gb-kb-upload")
+            with gr.Row(equal_height=True):
+                upload_button = gr.Button("Add to this knowledge base", variant="primary", elem_id="gb-kb-upload")
+                # A whole folder at once: its files go in as if chosen one by one, each with its line below.
+                folder = gr.UploadButton("Add a whole folder…", file_count="directory", type="filepath",
+                                         elem_id="gb-kb-folder", scale=0, min_width=240)
             results = gr.Markdown(elem_id="gb-kb-results")
             with gr.Row(equal_height=True):
                 document = gr.Dropdown([], label="Document", elem_id="gb-kb-document", scale=3)
@@ -213,6 +217,8 @@ def add_knowledge_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, visitor:
         trigger(show, [chosen, visitor], viewing, show_progress="hidden", **private)
     chosen.change(describe, chosen, detail, **private)
     upload_button.click(upload, [chosen, files, visitor], [results, files], concurrency_limit=2, **private).then(
+        describe, chosen, detail, **private)
+    folder.upload(upload, [chosen, folder, visitor], [results, files], concurrency_limit=2, **private).then(
         describe, chosen, detail, **private)
     remove_button.click(remove, [chosen, document, visitor], None, **private).then(describe, chosen, detail, **private)
     save_button.click(save_identity, [chosen, assistant, description, instructions, examples, visitor], None,
