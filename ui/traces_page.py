@@ -62,6 +62,7 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
     def find(filters: tuple, offset: int, visitor: str, profile: gr.OAuthProfile | None):
         """One page of the runs `filters` find, as table rows, with their ids, a label and whether more follow."""
         caller = caller_of(access, visitor, profile)
+        _warn_of_unread_times(filters)
         query = _query(filters, offset, PAGE + 1)
         runs = traces.find_runs(caller, query)
         shown = runs[:PAGE]
@@ -239,8 +240,9 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
     with gr.Row(equal_height=True):
         min_ttft = gr.Number(label="TTFT at least (ms)", minimum=0, elem_id="gb-runs-ttft", min_width=110)
         min_latency = gr.Number(label="Latency at least (ms)", minimum=0, elem_id="gb-runs-latency", min_width=110)
-        since = gr.DateTime(label="From", type="timestamp", elem_id="gb-runs-since", min_width=180)
-        until = gr.DateTime(label="To", type="timestamp", elem_id="gb-runs-until", min_width=180)
+        # Typed or picked as UTC, like the table's times; read by _stored_time, not by Gradio.
+        since = gr.DateTime(label="From (UTC)", type="string", timezone="UTC", elem_id="gb-runs-since", min_width=180)
+        until = gr.DateTime(label="To (UTC)", type="string", timezone="UTC", elem_id="gb-runs-until", min_width=180)
         noted = gr.Dropdown(NOTE_FILTERS, value=ANY, label="Reviewer notes", elem_id="gb-runs-notes", min_width=130)
         order = gr.Dropdown(list(ORDERS), value="newest first", label="Order", elem_id="gb-runs-order", min_width=150)
         search_button = gr.Button("Search", variant="primary", elem_id="gb-runs-search", scale=0, min_width=100)
@@ -359,14 +361,23 @@ def _chosen(value: str | None) -> str | None:
     return None if value in (ANY, "", None) else value
 
 
-def _stored_time(moment: float | None) -> str | None:
-    """A picked time (seconds since the epoch) as the store writes created_at, so they compare as text."""
-    if moment is None:
-        return None
+def _stored_time(text: str | None) -> str | None:
+    """A typed or picked time (UTC unless it says otherwise) as the store writes created_at, so they
+    compare as text; None when empty or unreadable (no bound: _warn_of_unread_times says so)."""
     try:
-        return datetime.fromtimestamp(float(moment), UTC).isoformat(timespec="milliseconds")
-    except (OverflowError, OSError, ValueError):  # a year the calendar lacks: no bound, not an error
+        moment = datetime.fromisoformat((text or "").strip()[:40])
+    except ValueError:
         return None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def _warn_of_unread_times(filters: tuple) -> None:
+    unread = [name for name, text in zip(("From", "To"), filters[7:9], strict=True)
+              if (text or "").strip() and _stored_time(text) is None]
+    if unread:
+        gr.Warning(f"{' and '.join(unread)}: write a time as 2026-11-23 14:30 (UTC), or leave it empty. "
+                   "Runs were found without that bound.")
 
 
 def _export_file(lines: str, name: str) -> str:
