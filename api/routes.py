@@ -6,7 +6,6 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
@@ -22,7 +21,7 @@ from chat.events import ErrorOccurred, Event, RunEnded
 from chat.service import AgentService, MessageRefused, ThreadBusy, WrongKnowledgeBase
 from chat.spans import span_tree
 from traces.compare import compare_runs
-from traces.store import RunQuery, TraceStore
+from traces.store import RunQuery, TraceStore, stored_time
 
 # Each route documents its 200 body and the errors its code answers with `doc.answers(...)`;
 # api/openapi.py adds the 400, 413 and 422 that every route of its shape can answer.
@@ -311,16 +310,14 @@ def only_parameters(names: frozenset[str]):
 
 
 def _stored_time(text: str | None) -> str | None:
-    """A time as the store writes created_at (ISO 8601, UTC, milliseconds), so they compare as text.
-    A date the calendar lacks (2026-02-31) still compares as text, as the pattern allows it."""
+    """A time as the store writes created_at (stored_time), so they compare as text. A date the
+    calendar lacks (2026-02-31) still compares as text, as the pattern allows it."""
     if text is None:
         return None
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return stored_time(text)
     except ValueError:
         return text
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 def _found(value: Any, kind: str) -> Any:

@@ -37,12 +37,20 @@ from traces.writer import EventWriter, make_title
 
 UNFINISHED = ("queued", "in_progress", "awaiting_approval")
 log = logging.getLogger("glassbox.traces")
-__all__ = ["TraceStore", "make_title", "utc_now"]
+__all__ = ["TraceStore", "make_title", "stored_time", "utc_now"]
 
 
 def utc_now() -> str:
     """Return the current time as an ISO 8601 UTC string."""
     return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def stored_time(text: str) -> str:
+    """Return an ISO 8601 time (UTC unless it says otherwise) as the store writes created_at (utc_now),
+    so the two compare as text; raise ValueError if it is not one."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 class TraceStore:

@@ -12,7 +12,6 @@ import re
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +21,7 @@ from chat.config import ID_PATTERN
 from chat.spans import span_tree
 from traces.compare import compare_runs
 from traces.otlp import ImportRefused, import_origin, otlp_lines, runs_from_otlp
-from traces.store import RunQuery
+from traces.store import RunQuery, stored_time
 from ui.observability import charted, run_in
 from ui.panel import panel_html
 from ui.render import inert
@@ -362,14 +361,12 @@ def _chosen(value: str | None) -> str | None:
 
 
 def _stored_time(text: str | None) -> str | None:
-    """A typed or picked time (UTC unless it says otherwise) as the store writes created_at, so they
-    compare as text; None when empty or unreadable (no bound: _warn_of_unread_times says so)."""
+    """A typed or picked time as the store writes created_at (stored_time); None when empty or
+    unreadable (no bound: _warn_of_unread_times says so)."""
     try:
-        moment = datetime.fromisoformat((text or "").strip()[:40])
+        return stored_time((text or "").strip()[:40])
     except ValueError:
         return None
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 def _warn_of_unread_times(filters: tuple) -> None:
