@@ -174,7 +174,8 @@ def _values_of_another_case(asked: str, claim: str, claims: list[_Sentence],
     """
     question = _case_words(asked)
     starts = {m.end() for m in _SENTENCE_START.finditer(asked)}
-    names = {_stem(m.group().lower()) for m in _WORD.finditer(asked) if m.group()[0].isupper() and m.start() not in starts}
+    names = {_stem(m.group().lower()) for m in _WORD.finditer(asked)  # its capitalised words, "Team" too
+             if m.group()[0].isupper() and m.start() not in starts}
     answer = [q for sentence in claims for clause in sentence.clauses if not clause.negated  # denied: not claimed
               for q in sentence.quantities if clause.start <= q.start < clause.end]
     if not question or not answer:

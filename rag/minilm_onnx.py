@@ -3,7 +3,8 @@
 A question is embedded before every answer, on the time to first token's path. On these 2-core
 machines, one thread, one question: sentence-transformers (torch) 13.1 ms, this 5.5 ms (4.2 ms on
 the two threads it runs on), and the vectors differ by at most 1.3e-7 (cosine 0.9999999), so
-knowledge bases embedded either way mix freely. (int8 weights took 2.9 ms but moved vectors to cosine 0.957: a different model, not used.)
+knowledge bases embedded either way mix freely. (int8 weights took 2.9 ms but moved vectors to
+cosine 0.957: a different model, not used.)
 
 The ONNX graph is exported from the bundled model with torch, once, into APP_STATE_DIR/models/
 (about 1 s), and checked against torch on the way; later starts load it without importing torch.
