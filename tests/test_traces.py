@@ -11,7 +11,7 @@ from chat.events import ErrorOccurred, RetrievalHits, RunEnded, RunQueued, RunSt
 from rag.types import Hit
 from tests.conftest import fresh_database
 from traces.schema import SCHEMA_VERSION
-from traces.store import TraceStore
+from traces.store import RunQuery, TraceStore
 
 
 def run_events(run: str, thread: str = "t1", message: str = "How long can I return a faulty item?",
@@ -161,3 +161,11 @@ def test_the_models_offered_as_a_filter_are_those_of_the_callers_runs(path):
 
     assert store.models(mine) == ["model-a"] and store.models(theirs) == ["model-b"]
     assert store.models(LOCAL) == ["model-a", "model-b"]  # the admin's filter offers everyone's
+
+
+def test_a_filter_with_a_lone_surrogate_finds_nothing_instead_of_failing(path):
+    store = store_with(path, run_events("r1"))
+    query = dict(thread_id="t\ud800", q="\ud800 45", model="m\udfff", knowledge_base="kb\x00")
+
+    assert store.find_runs(LOCAL, RunQuery(**query)) == []
+    assert [r["id"] for r in store.find_runs(LOCAL, RunQuery(q="45 days"))] == ["r1"]

@@ -377,7 +377,8 @@ class RunQuery:
             pattern = "%" + self.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             conditions.append("(runs.message LIKE ? ESCAPE '\\' OR runs.answer LIKE ? ESCAPE '\\')")
             args += [pattern, pattern]
-        return "".join(f" AND {condition}" for condition in conditions), args
+        # Cleaned as stored text was (a lone surrogate cannot be encoded, and would fail the query).
+        return "".join(f" AND {condition}" for condition in conditions), clean_value(args)
 
     def order_by(self) -> str:
         return RUN_ORDERS.get(self.order, RUN_ORDERS["newest"])
