@@ -38,6 +38,8 @@ CSS = """
 #gb-waterfall svg { max-width: 100%; height: auto; }
 /* Twelve columns in the page's width: a smaller type, so grounding and notes are not cut off. */
 #gb-runs table { font-size: 0.8rem; }
+/* Headers whole-worded ("latency", not "latenc|y"): a size smaller, and never broken inside a word. */
+#gb-runs thead span.header { font-size: 0.72rem; word-break: normal; overflow-wrap: normal; }
 """
 PAGE = 25
 EXPORT_MAX = 500  # runs in one "Export these runs" file
@@ -247,8 +249,8 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
         search_button = gr.Button("Search", variant="primary", elem_id="gb-runs-search", scale=0, min_width=100)
     table = gr.Dataframe(headers=HEADERS, interactive=False, elem_id="gb-runs", max_height=420, wrap=True,
                          # In pixels, 962 in all: the page's width on a laptop; a phone scrolls it sideways.
-                         column_widths=["100px", "88px", "88px", "130px", "92px", "86px", "58px", "68px", "62px",
-                                        "54px", "86px", "50px"])
+                         column_widths=["100px", "88px", "84px", "130px", "92px", "86px", "58px", "68px", "62px",
+                                        "54px", "86px", "54px"])
     with gr.Row(equal_height=True):
         import_button = gr.UploadButton("Import runs (.jsonl)", size="sm", scale=0, min_width=170, file_count="single",
                                         type="filepath", elem_id="gb-runs-import")
