@@ -79,7 +79,8 @@ def check_grounding(
     question = _bounded(asked, MAX_ANSWER_CHARS)
     asked_line = question.strip().rsplit("\n", 1)[-1]  # what a long message asks is in its last line
     written = " ".join(texts).lower()
-    spans = _unsupported_identifiers(claim, written) + _unsupported_called(claim, written)
+    spans = (_unsupported_identifiers(claim, written) + _unsupported_called(claim, written)
+             + _other_ordinals(claim, written))
     claims = [s for s in _read(_mask(claim, _IDENTIFIER), known) if not s.question]
     facts = Facts.of([*(q for s in cited for q in s.quantities), *read_quantities(question)[0]])
     # A word the user wrote in lower case is no name the answer invented by capitalising it ("on the
@@ -140,7 +141,8 @@ def _gives_no_value_asked(question: str, claim: str, claims: list[_Sentence]) ->
     """Return whether the question asks for a value and the answer gives none ("The answer is:")."""
     if _ASKS_NAME.search(question) and not _NOT_KNOWN.search(claim):
         # A name the question does not already say ("the Library's service" names no app), or an address.
-        said = {word.lower() for word in _LETTERS.findall(question)}
+        lowered = question.lower()
+        said = set(_LETTERS.findall(lowered)) | {re.sub(r"[-'’.]", "", w) for w in _COMPOUND.findall(lowered)}
         named = any(not set(n.keys) <= said for s in claims for c in s.clauses for n in c.names)
         return not (named or _IDENTIFIER.search(claim) or any(s.quantities for s in claims))
     for asks, kinds, words in _ASKS:
@@ -149,6 +151,30 @@ def _gives_no_value_asked(question: str, claim: str, claims: list[_Sentence]) ->
                 return False
             return not any(q.kind in kinds for sentence in claims for q in sentence.quantities)
     return False
+
+
+# --- Ordinals: "by their second birthday" where a source says "by their first birthday" -------------------
+
+# Ordinals claim nothing alone ("your first visit"); beside the same word as a source's other one, they do.
+_ORDINAL = re.compile(
+    r"\b(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|[0-9]{1,3}(?:st|nd|rd|th))"
+    r"[ -]([^\W\d_]+)", re.I)
+_ORDINAL_WORDS = {w: i + 1 for i, w in enumerate(
+    "first second third fourth fifth sixth seventh eighth ninth tenth".split())}
+
+
+def _ordinals(text: str) -> list[tuple[int, int, str, str]]:
+    """Return each ordinal and the word after it: (start, end, its value, the word's stem)."""
+    return [(m.start(), m.end(), str(_ORDINAL_WORDS.get(m.group(1).lower()) or m.group(1)[:-2]),
+             _stem(m.group(2).lower())) for m in _ORDINAL.finditer(text)]
+
+
+def _other_ordinals(claim: str, written: str) -> list[tuple[int, int]]:
+    """Return the ordinals of the claim whose word the sources give only with another ordinal."""
+    said: dict[str, set[str]] = {}
+    for _, _, value, word in _ordinals(written):
+        said.setdefault(word, set()).add(value)
+    return [(start, end) for start, end, value, word in _ordinals(claim) if value not in said.get(word, {value})]
 
 
 # --- Values of another case than the one asked ------------------------------------------------------
@@ -369,18 +395,27 @@ class _Name:
 
 
 def _names(text: str, rest: str) -> list[_Name]:
-    """Return the capitalised phrases of `text` that are not a sentence's first word or a common word."""
+    """Return the capitalised phrases of `text` that are not a sentence's first word or a common word.
+
+    A hyphenated name is one word ("RPL-Guest" is "rplguest"): known only if a source writes it whole,
+    not because "RPL" and "guest" each appear somewhere.
+    """
     starts = {m.end() for m in _SENTENCE_START.finditer(text)}
-    names, phrase = [], []
+    names: list[list[list]] = []  # phrases of [start, end, key]
+    phrase: list[list] = []
     for match in _WORD.finditer(rest):
         if not _is_name(match, starts):
             continue
-        if phrase and rest[phrase[-1].end() : match.start()] != " ":
+        gap = rest[phrase[-1][1] : match.start()] if phrase else " "
+        if gap == "-":  # not a dash: "Monday–Friday" is two names
+            phrase[-1][1:] = [match.end(), phrase[-1][2] + _name_key(match.group())]
+            continue
+        if gap != " ":
             names.append(phrase)
             phrase = []
-        phrase.append(match)
+        phrase.append([match.start(), match.end(), _name_key(match.group())])
     names += [phrase] if phrase else []
-    return [_Name(p[0].start(), p[-1].end(), tuple(_name_key(m.group()) for m in p)) for p in names]
+    return [_Name(p[0][0], p[-1][1], tuple(word[2] for word in p)) for p in names]
 
 
 def _is_name(match: re.Match[str], starts: set[int]) -> bool:
@@ -448,7 +483,7 @@ def _acronyms(texts: list[str]) -> set[str]:
 # Each whitespace run is tried from its start only ("(?<!\s)"), or a long run would cost its square.
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])[\"')\]]*[ \t]+|(?<!\s)\s*\n\s*")
 _CLAUSE_BREAK = re.compile(
-    r"(?<!\s)\s*;\s*|,\s*(?=(?:but|and|or|so|yet|while|whereas|although|though|however|not)\b)"
+    r"(?<!\s)\s*;\s*|,\s*(?=(?:but|and|or|so|yet|while|whereas|although|though|however|not|as well as)\b)"
     r"|(?<!\s)\s+(?=but\b)|(?<!\s)\s+[–—-]\s+",
     re.I,
 )

@@ -314,6 +314,38 @@ def test_a_name_given_after_called_or_named_must_be_written_so_in_a_source(answe
     assert check_grounding(answer, [WIFI]).unsupported == unsupported
 
 
+@pytest.mark.parametrize(("answer", "unsupported"), [
+    ("Connect to the free RPL-Guest network; you don't need a password.", ("RPL-Guest",)),
+    ("Connect to the free RPL-Public network on the Wi-Fi.", ()),
+    ("Connect to RPL Public.", ()),
+])
+def test_a_hyphenated_name_is_known_only_whole(answer: str, unsupported: tuple) -> None:
+    # "RPL" and "guest" each appear in the library's documents; "RPL-Guest" in none.
+    sources = [WIFI, "Study rooms: Only cardholders can reserve a room; guests may not reserve rooms."]
+    assert check_grounding(answer, sources).unsupported == unsupported
+
+
+FIRST_VISIT = "First visits: We recommend bringing your child for their first dental visit by their first birthday."
+
+
+@pytest.mark.parametrize(("answer", "unsupported"), [
+    ("Bring your little one in for their first check-up by their second birthday.", ("second birthday",)),
+    ("By their 2nd birthday.", ("2nd birthday",)),
+    ("Their first dental visit should be by their first birthday.", ()),
+    ("By their 1st birthday, for the first time.", ()),  # "first time": no source gives "time" an ordinal
+])
+def test_an_ordinal_a_source_gives_the_same_word_another_one_is_unsupported(answer: str, unsupported: tuple) -> None:
+    assert check_grounding(answer, [FIRST_VISIT]).unsupported == unsupported
+
+
+def test_a_claim_listed_with_others_after_as_well_as_is_judged_alone() -> None:
+    sources = ["Paying for your visit: Payment is due on the day of your visit, by card, cash or Apple Pay.",
+               "Paying for your visit: We do not accept personal checks or payment by bank transfer."]
+    answer = "Yes, we accept personal checks, as well as card, cash or Apple Pay on the day of your visit."
+    assert check_grounding(answer, sources).unsupported == ("Yes, we accept personal checks",)
+    assert check_grounding("We take card, cash or Apple Pay, as well as on the day.", sources).verdict == "grounded"
+
+
 BOOK_DROP = "Holidays and contact: The outdoor book drop at the Main Library is open 24 hours a day, every day."
 
 
