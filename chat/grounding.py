@@ -520,6 +520,7 @@ _LIMITERS = re.compile(
     r"\b(?:until|till|unless|except|only|once|after|before|than|outside|beyond|besides|apart|if|when"
     r"|without|alone|by (?:my|your|him|her|it|our|them)sel(?:f|ves)|on (?:my|your|his|her|its|our|their) own)\b"
 )
+_ONLY_WHO = re.compile(r" only (\w+) ")  # "only cardholders can …", in a clause's padded stems
 _ONLY_IF = re.compile(r"\bonly\b.*\b(?:if|when|unless)\b")  # "can only be returned if faulty"
 
 
@@ -537,7 +538,14 @@ def _stem(word: str) -> str:
     if len(word) > 3 and word[-1] == word[-2]:
         word = word[:-1]
     # Not "note" to "not" or "here" to "her": a stem that is a stop word would drop the word.
-    return word[:-1] if len(word) > 3 and word.endswith("e") and word[:-1] not in _STOP_WORDS else word
+    word = word[:-1] if len(word) > 3 and word.endswith("e") and word[:-1] not in _STOP_WORDS else word
+    return _SYNONYMS.get(word, word)
+
+
+# Verbs help pages use for one another, as stems: "guests can book rooms" says what "guests may not
+# reserve rooms" denies.
+_SYNONYMS = {"reserv": "book", "purchas": "buy", "permit": "allow", "receiv": "get", "obtain": "get",
+             "begin": "start", "assist": "help"}
 
 
 @dataclass(frozen=True)
@@ -837,6 +845,8 @@ def _flips_polarity(clause: _Clause, about: _Sentence) -> bool:
         negated, plain = (clause, other) if clause.negated else (other, clause)
         if (negated.limited and not _same_condition(negated, plain)) or plain.only_if or not _says_denied(plain, negated):
             continue
+        if (only := _ONLY_WHO.search(plain.wording)) and only.group(1) not in _STOP_WORDS | negated.tokens:
+            continue  # "only cardholders can book a room" denies nothing "guests can't book rooms" says
         # "Not to Mexico" or "not on 5 GHz" denies nothing about Canada or 2.4 GHz; but "of a Loop
         # bike" does not make "dogs cannot ride in the basket" true of some other basket.
         if negated.scope - plain.tokens and {t for t in plain.tokens if ":" in t} - negated.tokens:

@@ -325,6 +325,19 @@ def test_a_hyphenated_name_is_known_only_whole(answer: str, unsupported: tuple) 
     assert check_grounding(answer, sources).unsupported == unsupported
 
 
+ROOMS = "Room rules: Only cardholders aged 16 or older can reserve a room; guests may not reserve rooms."
+
+
+@pytest.mark.parametrize(("answer", "is_grounded"), [
+    ("Yes, guests can book rooms too, as long as they are aged 16 or older.", False),  # "book" for "reserve"
+    ("No, guests can't book rooms.", True),  # "only cardholders can" denies nothing of this
+    ("Yes, she can book a study room.", False),
+    ("Only cardholders aged 16 or older can book a room.", True),  # was flagged against the second clause
+])
+def test_a_verb_help_pages_use_for_another_is_read_as_it(answer: str, is_grounded: bool) -> None:
+    assert grounded(answer, ROOMS) is is_grounded
+
+
 FIRST_VISIT = "First visits: We recommend bringing your child for their first dental visit by their first birthday."
 
 
