@@ -545,7 +545,7 @@ def _stem(word: str) -> str:
 # Verbs help pages use for one another, as stems: "guests can book rooms" says what "guests may not
 # reserve rooms" denies.
 _SYNONYMS = {"reserv": "book", "purchas": "buy", "permit": "allow", "receiv": "get", "obtain": "get",
-             "begin": "start", "assist": "help"}
+             "begin": "start", "assist": "help", "view": "read"}
 
 
 @dataclass(frozen=True)

@@ -338,6 +338,19 @@ def test_a_verb_help_pages_use_for_another_is_read_as_it(answer: str, is_grounde
     assert grounded(answer, ROOMS) is is_grounded
 
 
+PUBLIC_LINK = "Public links: A public link lets anyone view a note in a web browser, without an Inkwell account."
+
+
+@pytest.mark.parametrize(("answer", "is_grounded"), [
+    ("No, you cannot read a note without an Inkwell account.", False),  # "read" for "view"
+    ("Anyone can read it in a browser, without an account.", True),
+    ("You cannot edit a note through a public link.", True),  # editing is not what it says anyone can do
+])
+def test_denying_what_a_source_says_can_be_done_without_something_is_unsupported(answer: str,
+                                                                                 is_grounded: bool) -> None:
+    assert grounded(answer, PUBLIC_LINK) is is_grounded
+
+
 FIRST_VISIT = "First visits: We recommend bringing your child for their first dental visit by their first birthday."
 
 
