@@ -93,7 +93,8 @@ def config_snapshot(settings: Settings, model_name: str) -> dict[str, Any]:
         "parameters": {"temperature": 0.0 if settings.llm_provider == "local" else None,
                        "max_tokens": settings.max_answer_tokens, "top_k": settings.rag_top_k,
                        "min_score": settings.rag_min_score, "history_messages": settings.history_messages,
-                       **({"given_numbers_only": settings.local_given_numbers_only}
+                       **({"given_numbers_only": settings.local_given_numbers_only,
+                           "no_denied_yes": settings.local_no_denied_yes}
                           if settings.llm_provider == "local" else {})},
         "prompt_template": template,
         "prompt_hash": digest,

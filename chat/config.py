@@ -110,6 +110,9 @@ class Settings:
     # LOCAL_GIVEN_NUMBERS_ONLY: 1 (default) lets the local model write only numbers its prompt contains
     # (chat/given_numbers.py); 0 turns that off.
     local_given_numbers_only: bool = True
+    # LOCAL_NO_DENIED_YES: 1 (default) opens the local model's answer with "No" when its facts deny
+    # a yes to the user's yes/no question (chat/denied_yes.py); 0 turns that off.
+    local_no_denied_yes: bool = True
     # MAX_ANSWER_TOKENS: cap on tokens the model may generate per answer.
     max_answer_tokens: int = 384
     # RAG_TOP_K: chunks given to the model. Default 1 for the small local model
@@ -220,6 +223,7 @@ class Settings:
             local_model_path=Path(model_path) if model_path else None,
             local_n_ctx=n_ctx,
             local_given_numbers_only=_switch(env, "LOCAL_GIVEN_NUMBERS_ONLY", cls.local_given_numbers_only),
+            local_no_denied_yes=_switch(env, "LOCAL_NO_DENIED_YES", cls.local_no_denied_yes),
             max_answer_tokens=answer_tokens,
             rag_top_k=_int(env, "RAG_TOP_K", default_k),
             history_messages=max(1, _int(env, "HISTORY_MESSAGES", default_history)),

@@ -69,15 +69,14 @@ def check_grounding(
     sentence instead.
     """
     known = _known_keys(known_names)
-    originals = dict.fromkeys(_bounded(s, MAX_SOURCE_CHARS).strip() for s in _first(sources, MAX_SOURCES))
-    texts = [_strip_markup(original) for original in originals]
-    read = [(text, _read(text, known, source=original)) for original, text in zip(originals, texts)]
+    read = _read_sources(sources, known)
+    texts = [text for text, _ in read]
     cited = [sentence for _, sentences in read for sentence in sentences]
     if not cited:
         return Grounding("no_sources")
     claim = _claim_text(_bounded(answer, MAX_ANSWER_CHARS))
     question = _bounded(asked, MAX_ANSWER_CHARS)
-    asked_line = question.strip().rsplit("\n", 1)[-1]  # what a long message asks is in its last line
+    asked_line = _asked_line(question)
     written = " ".join(texts).lower()
     spans = (_unsupported_identifiers(claim, written) + _unsupported_called(claim, written)
              + _other_ordinals(claim, written))
@@ -105,6 +104,30 @@ def check_grounding(
         tuple(" ".join(claim[start:end].split()) for start, end in spans),
         _evidence(spans[0][0], claims, cited).source,
     )
+
+
+def yes_is_denied(asked: str, sources: Sequence[str], *, known_names: Iterable[str] = ()) -> bool:
+    """Return whether a bare "yes" to the yes/no question `asked` would be flagged against `sources`:
+    the question said as a statement ("the Eastside Branch is open on Mondays") is what a source
+    denies ("closed on Sundays and Mondays"). The local model's decoding reads it before its answer.
+    """
+    known = _known_keys(known_names)
+    cited = [sentence for _, sentences in _read_sources(sources, known) for sentence in sentences]
+    yes = "Yes."
+    return bool(cited) and bool(_yes_denied(_asked_line(_bounded(asked, MAX_ANSWER_CHARS)), yes, _read(yes, known),
+                                            cited, known))
+
+
+def _read_sources(sources: Sequence[str], known: frozenset[str]) -> list[tuple[str, list[_Sentence]]]:
+    """Return each distinct source as text without markup, with its sentences (each naming its original)."""
+    originals = dict.fromkeys(_bounded(s, MAX_SOURCE_CHARS).strip() for s in _first(sources, MAX_SOURCES))
+    texts = [_strip_markup(original) for original in originals]
+    return [(text, _read(text, known, source=original)) for original, text in zip(originals, texts)]
+
+
+def _asked_line(question: str) -> str:
+    """Return what a message asks: its last line (a long message asks in its last line)."""
+    return question.strip().rsplit("\n", 1)[-1]
 
 
 # --- Questions that ask for a value -------------------------------------------------------------------
@@ -263,6 +286,8 @@ def _labelled_parts(text: str, start: int, end: int, quantities: tuple[Quantity,
 # A question a bare "yes" answers: it opens with an auxiliary ("Can I …?", "Is the branch …?").
 _YES_NO_QUESTION = re.compile(
     r"\A[\W_]*(?:can|could|is|are|was|were|do|does|did|will|would|may|might|should|shall|has|have|am)\b", re.I)
+# "… or …?" offers a choice; "… if they are faulty?" asks of a case the cited denial may not be about.
+_CHOICE_OR_CONDITION = re.compile(r"\b(?:or|if|when|unless|once|after|before|until|till|except)\b", re.I)
 _YES = re.compile(r"\A[\W_]*(?:yes|yeah|yep)\b(?=\s*(?:[,.!;:–—-]|\Z))", re.I)
 
 
@@ -275,13 +300,13 @@ def _yes_denied(asked: str, claim: str, claims: list[_Sentence], cited: list[_Se
     the same thing ("closed on Sundays and Mondays"). A "no" is not judged: what it denies is often
     true of the asker alone ("My friend has no card. Can she book a room?" against "rooms can be
     booked by cardholders"), which the statement loses. A question that itself denies ("Can't I
-    …?") or offers choices ("… or …?") has no such reading.
+    …?"), offers choices ("… or …?") or sets a condition ("… if they are faulty?") has no such reading.
     """
     reply = _YES.match(claim)
     asked_sentences = [asked[s:e] for s, e in _spans(asked, _SENTENCE_BREAK, 0, len(asked))]
     question = asked_sentences[-1].strip() if asked_sentences else ""
     if (reply is None or not claims or not question.endswith("?") or not _YES_NO_QUESTION.match(question)
-            or _NEGATION.search(question.lower()) or re.search(r"\bor\b", question, re.I)):
+            or _NEGATION.search(question.lower()) or _CHOICE_OR_CONDITION.search(question)):
         return []
     for sentence in _read(question.rstrip("?").strip(), known):
         for clause in sentence.clauses:

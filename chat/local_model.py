@@ -15,6 +15,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, PrivateAttr
 
+from chat.denied_yes import opening_no
 from chat.given_numbers import GivenNumbersOnly, NumberVocabulary, given_numbers
 from chat.prompts import MESSAGE_TOO_LONG_FOR_MODEL, NO_ROOM_FOR_A_MESSAGE
 
@@ -117,6 +118,8 @@ class LlamaCppChatModel(BaseChatModel):
     temperature: float = 0.0
     # Numbers in the answer only as the prompt writes them (chat/given_numbers.py); LOCAL_GIVEN_NUMBERS_ONLY.
     given_numbers_only: bool = True
+    # No opening "yes" that the prompt's facts deny (chat/denied_yes.py); LOCAL_NO_DENIED_YES.
+    no_denied_yes: bool = True
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _vocabulary: NumberVocabulary | None = PrivateAttr(default=None)
 
@@ -127,7 +130,7 @@ class LlamaCppChatModel(BaseChatModel):
     @property
     def _identifying_params(self) -> dict[str, Any]:
         return {"model_name": self.model_name, "max_tokens": self.max_tokens, "temperature": self.temperature,
-                "given_numbers_only": self.given_numbers_only}
+                "given_numbers_only": self.given_numbers_only, "no_denied_yes": self.no_denied_yes}
 
     def _generate(
         self,
@@ -212,7 +215,7 @@ class LlamaCppChatModel(BaseChatModel):
                 max_tokens=self.max_tokens,
                 temperature=self.temperature,
                 stop=stop,
-                logits_processor=self._numbers_processor(payload),
+                logits_processor=self._processors(payload),
             )
             finish, written = "stop", ""
             try:
@@ -248,15 +251,21 @@ class LlamaCppChatModel(BaseChatModel):
             self._vocabulary = NumberVocabulary.of(self.llama.detokenize, self.llama.n_vocab())
         return self._vocabulary
 
-    def _numbers_processor(self, payload: list[dict]) -> Any:
-        """Return the processor that keeps the answer's numbers to the prompt's, or None when off."""
-        vocabulary = self.read_vocabulary()  # under the generation lock
-        if vocabulary is None:
-            return None
+    def _processors(self, payload: list[dict]) -> Any:
+        """Return the decoding rules that are on (the number rule, the opening "No"), or None."""
         from llama_cpp import LogitsProcessorList
 
-        numbers = given_numbers(m["content"] for m in payload)
-        return LogitsProcessorList([GivenNumbersOnly(numbers, vocabulary, self.llama.detokenize)])
+        rules: list[Any] = []
+        if self.no_denied_yes and (no := opening_no(payload, self._tokenize)):
+            rules.append(no)
+        vocabulary = self.read_vocabulary()  # under the generation lock
+        if vocabulary is not None:
+            rules.append(GivenNumbersOnly(given_numbers(m["content"] for m in payload), vocabulary,
+                                          self.llama.detokenize))
+        return LogitsProcessorList(rules) if rules else None
+
+    def _tokenize(self, text: bytes) -> list[int]:
+        return self.llama.tokenize(text, add_bos=False, special=False)
 
 
 def _result(merged: ChatGenerationChunk | None) -> ChatResult:

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 MODEL_MESSAGE_CHARS = 8_000  # of each message kept in the trace; the rest is counted, not stored
 PARAMETERS = ("model", "model_name", "temperature", "max_tokens", "max_completion_tokens", "top_p", "top_k",
-              "frequency_penalty", "presence_penalty", "seed", "stop", "reasoning_effort", "given_numbers_only")
+              "frequency_penalty", "presence_penalty", "seed", "stop", "reasoning_effort", "given_numbers_only",
+              "no_denied_yes")
 PROVIDERS = {"llama-cpp": "local", "openai-chat": "openai"}
 FINISH_REASONS: dict[str, FinishReason] = {"stop": "stop", "length": "length", "tool_calls": "tool_calls",
                                            "function_call": "tool_calls", "max_tokens": "length"}

@@ -13,6 +13,7 @@ from chat.components import load_components, sqlite_checkpointer
 from chat.config import Settings
 from chat.given_numbers import given_numbers
 from chat.grounding import check_grounding
+from chat.prompts import system_prompt
 from chat.service import AgentService
 from chat.tickets import TicketStore
 from chat.tools import build_tools
@@ -58,6 +59,18 @@ async def test_the_local_model_writes_only_numbers_its_prompt_gives(local_compon
 
     # The constraint is in the decoding, not in what this CPU's arithmetic happens to favour: it holds everywhere.
     assert answer.strip() and given_numbers([answer]) <= {"9", "5:30", "14", "1", "20"}
+
+
+async def test_the_local_model_opens_with_no_where_its_fact_denies_a_yes(local_components):
+    _, components = local_components
+    prompt = [SystemMessage(system_prompt(["Change of mind: Opened headphones and earbuds cannot be returned for "
+                                           "a change of mind, for hygiene reasons."])),
+              HumanMessage("Can I return opened headphones?")]
+
+    answer = "".join([chunk.text async for chunk in components.model.astream(prompt)])
+
+    # In the decoding (chat/denied_yes.py), so on every CPU; what follows the "No" is the model's.
+    assert answer.startswith("No")
 
 
 async def test_the_team_graph_runs_on_the_local_model_in_its_reduced_form(local_components):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from chat.prompts import NO_FACTS, QUOTED_FACTS, facts_list, system_prompt
+from chat.prompts import NO_FACTS, QUOTED_FACTS, facts_in, facts_list, system_prompt
 from rag.types import Hit
 from tests.conftest import Reply
 
@@ -33,6 +33,12 @@ def test_a_document_cannot_close_or_open_the_quote():
 def test_several_facts_each_get_their_own_quote_and_none_say_so():
     assert QUOTED.findall(facts_list(["a", "b"])) == ["a", "b"]
     assert facts_list([]) == NO_FACTS and NO_FACTS in system_prompt([])
+
+
+def test_the_facts_a_prompt_quotes_are_read_back_and_a_document_adds_none():
+    assert facts_in(system_prompt(["Shipping takes 3 days."])) == ["Shipping takes 3 days."]
+    assert facts_in(system_prompt([INJECTION, "b"], "\nTools.")) == [INJECTION.replace("<", "("), "b"]
+    assert facts_in(system_prompt([])) == []
 
 
 async def test_a_retrieved_instruction_reaches_the_model_inside_the_quote(

@@ -1,0 +1,68 @@
+"""The local model's opening "No" where its facts deny a yes (chat/denied_yes.py), without the model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from chat.config import Settings
+from chat.denied_yes import opening_no
+from chat.grounding import yes_is_denied
+from chat.prompts import system_prompt
+
+EASTSIDE = "Eastside Branch: The Eastside Branch is closed on Sundays and Mondays all year round."
+HEADPHONES = "Change of mind: Opened headphones and earbuds cannot be returned for a change of mind, for hygiene reasons."
+NO = 7
+
+
+def tokenize(text: bytes) -> list[int]:
+    return [NO] if text == b"No" else [1, 2]
+
+
+def chat(question: str, *facts: str) -> list[dict]:
+    return [{"role": "system", "content": system_prompt(list(facts))}, {"role": "user", "content": question}]
+
+
+@pytest.mark.parametrize(("question", "fact", "denied"), [
+    ("Is the Eastside Branch open on Mondays?", EASTSIDE, True),
+    ("Can I return opened headphones?", HEADPHONES, True),
+    ("Is the Eastside Branch open on Tuesdays?", EASTSIDE, False),  # the fact says nothing against it
+    ("Can I return opened headphones if they are faulty?", HEADPHONES, False),  # a case the denial may not cover
+    ("Can I return opened headphones or earbuds?", HEADPHONES, False),  # a choice, not a yes/no
+    ("Can't I return opened headphones?", HEADPHONES, False),  # "no" would agree, "yes" deny: no reading
+    ("How long is the Eastside Branch closed?", EASTSIDE, False),  # no yes/no question
+])
+def test_a_yes_is_denied_only_where_the_fact_says_the_question_s_statement_is_false(question, fact, denied):
+    assert yes_is_denied(question, [fact]) is denied
+
+
+def test_the_answer_opens_with_no_where_a_yes_is_denied():
+    rule = opening_no(chat("Is the Eastside Branch open on Mondays?", EASTSIDE), tokenize)
+    first = rule(np.array([1, 2, 3]), np.array([5.0, 1.0, 0.5, 0.1, 0.0, 2.0, 3.0, -1.0, 4.0]))
+    assert int(np.argmax(first)) == NO and np.isneginf(np.delete(first, NO)).all()
+    later = np.array([5.0, 1.0, 0.5, 0.1, 0.0, 2.0, 3.0, -1.0, 4.0])
+    assert (rule(np.array([1, 2, 3, NO]), later.copy()) == later).all()  # the rest is the model's
+
+
+@pytest.mark.parametrize("payload", [
+    chat("Is the Eastside Branch open on Tuesdays?", EASTSIDE),  # not denied
+    chat("Is the Eastside Branch open on Mondays?"),  # no facts
+    [{"role": "user", "content": "Is the Eastside Branch open on Mondays?"}],  # no system prompt
+    chat("Is the Eastside Branch open on Mondays?", EASTSIDE) + [{"role": "tool", "content": "x"}],
+])
+def test_no_rule_where_nothing_denies_a_yes(payload):
+    assert opening_no(payload, tokenize) is None
+
+
+def test_a_no_of_two_tokens_is_not_forced_half_written():
+    assert opening_no(chat("Is the Eastside Branch open on Mondays?", EASTSIDE), lambda text: [3, 4]) is None
+
+
+def test_hostile_questions_and_facts_give_no_rule_and_no_error():
+    for question, fact in (("\ud800" * 10_000 + "?", "\x00" * 100), ("?" * 100_000, "<fact>" * 1000)):
+        assert opening_no(chat(question, fact), tokenize) is None
+
+
+@pytest.mark.parametrize(("value", "on"), [("", True), ("1", True), ("0", False)])
+def test_the_setting_reads_as_a_switch(value: str, on: bool) -> None:
+    assert Settings.from_env({"LOCAL_NO_DENIED_YES": value}).local_no_denied_yes is on
