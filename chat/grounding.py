@@ -106,16 +106,15 @@ def check_grounding(
     )
 
 
-def yes_is_denied(asked: str, sources: Sequence[str], *, known_names: Iterable[str] = ()) -> bool:
+def yes_is_denied(asked: str, sources: Sequence[str]) -> bool:
     """Return whether a bare "yes" to the yes/no question `asked` would be flagged against `sources`:
     the question said as a statement ("the Eastside Branch is open on Mondays") is what a source
     denies ("closed on Sundays and Mondays"). The local model's decoding reads it before its answer.
     """
-    known = _known_keys(known_names)
+    known: frozenset[str] = frozenset()
     cited = [sentence for _, sentences in _read_sources(sources, known) for sentence in sentences]
-    yes = "Yes."
-    return bool(cited) and bool(_yes_denied(_asked_line(_bounded(asked, MAX_ANSWER_CHARS)), yes, _read(yes, known),
-                                            cited, known))
+    question, yes = _asked_line(_bounded(asked, MAX_ANSWER_CHARS)), "Yes."
+    return bool(cited) and bool(_yes_denied(question, yes, _read(yes, known), cited, known))
 
 
 def _read_sources(sources: Sequence[str], known: frozenset[str]) -> list[tuple[str, list[_Sentence]]]:
@@ -426,21 +425,22 @@ def _names(text: str, rest: str) -> list[_Name]:
     not because "RPL" and "guest" each appear somewhere.
     """
     starts = {m.end() for m in _SENTENCE_START.finditer(text)}
-    names: list[list[list]] = []  # phrases of [start, end, key]
-    phrase: list[list] = []
+    names: list[list[tuple[int, int, str]]] = []  # phrases of words: (start, end, key)
+    phrase: list[tuple[int, int, str]] = []
     for match in _WORD.finditer(rest):
         if not _is_name(match, starts):
             continue
         gap = rest[phrase[-1][1] : match.start()] if phrase else " "
         if gap == "-":  # not a dash: "Monday–Friday" is two names
-            phrase[-1][1:] = [match.end(), phrase[-1][2] + _name_key(match.group())]
+            start, _, key = phrase[-1]
+            phrase[-1] = (start, match.end(), key + _name_key(match.group()))
             continue
         if gap != " ":
             names.append(phrase)
             phrase = []
-        phrase.append([match.start(), match.end(), _name_key(match.group())])
+        phrase.append((match.start(), match.end(), _name_key(match.group())))
     names += [phrase] if phrase else []
-    return [_Name(p[0][0], p[-1][1], tuple(word[2] for word in p)) for p in names]
+    return [_Name(p[0][0], p[-1][1], tuple(key for _, _, key in p)) for p in names]
 
 
 def _is_name(match: re.Match[str], starts: set[int]) -> bool:
