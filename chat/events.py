@@ -193,6 +193,7 @@ class ModelCallEnded(Event):
     input_tokens: int = 0
     output_tokens: int = 0
     reasoning_tokens: int = 0
+    opened_with_no: bool = False  # the local model's first token set by LOCAL_NO_DENIED_YES (chat/denied_yes.py)
 
 
 @dataclass(frozen=True, kw_only=True)

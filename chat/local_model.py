@@ -209,13 +209,14 @@ class LlamaCppChatModel(BaseChatModel):
         with self._lock:
             sizes = [len(self.llama.tokenize(m["content"].encode())) + TEMPLATE_TOKENS for m in payload]
             payload, input_tokens = fit_to_context(payload, sizes, self.llama.n_ctx() - self.max_tokens)
+            processors, opened_with_no = self._processors(payload)
             stream = self.llama.create_chat_completion(
                 messages=payload,
                 stream=True,
                 max_tokens=self.max_tokens,
                 temperature=self.temperature,
                 stop=stop,
-                logits_processor=self._processors(payload),
+                logits_processor=processors,
             )
             finish, written = "stop", ""
             try:
@@ -242,7 +243,7 @@ class LlamaCppChatModel(BaseChatModel):
         }
         yield ChatGenerationChunk(
             message=AIMessageChunk(content="", usage_metadata=usage, chunk_position="last",
-                                   response_metadata={"finish_reason": finish})
+                                   response_metadata={"finish_reason": finish, "opened_with_no": opened_with_no})
         )
 
     def read_vocabulary(self) -> NumberVocabulary | None:
@@ -251,18 +252,18 @@ class LlamaCppChatModel(BaseChatModel):
             self._vocabulary = NumberVocabulary.of(self.llama.detokenize, self.llama.n_vocab())
         return self._vocabulary
 
-    def _processors(self, payload: list[dict]) -> Any:
-        """Return the decoding rules that are on (the number rule, the opening "No"), or None."""
+    def _processors(self, payload: list[dict]) -> tuple[Any, bool]:
+        """Return the decoding rules that are on (the opening "No", the number rule), or None, and
+        whether the answer is opened with "No"."""
         from llama_cpp import LogitsProcessorList
 
-        rules: list[Any] = []
-        if self.no_denied_yes and (no := opening_no(payload, self._tokenize)):
-            rules.append(no)
+        no = opening_no(payload, self._tokenize) if self.no_denied_yes else None
+        rules: list[Any] = [no] if no else []
         vocabulary = self.read_vocabulary()  # under the generation lock
         if vocabulary is not None:
             rules.append(GivenNumbersOnly(given_numbers(m["content"] for m in payload), vocabulary,
                                           self.llama.detokenize))
-        return LogitsProcessorList(rules) if rules else None
+        return (LogitsProcessorList(rules) if rules else None), no is not None
 
     def _tokenize(self, text: bytes) -> list[int]:
         return self.llama.tokenize(text, add_bos=False, special=False)

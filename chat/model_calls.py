@@ -79,12 +79,12 @@ class ModelCalls(AsyncCallbackHandler):
         reason = FINISH_REASONS.get(str(metadata.get("finish_reason") or metadata.get("stop_reason") or ""), "stop")
         if getattr(message, "tool_calls", None):
             reason = "tool_calls"
-        self._end(run_id, reason, getattr(message, "usage_metadata", None) or {})
+        self._end(run_id, reason, getattr(message, "usage_metadata", None) or {}, metadata.get("opened_with_no") is True)
 
     async def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self._end(run_id, "cancelled" if isinstance(error, asyncio.CancelledError) else "error", {})
 
-    def _end(self, run_id: UUID, reason: FinishReason, usage: dict[str, Any]) -> None:
+    def _end(self, run_id: UUID, reason: FinishReason, usage: dict[str, Any], opened_with_no: bool = False) -> None:
         call = self._calls.pop(run_id, None)
         if call is None:
             return
@@ -94,7 +94,8 @@ class ModelCalls(AsyncCallbackHandler):
             **self.translator.ids, at=now, agent=call.agent, finish_reason=reason,
             first_chunk_s=None if call.first_chunk is None else call.first_chunk - call.started,
             duration_s=now - call.started, input_tokens=int(usage.get("input_tokens") or 0),
-            output_tokens=int(usage.get("output_tokens") or 0), reasoning_tokens=int(details.get("reasoning") or 0)))
+            output_tokens=int(usage.get("output_tokens") or 0), reasoning_tokens=int(details.get("reasoning") or 0),
+            opened_with_no=opened_with_no))
 
 
 def _as_sent(message: BaseMessage) -> dict[str, Any]:

@@ -12,11 +12,12 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from chat.components import load_components, sqlite_checkpointer
 from chat.config import Settings
 from chat.given_numbers import given_numbers
-from chat.grounding import check_grounding
+from chat.grounding import check_grounding, yes_is_denied
 from chat.prompts import system_prompt
 from chat.service import AgentService
 from chat.tickets import TicketStore
 from chat.tools import build_tools
+from ui.panel import describe
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +72,21 @@ async def test_the_local_model_opens_with_no_where_its_fact_denies_a_yes(local_c
 
     # In the decoding (chat/denied_yes.py), so on every CPU; what follows the "No" is the model's.
     assert answer.startswith("No")
+
+
+async def test_a_run_opened_with_no_says_so_in_its_trace(local_components):
+    _, components = local_components
+    service = AgentService(lambda: components)
+    service.warm_up()
+    question = "Can I return opened headphones?"
+
+    events = [e async for e in service.stream(question, "opened")]
+
+    hits = next(e for e in events if e.type == "retrieval").hits
+    assert hits[0].source == "returns.md" and yes_is_denied(question, [hits[0].text])  # the fact denies a yes
+    end = next(e for e in events if e.type == "model_end")
+    assert end.opened_with_no and events[-1].answer.startswith("No")
+    assert "its first word, “No”, set because its facts deny a yes" in describe(end)  # in the panel
 
 
 async def test_the_team_graph_runs_on_the_local_model_in_its_reduced_form(local_components):
@@ -140,6 +156,7 @@ async def test_the_local_models_call_is_traced_with_its_messages_and_why_it_ende
     # greedy decoding produced, so the test checks that the reason agrees with the count, not the words.
     assert end.output_tokens <= 3 and end.first_chunk_s is not None
     assert end.finish_reason == ("length" if end.output_tokens == 3 else "stop")
+    assert not end.opened_with_no  # no yes/no question
     run_start, run_end = events[1], events[-1]
     assert run_start.config["provider"] == "local" and run_start.config["prompt_template"] == "one_fact"
     assert len(run_start.config["prompt_hash"]) == 12 and run_start.config["glassbox_version"]

@@ -134,7 +134,8 @@ def describe(event: Event) -> str:
     if isinstance(event, ModelCallEnded):
         first = "–" if event.first_chunk_s is None else f"{event.first_chunk_s * 1000:.0f} ms"
         return (f"the model finished ({event.finish_reason}): first words after {first}, "
-                f"{event.duration_s * 1000:.0f} ms in all, {event.input_tokens} tokens in, {event.output_tokens} out")
+                f"{event.duration_s * 1000:.0f} ms in all, {event.input_tokens} tokens in, {event.output_tokens} out"
+                + ("; its first word, “No”, set because its facts deny a yes" if event.opened_with_no else ""))
     if isinstance(event, ErrorOccurred):
         return f"error ({event.kind}): {event.message}"
     if isinstance(event, GroundingChecked):
