@@ -163,8 +163,7 @@ def _gives_no_value_asked(question: str, claim: str, claims: list[_Sentence]) ->
     """Return whether the question asks for a value and the answer gives none ("The answer is:")."""
     if _ASKS_NAME.search(question) and not _NOT_KNOWN.search(claim):
         # A name the question does not already say ("the Library's service" names no app), or an address.
-        lowered = question.lower()
-        said = set(_LETTERS.findall(lowered)) | {re.sub(r"[-'’.]", "", w) for w in _COMPOUND.findall(lowered)}
+        said = _words_written(question)
         named = any(not set(n.keys) <= said for s in claims for c in s.clauses for n in c.names)
         return not (named or _IDENTIFIER.search(claim) or any(s.quantities for s in claims))
     for asks, kinds, words in _ASKS:
@@ -468,15 +467,17 @@ def _known_keys(known_names: Iterable[str]) -> frozenset[str]:
     )
 
 
+def _words_written(text: str) -> set[str]:
+    """Return the lower-cased words of `text`, and its compounds joined up ("RPL-Public" is also "rplpublic")."""
+    lowered = text.lower()
+    return set(_LETTERS.findall(lowered)) | {re.sub(r"[-'’.]", "", w) for w in _COMPOUND.findall(lowered)}
+
+
 class _NameIndex:
     """Every word of the cited sentences and of the known names, to look names up in any case."""
 
     def __init__(self, texts: list[str], known: frozenset[str]) -> None:
-        words: set[str] = set()
-        for text in texts:
-            lowered = text.lower()
-            words.update(_LETTERS.findall(lowered))
-            words.update(re.sub(r"[-'’.]", "", w) for w in _COMPOUND.findall(lowered))
+        words: set[str] = set().union(*(_words_written(text) for text in texts))
         self.joined = " ".join(sorted(words))
         self.united_states = bool(words & _UNITED_STATES)
         self.words = words | _acronyms(texts)
