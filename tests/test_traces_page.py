@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ui import traces_page
 from ui.traces_page import ANY, _query
 
 
@@ -39,3 +40,14 @@ def test_a_time_that_cannot_be_read_sets_no_bound(text: str) -> None:
     query = _query(filters(since=text, until=text), 0, 26)
 
     assert query.since is None and query.until is None
+
+
+def test_an_unreadable_time_is_named_in_our_words_and_a_readable_one_is_not(monkeypatch) -> None:
+    said = []
+    monkeypatch.setattr(traces_page.gr, "Warning", said.append)
+
+    traces_page._warn_of_unread_times(filters(since="yesterday", until="2026-11-02 13:30"))
+    traces_page._warn_of_unread_times(filters(since="", until=None))
+
+    assert said == ["From: write a time as 2026-11-23 14:30 (UTC), or leave it empty. Runs were found without "
+                    "that bound."]

@@ -120,6 +120,7 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
         """Every run the filters find (up to EXPORT_MAX), as one OTLP JSON lines file."""
         caller = caller_of(access, visitor, profile)
         filters = (status, text, thread, model, knowledge, min_ttft, min_latency, since, until, noted, order)
+        _warn_of_unread_times(filters)
         query = _query(filters, 0, EXPORT_MAX)
         found = [run["id"] for run in traces.find_runs(caller, query)]
         if not found:
