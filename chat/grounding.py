@@ -310,7 +310,7 @@ def _yes_denied(asked: str, claim: str, claims: list[_Sentence], cited: list[_Se
         for clause in sentence.clauses:
             closest, shared = _closest(clause, sentence, cited)
             about = closest[0] if shared >= MIN_SHARED_WORDS else None
-            if about and (_flips_polarity(clause, about) or _goes_without_the_needed(clause, about)):
+            if about and (_flips_polarity(clause, about) or _misstates_a_need(clause, about)):
                 return [(claims[0].start, claims[0].end)]
     return []
 
@@ -544,7 +544,7 @@ _ANTONYMS = {"closed": "open", "unavailable": "available", "invalid": "valid", "
 # "Cannot sign up by themselves" denies doing it alone, not doing it: a parent may sign.
 _LIMITERS = re.compile(
     r"\b(?:until|till|unless|except|only|once|after|before|than|outside|beyond|besides|apart|if|when"
-    r"|without|alone|by (?:my|your|him|her|it|our|them)sel(?:f|ves)|on (?:my|your|his|her|its|our|their) own)\b"
+    r"|without|offline|alone|by (?:my|your|him|her|it|our|them)sel(?:f|ves)|on (?:my|your|his|her|its|our|their) own)\b"
 )
 _ONLY_WHO = re.compile(r" only (\w+) ")  # "only cardholders can …", in a clause's padded stems
 _ONLY_IF = re.compile(r"\bonly\b.*\b(?:if|when|unless)\b")  # "can only be returned if faulty"
@@ -809,7 +809,7 @@ def _unsupported_in(
         ]
         if not clause.negated:  # "we don't ship to Mexico" needs no source naming Mexico
             spans += [(n.start, n.end) for n in clause.names if not names.knows(n)]
-        if about and (_flips_polarity(clause, about) or _goes_without_the_needed(clause, about)):
+        if about and (_flips_polarity(clause, about) or _misstates_a_need(clause, about)):
             spans.append((clause.start, clause.end))
     return spans
 
@@ -871,6 +871,8 @@ def _flips_polarity(clause: _Clause, about: _Sentence) -> bool:
         negated, plain = (clause, other) if clause.negated else (other, clause)
         if (negated.limited and not _same_condition(negated, plain)) or plain.only_if or not _says_denied(plain, negated):
             continue
+        if _needs(plain, _done_without(negated)):
+            continue  # "you can't edit notes offline" is what "you need an internet connection to edit" says
         if (only := _ONLY_WHO.search(plain.wording)) and only.group(1) not in _STOP_WORDS | negated.tokens:
             continue  # "only cardholders can book a room" denies nothing "guests can't book rooms" says
         # "Not to Mexico" or "not on 5 GHz" denies nothing about Canada or 2.4 GHz; but "of a Loop
@@ -882,28 +884,55 @@ def _flips_polarity(clause: _Clause, about: _Sentence) -> bool:
 
 
 _WITHOUT = re.compile(r" without (?:a |an |the |any |your |my |their )?(\w+) ")
+_OFFLINE = ("internet", "connection", "connect", "network", "onlin")  # what "offline" goes without, as stems
 
 
-def _goes_without_the_needed(clause: _Clause, about: _Sentence) -> bool:
-    """Return whether the clause does without what the source says is needed.
+def _misstates_a_need(clause: _Clause, about: _Sentence) -> bool:
+    """Return whether the clause does without what the source says is needed, or needs what it does without.
 
     "You can walk in without an appointment" against "every visit needs a booked appointment", or
-    "a receipt is required". "You can't return it without a receipt" agrees, and is not judged here.
+    "a receipt is required"; "edit your notes offline" against "you need an internet connection to
+    edit your notes"; "everyone needs an Inkwell account to read the note" against "a public link
+    lets anyone view a note … without an Inkwell account". "You can't return it without a receipt"
+    agrees, and is not judged here; nor is a clause that names another case than the source ("on
+    Plus", against "on the Free plan").
     """
-    if clause.negated:
+    names, named = ({t for t in c.tokens if t.startswith("name:")} for c in (clause, about))
+    if clause.negated or (names - named and named - names):
         return False
-    for match in _WITHOUT.finditer(clause.wording):
-        thing = re.escape(match.group(1))
-        needed = re.compile(rf" (?:need|requir|must have|must bring|must show)\w* (?:\w+ ){{0,3}}{thing} "
-                            rf"| {thing} (?:is|are) (?:always |also )?requir")
-        if any(not other.negated and needed.search(other.wording) for other in about.clauses):
-            return True
+    plain = [other for other in about.clauses if not other.negated]
+    if any(_needs(other, _done_without(clause)) for other in plain):
+        return True
+    # The other way, only when the claim says what for ("… to read the note") and the source does that
+    # without it: "you need an Inkwell account to edit a note" is not denied by viewing without one.
+    # Only "without": a section's heading ("Offline notes: you need a connection …") is no doing without.
+    for other in plain:
+        for match in _WITHOUT.finditer(other.wording):
+            thing = re.escape(match.group(1))
+            needed_for = re.search(rf" (?:need|requir)\w* (?:\w+ ){{0,3}}{thing} (?:\w+ )?to (\w+) "
+                                   rf"| {thing} (?:\w+ )?(?:is|are) (?:always |also )?requir\w* (?:\w+ )?to (\w+) ", clause.wording)
+            if needed_for and (needed_for.group(1) or needed_for.group(2)) in other.words:
+                return True
     return False
+
+
+def _done_without(clause: _Clause) -> list[str]:
+    """Return the stems of what a clause does without: "without a receipt", "offline"."""
+    things = [match.group(1) for match in _WITHOUT.finditer(clause.wording)]
+    return things + list(_OFFLINE) if " offlin " in clause.wording else things
+
+
+def _needs(clause: _Clause, things: list[str]) -> bool:
+    """Return whether a clause says one of `things` is needed: "every visit needs a booked appointment"."""
+    return any(re.search(rf" (?:need|requir|must have|must bring|must show)\w* (?:\w+ ){{0,3}}{thing} "
+                         rf"| {thing} (?:is|are) (?:always |also )?requir", clause.wording)
+               for thing in map(re.escape, things))
 
 
 def _same_condition(negated: _Clause, plain: _Clause) -> bool:
     """Return whether both clauses name the condition: "cannot ... without a receipt" against "can ... without one"."""
-    return any(f" {word} " in plain.wording for word in ("without", "alone", "own") if f" {word} " in negated.wording)
+    return any(f" {word} " in plain.wording for word in ("without", "offlin", "alone", "own")
+               if f" {word} " in negated.wording)
 
 
 def _says_denied(plain: _Clause, negated: _Clause) -> bool:

@@ -185,6 +185,27 @@ def test_doing_without_what_the_source_says_is_needed_is_unsupported(answer: str
     assert grounded(answer, source) is is_grounded
 
 
+OFFLINE = "Offline notes: On the Free plan you need an internet connection to open and edit your notes."
+
+
+@pytest.mark.parametrize(("answer", "is_grounded"), [
+    ("On the Free plan, you can edit your notes offline.", False),  # one of the local model's answers
+    ("No, on the Free plan you can't edit notes offline.", True),  # the same need, said as a denial
+    ("You need an internet connection to edit notes on the Free plan.", True),
+    ("Yes, you can edit your notes offline.", False),
+])
+def test_doing_it_offline_is_doing_without_the_connection_the_source_says_is_needed(answer: str,
+                                                                                     is_grounded: bool) -> None:
+    assert grounded(answer, OFFLINE) is is_grounded
+
+
+def test_doing_without_it_in_a_case_the_source_does_not_name_is_not_judged_against_it() -> None:
+    plans = "Plans: Plus costs $6 a month."
+
+    assert grounded("You can edit notes offline on Plus.", OFFLINE, plans) is True
+    assert grounded("You can edit notes offline on the Free plan.", OFFLINE, plans) is False
+
+
 def test_a_condition_both_name_does_not_excuse_the_denial() -> None:
     source = "Returns: Items can be returned without a receipt."
 
@@ -345,6 +366,9 @@ PUBLIC_LINK = "Public links: A public link lets anyone view a note in a web brow
     ("No, you cannot read a note without an Inkwell account.", False),  # "read" for "view"
     ("Anyone can read it in a browser, without an account.", True),
     ("You cannot edit a note through a public link.", True),  # editing is not what it says anyone can do
+    ("No, everyone you share with needs an Inkwell account to read the note.", False),  # needing it for that
+    ("An Inkwell account is required to view a shared note.", False),
+    ("You need an Inkwell account to edit a note.", True),  # needed for something else
 ])
 def test_denying_what_a_source_says_can_be_done_without_something_is_unsupported(answer: str,
                                                                                  is_grounded: bool) -> None:
