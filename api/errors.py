@@ -13,6 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from chat.invalid_input import problem, where
+
 log = logging.getLogger("glassbox.api")
 
 
@@ -38,15 +40,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def describe_validation(errors: list[dict]) -> str:
-    """Turn pydantic's error list into one sentence, e.g. "body.message: Field required"."""
+    """Turn pydantic's error list into one sentence in our words, e.g. "message is missing"."""
     parts = []
     for error in errors:
         if error.get("type") == "json_invalid":
-            parts.append(f"The request body is not valid JSON ({error.get('ctx', {}).get('error', 'decode error')}).")
-            continue
-        where = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "body"
-        if error.get("type") == "string_unicode":  # pydantic's own words name its parser
-            parts.append(f"{where}: not valid Unicode text (it holds a lone surrogate such as \\ud800)")
-            continue
-        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+            parts.append("The request body is not valid JSON.")
+        elif error.get("type") == "string_unicode":
+            parts.append(f"{where(error)} is not valid Unicode text (it holds a lone surrogate such as \\ud800)")
+        else:
+            parts.append(f"{where(error)} {problem(error)}")
     return "; ".join(parts) or "The request is not valid."

@@ -28,7 +28,7 @@ class NewNote(BaseModel):
     @classmethod
     def _not_a_boolean(cls, value: object) -> object:
         if isinstance(value, bool):  # JSON true is no event number, though Python counts it as 1
-            raise ValueError("event_seq is an event's number, not true or false")
+            raise ValueError("is an event's number, not true or false")  # after the field's name
         return value
 
 

@@ -16,7 +16,7 @@ from api import openapi as doc
 from api.sse import done_payload, event_stream
 from auth.access import Access
 from auth.callers import Caller
-from chat.config import ID_PATTERN, KB_NAME_MAX, KB_NAME_PATTERN
+from chat.config import ID_PATTERN, ISO_TIME, KB_NAME_MAX, KB_NAME_PATTERN
 from chat.events import ErrorOccurred, Event, RunEnded
 from chat.service import AgentService, MessageRefused, ThreadBusy, WrongKnowledgeBase
 from chat.spans import span_tree
@@ -29,7 +29,6 @@ from traces.store import RunQuery, TraceStore, stored_time
 # Ids are ours (hex) or a client's own name for a conversation: letters, digits, - and _ only.
 RunState = Literal["queued", "in_progress", "awaiting_approval", "completed", "failed", "cancelled", "interrupted"]
 StatusFilter = Query(None, description="Only runs in this state.")
-ISO_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?$"
 RUN_FILTERS = frozenset({"thread_id", "status", "grounding", "note", "q", "model", "knowledge_base", "min_ttft_s",
                          "min_latency_s", "since", "until", "order", "limit", "offset"})
 ThreadId = Path(pattern=ID_PATTERN, description="A thread id: letters, digits, - and _, at most 128.")

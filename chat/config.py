@@ -18,6 +18,8 @@ ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 # (A dash is always followed by another character; the length, at most 40, is checked apart.)
 KB_NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9_]|-[a-z0-9_])*$"
 KB_NAME_MAX = 40
+# A time in a filter ("since", "until"): an ISO 8601 date, or a date and time.
+ISO_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?$"
 AGENT_GRAPHS = ("support", "team")  # AGENT_GRAPH: the graphs Glassbox ships (chat/graph.py, chat/team.py)
 # The local model's context (LOCAL_N_CTX tokens) holds the system prompt, the message and the answer
 # (MAX_ANSWER_TOKENS). For LLM_PROVIDER=local, MAX_MESSAGE_CHARS must leave a message of ordinary prose

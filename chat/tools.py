@@ -10,6 +10,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel, Field, ValidationError
 
+from chat.invalid_input import problem, where
 from chat.prompts import facts_list
 from chat.tickets import TicketStore
 from rag.types import Hit
@@ -53,27 +54,10 @@ class TicketInput(BaseModel):
 def describe_invalid_input(tool: str, error: ValidationError) -> str:
     """Return, in our words, why a tool call's input does not fit the tool's schema.
 
-    Built from pydantic's structured `errors()`, never its text: that text echoes the input
-    (a model's words, perhaps the user's) and links to pydantic's documentation.
+    Built from pydantic's structured `errors()`, never its text (chat/invalid_input.py).
     """
-    problems = [f"{'.'.join(str(part) for part in item['loc']) or 'the input'} {_problem(item)}"
-                for item in error.errors()]
+    problems = [f"{where(item)} {problem(item)}" for item in error.errors()]
     return f"The tool {tool} was given input it cannot use, so nothing was done: {'; '.join(problems)}."
-
-
-def _problem(item: dict) -> str:
-    kind, ctx = item["type"], item.get("ctx") or {}
-    if kind == "missing":
-        return "is missing"
-    if kind == "string_too_short":
-        return "is empty" if ctx.get("min_length") == 1 else f"is too short (at least {ctx['min_length']} characters)"
-    if kind == "string_too_long":
-        return f"is too long (at most {ctx['max_length']} characters)"
-    if kind == "literal_error":
-        return f"must be one of {ctx['expected']}"  # our own Literal's values
-    if kind.endswith("_type"):
-        return "has the wrong type"
-    return "is not valid"
 
 
 def needs_approval(tool: BaseTool | None) -> bool:

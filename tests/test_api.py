@@ -182,11 +182,11 @@ def test_chat_answers_as_one_json_object(serve_glassbox, scripted_model):
     ("request_kwargs", "status", "says"),
     [
         ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 422, "not valid JSON"),
-        ({"json": {}}, 422, "message: Field required"),
+        ({"json": {}}, 422, "message is missing"),
         ({"json": {"message": "   "}}, 422, "empty"),
         ({"json": {"message": "x" * 4001}}, 413, "4,001 characters; the limit here is 4,000"),
         ({"json": {"message": "hi", "thread_id": "no-such-thread"}}, 404, "No thread with that id is yours to see"),
-        ({"json": {"message": "hi", "events": ["tokens"]}}, 422, "events.0: Input should be"),
+        ({"json": {"message": "hi", "events": ["tokens"]}}, 422, "events.0 must be one of"),
     ],
 )
 def test_bad_chat_requests_get_readable_4xx(serve_glassbox, request_kwargs, status, says):
@@ -195,6 +195,27 @@ def test_bad_chat_requests_get_readable_4xx(serve_glassbox, request_kwargs, stat
         response = httpx.post(f"{url}{path}", **request_kwargs)
         assert response.status_code == status, response.text
         assert says in response.json()["detail"] and "Traceback" not in response.text
+
+
+PYDANTIC_WORDS = ("should", "Field required", "Value error", "pattern", "Extra inputs", "valid integer", "^")
+
+
+@pytest.mark.parametrize(("path", "says"), [
+    ("/api/runs/%00", "run_id must be an id: letters, digits, - and _, at most 128"),
+    ("/api/runs/compare?a=x&b=%27", "b must be an id"),
+    ("/api/runs?min_ttft_s=nan", "min_ttft_s must be a finite number"),
+    ("/api/runs?min_latency_s=-1", "min_latency_s must be at least 0"),
+    ("/api/runs?since=yesterday", "since must be an ISO 8601 date or time"),
+    ("/api/runs?limit=1e9", "limit must be a whole number"),
+    ("/api/runs?order=%3Cscript%3E", "order must be one of 'newest'"),
+    ("/api/runs?colour=red", "Unknown query parameter 'colour'"),
+    ("/api/kb/%2e%2e/documents", "name must be a knowledge base's name"),
+])
+def test_a_bad_parameter_gets_a_422_in_our_words(serve_glassbox, path, says):
+    response = httpx.get(f"{serve_glassbox().url}{path}")
+
+    assert response.status_code == 422 and says in response.json()["detail"], response.text
+    assert not any(word in response.text for word in PYDANTIC_WORDS), response.text
 
 
 def test_unknown_threads_and_runs_are_404(serve_glassbox):
