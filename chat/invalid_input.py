@@ -25,9 +25,9 @@ _TYPES = {"int": "a whole number", "float": "a number", "bool": "true or false",
           "list": "a list", "dict": "a JSON object", "model": "a JSON object", "model_attributes": "a JSON object"}
 
 
-def where(item: Mapping) -> str:
-    """Return the field an error is about, as "events.0" ("body" is left out), or "the input"."""
-    return ".".join(str(part) for part in item.get("loc", ()) if part != "body") or "the input"
+def where(item: Mapping, whole: str = "the input") -> str:
+    """Return the field an error is about, as "events.0" ("body" is left out), or `whole`."""
+    return ".".join(str(part) for part in item.get("loc", ()) if part != "body") or whole
 
 
 def problem(item: Mapping) -> str:

@@ -71,4 +71,5 @@ def test_a_bound_given_nan_says_it_must_be_finite() -> None:
 
 def test_an_error_with_no_place_is_about_the_input() -> None:
     assert where({"type": "missing", "loc": ()}) == "the input"
+    assert where({"type": "dict_type", "loc": ("body",)}, "the request body") == "the request body"
     assert problem({"type": "some_future_kind"}) == "is not valid"
