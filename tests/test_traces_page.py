@@ -51,3 +51,9 @@ def test_an_unreadable_time_is_named_in_our_words_and_a_readable_one_is_not(monk
 
     assert said == ["From: write a time as 2026-11-23 14:30 (UTC), or leave it empty. Runs were found without "
                     "that bound."]
+
+
+@pytest.mark.parametrize(("stored", "shown"), [("no_sources", "no sources"), ("awaiting_approval", "awaiting approval"),
+                                              ("grounded", "grounded"), ("", "")])
+def test_a_status_or_verdict_shows_as_words_a_narrow_cell_can_break_between(stored: str, shown: str) -> None:
+    assert traces_page._words(stored) == shown

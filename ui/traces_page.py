@@ -54,6 +54,11 @@ LABELS = {"pass": "✅ pass", "fail": "❌ fail", "flag": "🚩 flag"}
 RUN_ID = re.compile(ID_PATTERN)
 
 
+def _words(value: str) -> str:
+    """A status or verdict as words, so a narrow cell breaks between them: "no sources", not "no_sourc|es"."""
+    return value.replace("_", " ")
+
+
 def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Tabs, visitor: gr.BrowserState,
                    chat: ChatViews) -> None:
     """Build the Traces tab and its handlers inside the page being built; a point selected on one
@@ -68,9 +73,9 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
         runs = traces.find_runs(caller, query)
         shown = runs[:PAGE]
         rows = [[when(r["created_at"]), r["id"][:8], (r["thread_id"] or "")[:8], (r["message"] or "")[:80],
-                 r["status"] + (" (imported)" if r.get("origin") else ""), r["knowledge_base"] or "",
+                 _words(r["status"]) + (" (imported)" if r.get("origin") else ""), r["knowledge_base"] or "",
                  ms(r["ttft_s"]), ms(r["latency_s"]), (r["output_tokens"] or 0), r["tool_calls"] or 0,
-                 r["grounding"] or "", r.get("notes") or 0] for r in shown]
+                 _words(r["grounding"] or ""), r.get("notes") or 0] for r in shown]
         first = query.offset + 1 if shown else 0
         label = f"Runs {first}–{query.offset + len(shown)}" + (" (more after)" if len(runs) > PAGE else "")
         return rows, [r["id"] for r in shown], label, query.offset, len(runs) > PAGE
