@@ -335,6 +335,9 @@ def test_the_traces_tab_finds_opens_draws_and_compares_runs(serve_glassbox, scri
     page.wait_for_selector("#gb-trace-summary :text('How long can I return a faulty item?')", timeout=20_000)
     assert page.locator("#gb-waterfall svg .gb-span").count() >= 5
     page.wait_for_selector("#gb-notes-list :text('in the chat')", timeout=10_000)  # the 👍, on its run
+    # Scrolled to the run, below the filters and the table, where a phone would not show it.
+    page.wait_for_function("(() => { const top = document.getElementById('gb-trace-summary').getBoundingClientRect()"
+                           ".top; return top >= 0 && top < innerHeight / 2; })()", timeout=5_000)
 
     page.get_by_text("Replay this run").click()  # no model is called: the run as it happened
     page.locator("#gb-replay-speed").get_by_text("instant").click()

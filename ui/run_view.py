@@ -13,13 +13,13 @@ from ui.render import inert
 def run_summary(run: dict[str, Any], spans: list[Span] = ()) -> str:
     phases = run.get("ttft_breakdown") or {}
     broken = " · ".join(f"{name} {seconds * 1000:.1f} ms" for name, seconds in phases.items())
-    agent = first_token_agent(spans)
+    agent, tokens = first_token_agent(spans), run.get("output_tokens") or 0
     broken += f" · first token from the {inert(agent)} agent" if broken and agent else ""
     return (f"**{inert(run['message'][:200])}**  \n"
             f"run `{run['id']}` · thread `{run['thread_id']}` · {run['status']} · {inert(run.get('model') or '')} · "
             f"knowledge base {inert(run.get('knowledge_base') or '–')} · grounding {run.get('grounding') or '–'}  \n"
             f"TTFT {ms(run['ttft_s'])} ms · latency {ms(run['latency_s'])} ms · "
-            f"{run.get('output_tokens') or 0} tokens" + (f"  \nTTFT phases: {broken}" if broken else "")
+            f"{tokens} token{'' if tokens == 1 else 's'}" + (f"  \nTTFT phases: {broken}" if broken else "")
             + (f"  \n📥 {inert(run['origin'])}: a copy of a run from another Glassbox" if run.get("origin") else ""))
 
 def first_token_agent(spans: list[Span]) -> str:

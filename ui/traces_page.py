@@ -41,6 +41,11 @@ CSS = """
 /* Headers whole-worded ("latency", not "latenc|y"): a size smaller, and never broken inside a word. */
 #gb-runs thead span.header { font-size: 0.72rem; word-break: normal; overflow-wrap: normal; }
 """
+# Arrived from a link or a chart, the run opens below the filters and the table: scroll to it, or a
+# phone shows only the filters.
+SHOW_THE_RUN = "() => { document.getElementById('gb-trace-summary')?.scrollIntoView({block: 'start'}); }"
+SHOW_A_LINKED_RUN = ("() => { if (new URLSearchParams(location.search).get('run')) "
+                     "document.getElementById('gb-trace-summary')?.scrollIntoView({block: 'start'}); }")
 PAGE = 25
 EXPORT_MAX = 500  # runs in one "Export these runs" file
 ANY = "any"
@@ -332,7 +337,7 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
     span_choice.input(show_span, [span_choice, spans], span_detail, **private)
     compare_button.click(compare, [run_box, other_box, visitor], comparison, **private)
     demo.load(from_link, [visitor], [tabs, run_box, *viewed], **private).then(
-        show_notes, [run_box, visitor], notes_list, **private)
+        show_notes, [run_box, visitor], notes_list, **private).then(None, None, None, js=SHOW_A_LINKED_RUN)
 
     def from_chart(selected: gr.SelectData):
         run_id = run_in(glassbox.table, selected.index)
@@ -343,7 +348,7 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
     for chart in chat.charts:
         chart.select(from_chart, None, [tabs, run_box], **private).then(open_run, [run_box, visitor], viewed,
                                                                          **private).then(
-            show_notes, [run_box, visitor], notes_list, **private)
+            show_notes, [run_box, visitor], notes_list, **private).then(None, None, None, js=SHOW_THE_RUN)
 
 
 async def _nothing():
