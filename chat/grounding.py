@@ -908,10 +908,8 @@ def _misstates_a_need(clause: _Clause, about: _Sentence) -> bool:
     # Only "without": a section's heading ("Offline notes: you need a connection …") is no doing without.
     for other in plain:
         for match in _WITHOUT.finditer(other.wording):
-            thing = re.escape(match.group(1))
-            needed_for = re.search(rf" (?:need|requir)\w* (?:\w+ ){{0,3}}{thing} (?:\w+ )?to (\w+) "
-                                   rf"| {thing} (?:\w+ )?(?:is|are) (?:always |also )?requir\w* (?:\w+ )?to (\w+) ", clause.wording)
-            if needed_for and (needed_for.group(1) or needed_for.group(2)) in other.words:
+            needed_for = re.search(rf"(?:{_need_of(re.escape(match.group(1)))})(?:\w+ )?to (\w+) ", clause.wording)
+            if needed_for and needed_for.group(1) in other.words:
                 return True
     return False
 
@@ -924,9 +922,13 @@ def _done_without(clause: _Clause) -> list[str]:
 
 def _needs(clause: _Clause, things: list[str]) -> bool:
     """Return whether a clause says one of `things` is needed: "every visit needs a booked appointment"."""
-    return any(re.search(rf" (?:need|requir|must have|must bring|must show)\w* (?:\w+ ){{0,3}}{thing} "
-                         rf"| {thing} (?:is|are) (?:always |also )?requir", clause.wording)
-               for thing in map(re.escape, things))
+    return any(re.search(_need_of(thing), clause.wording) for thing in map(re.escape, things))
+
+
+def _need_of(thing: str) -> str:
+    """Return the pattern of a need of `thing` (escaped) in a clause's padded stems: " need an internet "."""
+    return (rf" (?:need|requir|must have|must bring|must show)\w* (?:\w+ ){{0,3}}{thing} "
+            rf"| {thing} (?:\w+ )?(?:is|are) (?:always |also )?requir\w* ")
 
 
 def _same_condition(negated: _Clause, plain: _Clause) -> bool:

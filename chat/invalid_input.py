@@ -22,7 +22,7 @@ FORMS = {
 _BOUNDS = {"greater_than_equal": ("ge", "at least"), "less_than_equal": ("le", "at most"),
            "greater_than": ("gt", "more than"), "less_than": ("lt", "less than")}
 _TYPES = {"int": "a whole number", "float": "a number", "bool": "true or false", "string": "text",
-          "list": "a list", "dict": "a JSON object", "model": "a JSON object", "model_attributes": "a JSON object"}
+          "list": "a list", "dict": "a JSON object", "model": "a JSON object"}
 
 
 def where(item: Mapping, whole: str = "the input") -> str:
@@ -59,7 +59,7 @@ def problem(item: Mapping) -> str:
     if kind == "value_error" and isinstance(ctx.get("error"), ValueError):
         return str(ctx["error"])  # raised by our own validators, in our words
     for prefix, expected in _TYPES.items():
-        if kind.startswith(f"{prefix}_") and kind.endswith(("_type", "_parsing", "_from_float", "_fraction")):
+        if kind.startswith(f"{prefix}_") and kind.endswith(("_type", "_parsing", "_from_float")):
             return f"must be {expected}"
     if kind.endswith("_type"):
         return "has the wrong type"
