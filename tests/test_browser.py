@@ -295,6 +295,12 @@ def test_the_traces_tab_finds_opens_draws_and_compares_runs(serve_glassbox, scri
     # Every header fits its column in whole words ("latency", never "latenc" over "y").
     assert page.evaluate("[...document.querySelectorAll('#gb-runs thead span.header')]"
                          ".every(s => getComputedStyle(s).wordBreak === 'normal' && s.scrollWidth <= s.clientWidth)")
+    page.locator("#gb-runs-status input").click()  # states in words, as the table shows them; filtered by value
+    page.get_by_role("option", name="awaiting approval").click()
+    page.click("#gb-runs-search")
+    page.wait_for_function("!document.querySelector('#gb-runs').innerText.includes('Do you ship')", timeout=10_000)
+    page.locator("#gb-runs-status input").click()
+    page.get_by_role("option", name="completed").click()
     page.locator("#gb-runs-model input").click()  # the models of the stored runs are offered
     page.get_by_role("option", name="scripted").click()
     page.fill("#gb-runs-q textarea, #gb-runs-q input", "Canada")

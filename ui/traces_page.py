@@ -244,7 +244,8 @@ def add_traces_tab(glassbox: Glassbox, demo: gr.Blocks, tab: gr.Tab, tabs: gr.Ta
     gr.Markdown("### Runs\nEvery run of yours, newest first. Filter, then click a row (or paste a run id) to "
                 "open it: its spans as a waterfall, each span's inputs and outputs, and a comparison with another run.")
     with gr.Row(equal_height=True):
-        status = gr.Dropdown(STATES, value=ANY, label="Status", elem_id="gb-runs-status", min_width=140)
+        status = gr.Dropdown([(_words(state), state) for state in STATES], value=ANY, label="Status",
+                             elem_id="gb-runs-status", min_width=140)  # shown as the table shows them
         text = gr.Textbox(label="Text in the message or answer", max_length=200, elem_id="gb-runs-q", min_width=200)
         thread = gr.Textbox(label="Thread id", max_length=128, elem_id="gb-runs-thread", min_width=160)
         model = gr.Dropdown([ANY], value=ANY, label="Model", elem_id="gb-runs-model", min_width=160)
