@@ -310,7 +310,7 @@ def _yes_denied(asked: str, claim: str, claims: list[_Sentence], cited: list[_Se
         for clause in sentence.clauses:
             closest, shared = _closest(clause, sentence, cited)
             about = closest[0] if shared >= MIN_SHARED_WORDS else None
-            if about and (_flips_polarity(clause, about) or _misstates_a_need(clause, about)):
+            if _contradicted(clause, about):
                 return [(claims[0].start, claims[0].end)]
     return []
 
@@ -809,7 +809,7 @@ def _unsupported_in(
         ]
         if not clause.negated:  # "we don't ship to Mexico" needs no source naming Mexico
             spans += [(n.start, n.end) for n in clause.names if not names.knows(n)]
-        if about and (_flips_polarity(clause, about) or _misstates_a_need(clause, about)):
+        if _contradicted(clause, about):
             spans.append((clause.start, clause.end))
     return spans
 
@@ -861,6 +861,12 @@ def _cuts_range(quantity: Quantity, about: _Sentence | None, claim: str) -> bool
     if pairs[0][0] == end:
         return not (_FROM.search(before) or _OR_MORE.match(after))
     return not (_UP_TO.search(before) or _OR_LESS.match(after))
+
+
+def _contradicted(clause: _Clause, about: _Sentence | None) -> bool:
+    """Return whether the cited sentence a clause is about says otherwise: it denies what the clause
+    says (or says what it denies), or the clause misstates what it needs."""
+    return about is not None and (_flips_polarity(clause, about) or _misstates_a_need(clause, about))
 
 
 def _flips_polarity(clause: _Clause, about: _Sentence) -> bool:

@@ -44,8 +44,7 @@ CSS = """
 # Arrived from a link or a chart, the run opens below the filters and the table: scroll to it, or a
 # phone shows only the filters.
 SHOW_THE_RUN = "() => { document.getElementById('gb-trace-summary')?.scrollIntoView({block: 'start'}); }"
-SHOW_A_LINKED_RUN = ("() => { if (new URLSearchParams(location.search).get('run')) "
-                     "document.getElementById('gb-trace-summary')?.scrollIntoView({block: 'start'}); }")
+SHOW_A_LINKED_RUN = f"() => {{ if (new URLSearchParams(location.search).get('run')) ({SHOW_THE_RUN})(); }}"
 PAGE = 25
 EXPORT_MAX = 500  # runs in one "Export these runs" file
 ANY = "any"
