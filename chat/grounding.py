@@ -253,13 +253,26 @@ def _values_of_another_case(asked: str, claim: str, claims: list[_Sentence],
                 other = next((i for i, (_, facts, _) in enumerate(parts) if i != case and facts.back(q)), None)
                 if other is None:
                     continue
-                within = next(s for s in claims if s.start <= q.start < s.end)
-                said = _case_words(next(claim[s:e] for s, e in _labelled_parts(claim, within.start, within.end,
-                                                                               within.quantities) if s <= q.start < e))
-                if said & own[other] and not said & own[case]:
+                if _says_whose(claim, q, claims, own[other], own[case]):
                     continue  # "at weekends, 9 am to 5 pm": the answer says whose value it is, beside it
                 spans.append((q.start, q.end))
     return spans
+
+
+def _says_whose(claim: str, value: Quantity, claims: list[_Sentence], other: frozenset[str],
+                case: frozenset[str]) -> bool:
+    """Return whether the answer's part that holds `value` names the other case and not the one asked.
+
+    The value's own words decide when they name a case ("…, but it goes back 7 days on the Free
+    plan", after "on the Plus plan"); else the label before or after them ("on Plus, with up to 10").
+    """
+    within = next(s for s in claims if s.start <= value.start < s.end)
+    for spans in (_spans(claim, _CASE_BREAK, within.start, within.end),
+                  _labelled_parts(claim, within.start, within.end, within.quantities)):
+        said = _case_words(next(claim[s:e] for s, e in spans if s <= value.start < e))
+        if said & (other | case):
+            return not said & case
+    return False
 
 
 def _labelled_parts(text: str, start: int, end: int, quantities: tuple[Quantity, ...]) -> list[tuple[int, int]]:
@@ -712,13 +725,22 @@ def _denied(positioned: list[tuple[int, str]], cues: list[re.Match[str]], lowere
         elif cue.group() == "no" and len(phrase := _noun_phrase(lowered, cue.end())) > 1:
             denied.add(" ".join(phrase))
         elif first < len(positioned):
-            denied.update(w for p, w in positioned[first : bisect_right(positions, positions[first])])
+            if positioned[first][1] == "abl" and first + 1 < len(positioned):
+                first += 1  # "not able to provide": what is denied is providing
+            offered = _OFFERED.match(lowered, positions[first]) if positioned[first][1] in _OFFERING else None
+            if offered and (phrase := _noun_phrase(lowered, offered.end())):
+                denied.add(" ".join(phrase))  # "we don't offer a student discount" says there is none
+            else:
+                denied.update(w for p, w in positioned[first : bisect_right(positions, positions[first])])
         elif positioned and positions[-1] < cue.start():
             denied.add(positioned[-1][1])
     return denied
 
 
 _LOOKS_BACK = ("nothing", "none", "nobody")  # "costs nothing": the word before is what is denied
+# Verbs whose denial denies their object: "not able to provide a discount" is "no discount".
+_OFFERING = ("offer", "provid", "giv", "hav")
+_OFFERED = re.compile(r"[^\W\d_]+(?:[ \t]+(?:a|an|the|any|our|your|their|its))?")
 _PHRASE_WORD = re.compile(r"[ \t]*([^\W\d_]+)")
 
 

@@ -246,6 +246,11 @@ PLUS_PRICE = "Plus: The Plus plan costs $6 per month, or $60 per year when paid 
      "How much does the Plus plan cost per month?"),
     ("The on-call dentist answers from 6 pm to 10 pm on weekdays and from 9 am to 5 pm at weekends.", ON_CALL,
      "How late in the evening can I reach the on-call dentist on a weekday?"),
+    # The value's own words name its case, though a clause before it names the one asked (the local model's).
+    ("Inkwell keeps earlier versions of every note on the Plus plan, but the version history goes back to 7 days "
+     "on the Free plan and 90 days on the Plus plan.", "Version history: Inkwell keeps earlier versions of every "
+     "note: for 7 days on the Free plan and for 90 days on Plus and Team.",
+     "How far back does version history go on the Plus plan?"),
 ])
 def test_a_value_said_with_its_own_case_is_grounded(answer: str, source: str, asked: str) -> None:
     assert grounded(answer, source, asked=asked)
@@ -284,6 +289,21 @@ def test_no_denies_its_whole_phrase() -> None:
 
     assert grounded("There's no Linux desktop app, but the web app works on Linux.", linux)
     assert not grounded("Yes, there is a desktop app for Linux.", linux)
+
+
+@pytest.mark.parametrize(("answer", "is_grounded"), [
+    ("I'm sorry, but I'm not able to provide a discount for students.", False),  # one of the local model's answers
+    ("No, we don't offer a student discount.", False),
+    ("We don't have discounts for students.", False),
+    ("Students get 50% off the Plus plan.", True),
+    ("We don't offer a discount on the Free plan.", True),  # another case: the Plus plan's discount
+    ("We do not give refunds on gift cards.", True),  # not what the sentence is about
+])
+def test_denying_that_one_offers_or_can_give_what_the_source_gives_is_unsupported(answer: str,
+                                                                                   is_grounded: bool) -> None:
+    discounts = "Discounts: Students get 50% off the Plus plan with a valid university email address."
+
+    assert grounded(answer, discounts) is is_grounded
 
 
 def test_a_word_the_user_wrote_in_lower_case_is_no_invented_name() -> None:
