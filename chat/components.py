@@ -94,7 +94,8 @@ def config_snapshot(settings: Settings, model_name: str) -> dict[str, Any]:
                        "max_tokens": settings.max_answer_tokens, "top_k": settings.rag_top_k,
                        "min_score": settings.rag_min_score, "history_messages": settings.history_messages,
                        **({"given_numbers_only": settings.local_given_numbers_only,
-                           "no_denied_yes": settings.local_no_denied_yes}
+                           "no_denied_yes": settings.local_no_denied_yes,
+                           "fact_opening": settings.local_fact_opening}
                           if settings.llm_provider == "local" else {})},
         "prompt_template": template,
         "prompt_hash": digest,

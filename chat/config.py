@@ -113,8 +113,11 @@ class Settings:
     # (chat/given_numbers.py); 0 turns that off.
     local_given_numbers_only: bool = True
     # LOCAL_NO_DENIED_YES: 1 (default) opens the local model's answer with "No" when its facts deny
-    # a yes to the user's yes/no question (chat/denied_yes.py); 0 turns that off.
+    # a yes to the user's yes/no question (chat/openings.py); 0 turns that off.
     local_no_denied_yes: bool = True
+    # LOCAL_FACT_OPENING: 1 (default) opens the local model's answer, where no "No" is due, with the first
+    # words of its best fact (chat/openings.py); 0 lets the model open it.
+    local_fact_opening: bool = True
     # MAX_ANSWER_TOKENS: cap on tokens the model may generate per answer.
     max_answer_tokens: int = 384
     # RAG_TOP_K: chunks given to the model. Default 1 for the small local model
@@ -226,6 +229,7 @@ class Settings:
             local_n_ctx=n_ctx,
             local_given_numbers_only=_switch(env, "LOCAL_GIVEN_NUMBERS_ONLY", cls.local_given_numbers_only),
             local_no_denied_yes=_switch(env, "LOCAL_NO_DENIED_YES", cls.local_no_denied_yes),
+            local_fact_opening=_switch(env, "LOCAL_FACT_OPENING", cls.local_fact_opening),
             max_answer_tokens=answer_tokens,
             rag_top_k=_int(env, "RAG_TOP_K", default_k),
             history_messages=max(1, _int(env, "HISTORY_MESSAGES", default_history)),

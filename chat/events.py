@@ -193,7 +193,9 @@ class ModelCallEnded(Event):
     input_tokens: int = 0
     output_tokens: int = 0
     reasoning_tokens: int = 0
-    opened_with_no: bool = False  # the local model's first token set by LOCAL_NO_DENIED_YES (chat/denied_yes.py)
+    # The words the local model's answer was opened with (chat/openings.py): "No" (LOCAL_NO_DENIED_YES)
+    # or its fact's first words (LOCAL_FACT_OPENING); "" when the model opened it.
+    opened_with: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -292,4 +294,6 @@ def event_from_dict(data: dict[str, Any]) -> Event:
         fields["unsupported"] = tuple(fields.get("unsupported", ()))
     if cls is ModelCallStarted:
         fields["messages"] = tuple(fields.get("messages", ()))
+    if cls is ModelCallEnded and "opened_with_no" in fields:  # stored before openings other than "No"
+        fields["opened_with"] = "No" if fields.pop("opened_with_no") is True else ""
     return cls(**fields)

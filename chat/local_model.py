@@ -15,8 +15,8 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, PrivateAttr
 
-from chat.denied_yes import opening_no
 from chat.given_numbers import GivenNumbersOnly, NumberVocabulary, given_numbers
+from chat.openings import opening_from_fact, opening_no
 from chat.prompts import MESSAGE_TOO_LONG_FOR_MODEL, NO_ROOM_FOR_A_MESSAGE
 
 log = logging.getLogger("glassbox.local_model")
@@ -118,8 +118,10 @@ class LlamaCppChatModel(BaseChatModel):
     temperature: float = 0.0
     # Numbers in the answer only as the prompt writes them (chat/given_numbers.py); LOCAL_GIVEN_NUMBERS_ONLY.
     given_numbers_only: bool = True
-    # No opening "yes" that the prompt's facts deny (chat/denied_yes.py); LOCAL_NO_DENIED_YES.
+    # No opening "yes" that the prompt's facts deny (chat/openings.py); LOCAL_NO_DENIED_YES.
     no_denied_yes: bool = True
+    # Otherwise the answer opens with its best fact's first words (chat/openings.py); LOCAL_FACT_OPENING.
+    fact_opening: bool = True
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _vocabulary: NumberVocabulary | None = PrivateAttr(default=None)
 
@@ -130,7 +132,8 @@ class LlamaCppChatModel(BaseChatModel):
     @property
     def _identifying_params(self) -> dict[str, Any]:
         return {"model_name": self.model_name, "max_tokens": self.max_tokens, "temperature": self.temperature,
-                "given_numbers_only": self.given_numbers_only, "no_denied_yes": self.no_denied_yes}
+                "given_numbers_only": self.given_numbers_only, "no_denied_yes": self.no_denied_yes,
+                "fact_opening": self.fact_opening}
 
     def _generate(
         self,
@@ -209,7 +212,7 @@ class LlamaCppChatModel(BaseChatModel):
         with self._lock:
             sizes = [len(self.llama.tokenize(m["content"].encode())) + TEMPLATE_TOKENS for m in payload]
             payload, input_tokens = fit_to_context(payload, sizes, self.llama.n_ctx() - self.max_tokens)
-            processors, opened_with_no = self._processors(payload)
+            processors, opening = self._processors(payload)
             stream = self.llama.create_chat_completion(
                 messages=payload,
                 stream=True,
@@ -243,7 +246,7 @@ class LlamaCppChatModel(BaseChatModel):
         }
         yield ChatGenerationChunk(
             message=AIMessageChunk(content="", usage_metadata=usage, chunk_position="last",
-                                   response_metadata={"finish_reason": finish, "opened_with_no": opened_with_no})
+                                   response_metadata={"finish_reason": finish, "opened_with": opening})
         )
 
     def read_vocabulary(self) -> NumberVocabulary | None:
@@ -252,18 +255,20 @@ class LlamaCppChatModel(BaseChatModel):
             self._vocabulary = NumberVocabulary.of(self.llama.detokenize, self.llama.n_vocab())
         return self._vocabulary
 
-    def _processors(self, payload: list[dict]) -> tuple[Any, bool]:
-        """Return the decoding rules that are on (the opening "No", the number rule), or None, and
-        whether the answer is opened with "No"."""
+    def _processors(self, payload: list[dict]) -> tuple[Any, str]:
+        """Return the decoding rules that are on (the number rule, the answer's opening), or None, and
+        the words the answer is opened with ("" when the model opens it)."""
         from llama_cpp import LogitsProcessorList
 
-        no = opening_no(payload, self._tokenize) if self.no_denied_yes else None
-        rules: list[Any] = [no] if no else []
+        rules: list[Any] = []
         vocabulary = self.read_vocabulary()  # under the generation lock
         if vocabulary is not None:
             rules.append(GivenNumbersOnly(given_numbers(m["content"] for m in payload), vocabulary,
                                           self.llama.detokenize))
-        return (LogitsProcessorList(rules) if rules else None), no is not None
+        opening = (opening_no(payload, self._tokenize) if self.no_denied_yes else None) or (
+            opening_from_fact(payload, self._tokenize) if self.fact_opening else None)
+        rules += [opening] if opening else []  # last: its token wins whatever the number rule did
+        return (LogitsProcessorList(rules) if rules else None), opening.words if opening else ""
 
     def _tokenize(self, text: bytes) -> list[int]:
         return self.llama.tokenize(text, add_bos=False, special=False)

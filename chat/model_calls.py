@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 MODEL_MESSAGE_CHARS = 8_000  # of each message kept in the trace; the rest is counted, not stored
 PARAMETERS = ("model", "model_name", "temperature", "max_tokens", "max_completion_tokens", "top_p", "top_k",
               "frequency_penalty", "presence_penalty", "seed", "stop", "reasoning_effort", "given_numbers_only",
-              "no_denied_yes")
+              "no_denied_yes", "fact_opening")
 PROVIDERS = {"llama-cpp": "local", "openai-chat": "openai"}
 FINISH_REASONS: dict[str, FinishReason] = {"stop": "stop", "length": "length", "tool_calls": "tool_calls",
                                            "function_call": "tool_calls", "max_tokens": "length"}
@@ -79,12 +79,14 @@ class ModelCalls(AsyncCallbackHandler):
         reason = FINISH_REASONS.get(str(metadata.get("finish_reason") or metadata.get("stop_reason") or ""), "stop")
         if getattr(message, "tool_calls", None):
             reason = "tool_calls"
-        self._end(run_id, reason, getattr(message, "usage_metadata", None) or {}, metadata.get("opened_with_no") is True)
+        opened_with = metadata.get("opened_with")
+        self._end(run_id, reason, getattr(message, "usage_metadata", None) or {},
+                  opened_with if isinstance(opened_with, str) else "")
 
     async def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self._end(run_id, "cancelled" if isinstance(error, asyncio.CancelledError) else "error", {})
 
-    def _end(self, run_id: UUID, reason: FinishReason, usage: dict[str, Any], opened_with_no: bool = False) -> None:
+    def _end(self, run_id: UUID, reason: FinishReason, usage: dict[str, Any], opened_with: str = "") -> None:
         call = self._calls.pop(run_id, None)
         if call is None:
             return
@@ -95,7 +97,7 @@ class ModelCalls(AsyncCallbackHandler):
             first_chunk_s=None if call.first_chunk is None else call.first_chunk - call.started,
             duration_s=now - call.started, input_tokens=int(usage.get("input_tokens") or 0),
             output_tokens=int(usage.get("output_tokens") or 0), reasoning_tokens=int(details.get("reasoning") or 0),
-            opened_with_no=opened_with_no))
+            opened_with=opened_with))
 
 
 def _as_sent(message: BaseMessage) -> dict[str, Any]:

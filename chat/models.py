@@ -30,6 +30,7 @@ def build_chat_model(settings: Settings) -> tuple[BaseChatModel, str]:
     llama = load_llama(path, settings.local_n_ctx)
     model = LlamaCppChatModel(llama=llama, model_name=name, max_tokens=settings.max_answer_tokens,
                               given_numbers_only=settings.local_given_numbers_only,
-                              no_denied_yes=settings.local_no_denied_yes)
+                              no_denied_yes=settings.local_no_denied_yes,
+                              fact_opening=settings.local_fact_opening)
     model.read_vocabulary()  # 0.2 s, at start rather than in the first answer
     return model, name

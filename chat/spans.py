@@ -195,8 +195,8 @@ def _describe(span: Span, event: Event) -> None:
         attributes.update(finish_reason=event.finish_reason, first_chunk_s=event.first_chunk_s,
                           input_tokens=event.input_tokens, output_tokens=event.output_tokens,
                           reasoning_tokens=event.reasoning_tokens)
-        if event.opened_with_no:  # the local model's first word set by LOCAL_NO_DENIED_YES
-            attributes["opened_with_no"] = True
+        if event.opened_with:  # the local model's first words set by chat/openings.py
+            attributes["opened_with"] = event.opened_with
         span.status = {"error": "error", "cancelled": "cancelled"}.get(event.finish_reason, span.status)
     elif isinstance(event, Token):
         attributes["tokens"] = attributes.get("tokens", 0) + 1

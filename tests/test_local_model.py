@@ -13,7 +13,8 @@ from chat.components import load_components, sqlite_checkpointer
 from chat.config import Settings
 from chat.given_numbers import given_numbers
 from chat.grounding import check_grounding, yes_is_denied
-from chat.prompts import system_prompt
+from chat.openings import fact_opening
+from chat.prompts import facts_in, system_prompt
 from chat.service import AgentService
 from chat.tickets import TicketStore
 from chat.tools import build_tools
@@ -70,8 +71,19 @@ async def test_the_local_model_opens_with_no_where_its_fact_denies_a_yes(local_c
 
     answer = "".join([chunk.text async for chunk in components.model.astream(prompt)])
 
-    # In the decoding (chat/denied_yes.py), so on every CPU; what follows the "No" is the model's.
+    # In the decoding (chat/openings.py), so on every CPU; what follows the "No" is the model's.
     assert answer.startswith("No")
+
+
+async def test_the_local_model_opens_with_its_facts_first_words(local_components):
+    _, components = local_components
+    fact = "Whitening: An in-chair whitening session takes 90 minutes and costs $350."
+    prompt = [SystemMessage(system_prompt([fact])), HumanMessage("How much does whitening in the chair cost?")]
+
+    answer = "".join([chunk.text async for chunk in components.model.astream(prompt)])
+
+    # Forced in the decoding, so on every CPU; what follows is the model's, whatever this CPU makes of it.
+    assert answer.startswith("An in-chair whitening session")
 
 
 async def test_a_run_opened_with_no_says_so_in_its_trace(local_components):
@@ -85,7 +97,7 @@ async def test_a_run_opened_with_no_says_so_in_its_trace(local_components):
     hits = next(e for e in events if e.type == "retrieval").hits
     assert hits[0].source == "returns.md" and yes_is_denied(question, [hits[0].text])  # the fact denies a yes
     end = next(e for e in events if e.type == "model_end")
-    assert end.opened_with_no and events[-1].answer.startswith("No")
+    assert end.opened_with == "No" and events[-1].answer.startswith("No")
     assert "its first word, “No”, set because its facts deny a yes" in describe(end)  # in the panel
 
 
@@ -156,7 +168,9 @@ async def test_the_local_models_call_is_traced_with_its_messages_and_why_it_ende
     # greedy decoding produced, so the test checks that the reason agrees with the count, not the words.
     assert end.output_tokens <= 3 and end.first_chunk_s is not None
     assert end.finish_reason == ("length" if end.output_tokens == 3 else "stop")
-    assert not end.opened_with_no  # no yes/no question
+    # No yes/no question, so it opened with its fact's first words: forced, as far as 3 tokens go, on every CPU.
+    assert end.opened_with == fact_opening(facts_in(start.messages[0]["content"])[0])
+    assert f"it opened with its fact's first words, “{end.opened_with}”" in describe(end)  # in the panel
     run_start, run_end = events[1], events[-1]
     assert run_start.config["provider"] == "local" and run_start.config["prompt_template"] == "one_fact"
     assert len(run_start.config["prompt_hash"]) == 12 and run_start.config["glassbox_version"]

@@ -86,15 +86,17 @@ async def test_a_runs_events_make_one_tree(make_service, scripted_model) -> None
     assert all(s.start_ns <= s.end_ns and s.to_dict()["duration_ms"] >= 0 for s in spans)
 
 
-async def test_a_model_call_opened_with_no_says_so_and_one_stored_before_reads_as_not(make_service,
+async def test_a_model_call_opened_by_a_rule_says_so_and_ones_stored_before_read_back(make_service,
                                                                                        scripted_model) -> None:
     events = await ticket_run(make_service, scripted_model)
     last_end = max(e.seq for e in events if e.type == "model_end")
-    opened = [dataclasses.replace(e, opened_with_no=True) if e.seq == last_end else e for e in events]
+    opened = [dataclasses.replace(e, opened_with="No") if e.seq == last_end else e for e in events]
     asked, answered = [s for s in span_tree(opened) if s.kind == "model"]
-    assert answered.attributes["opened_with_no"] is True and "opened_with_no" not in asked.attributes
-    stored = {k: v for k, v in events[last_end].to_dict().items() if k != "opened_with_no"}  # before the field
-    assert event_from_dict(stored).opened_with_no is False
+    assert answered.attributes["opened_with"] == "No" and "opened_with" not in asked.attributes
+    stored = {k: v for k, v in events[last_end].to_dict().items() if k != "opened_with"}
+    assert event_from_dict(stored).opened_with == ""  # stored before the field
+    assert event_from_dict({**stored, "opened_with_no": True}).opened_with == "No"  # stored when it was a flag
+    assert event_from_dict({**stored, "opened_with_no": False}).opened_with == ""
 
 
 async def test_a_run_stored_before_spans_draws_the_same_tree(make_service, scripted_model) -> None:

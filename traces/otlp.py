@@ -128,7 +128,7 @@ def _semantic(span: Span, events: list[Event]) -> dict[str, Any]:
                 "gen_ai.usage.input_tokens": inputs, "gen_ai.usage.output_tokens": outputs,
                 "gen_ai.response.finish_reasons": [a["finish_reason"]] if a.get("finish_reason") else None,
                 "gen_ai.response.time_to_first_chunk": a.get("first_chunk_s"),
-                "glassbox.model.opened_with_no": a.get("opened_with_no"),  # only when set (LOCAL_NO_DENIED_YES)
+                "glassbox.model.opened_with": a.get("opened_with"),  # only when set (chat/openings.py)
                 "llm.invocation_parameters": _json(a.get("parameters")),
                 "langfuse.observation.completion_start_time":
                     datetime.fromtimestamp(first / 1e9, UTC).isoformat() if first else None}

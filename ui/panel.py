@@ -135,7 +135,7 @@ def describe(event: Event) -> str:
         first = "–" if event.first_chunk_s is None else f"{event.first_chunk_s * 1000:.0f} ms"
         return (f"the model finished ({event.finish_reason}): first words after {first}, "
                 f"{event.duration_s * 1000:.0f} ms in all, {event.input_tokens} tokens in, {event.output_tokens} out"
-                + ("; its first word, “No”, set because its facts deny a yes" if event.opened_with_no else ""))
+                + _opening(event.opened_with))
     if isinstance(event, ErrorOccurred):
         return f"error ({event.kind}): {event.message}"
     if isinstance(event, GroundingChecked):
@@ -151,6 +151,13 @@ def describe(event: Event) -> str:
         return (f"finished, {event.status} · TTFT {ttft} · latency {event.latency_s:.2f} s · "
                 f"{event.output_tokens} tokens · {event.tool_calls} tool call(s){cited}")
     return ""
+
+
+def _opening(words: str) -> str:
+    """Say what opened the local model's answer (chat/openings.py), if a rule did."""
+    if words == "No":
+        return "; its first word, “No”, set because its facts deny a yes"
+    return f"; it opened with its fact's first words, “{words}”" if words else ""
 
 
 def panel_html(events: list[Event], level: Level, agent: str = ALL_AGENTS) -> str:

@@ -1,4 +1,5 @@
-"""The local model's opening "No" where its facts deny a yes (chat/denied_yes.py), without the model."""
+"""How the local model's answer opens (chat/openings.py): "No" where its facts deny a yes, else the fact's
+first words. Without the model."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import numpy as np
 import pytest
 
 from chat.config import Settings
-from chat.denied_yes import opening_no
 from chat.grounding import yes_is_denied
+from chat.openings import FACT_OPENING_WORDS, fact_opening, opening_from_fact, opening_no
 from chat.prompts import system_prompt
 
 EASTSIDE = "Eastside Branch: The Eastside Branch is closed on Sundays and Mondays all year round."
@@ -17,6 +18,15 @@ NO = 7
 
 def tokenize(text: bytes) -> list[int]:
     return [NO] if text == b"No" else [1, 2]
+
+
+def forced(rule, steps: int) -> list[int]:
+    """Return the tokens the rule leaves the model, step by step, from scores that favour token 0."""
+    chosen = []
+    for _ in range(steps):
+        scores = rule(np.array(chosen or [0]), np.array([9.0, 1.0, 0.5, 0.1, 0.0, 2.0, 3.0, -1.0, 4.0]))
+        chosen.append(int(np.argmax(scores)))
+    return chosen
 
 
 def chat(question: str, *facts: str) -> list[dict]:
@@ -66,3 +76,42 @@ def test_hostile_questions_and_facts_give_no_rule_and_no_error():
 @pytest.mark.parametrize(("value", "on"), [("", True), ("1", True), ("0", False)])
 def test_the_setting_reads_as_a_switch(value: str, on: bool) -> None:
     assert Settings.from_env({"LOCAL_NO_DENIED_YES": value}).local_no_denied_yes is on
+
+
+@pytest.mark.parametrize(("fact", "opening"), [
+    ("Whitening: An in-chair whitening session takes 90 minutes and costs $350.", "An in-chair whitening session"),
+    ("Cancelling or rescheduling: Please give us at least 48 hours' notice.", "Please give us at"),
+    ("Payment methods: Your card is charged only when your order ships.", "Your card is charged"),
+    ("A line with no heading at all.", "A line with no"),  # no heading to leave out
+    ("Too many words before the colon to be a heading: this one.", "Too many words before"),
+    ("Short: two", "two"),  # fewer words than the opening takes
+    ("Heading only:", "Heading only:"),  # nothing after the heading: the whole of it
+])
+def test_the_opening_is_the_facts_first_words_after_its_heading(fact: str, opening: str) -> None:
+    assert fact_opening(fact) == opening and len(opening.split()) <= FACT_OPENING_WORDS
+
+
+def test_the_answer_opens_with_the_facts_tokens_then_the_model_goes_on():
+    rule = opening_from_fact(chat("How much does whitening in the chair cost?", "Whitening: An in-chair session."),
+                             lambda text: [5, 8] if text == b"An in-chair session." else [])
+    assert rule.words == "An in-chair session."
+    assert forced(rule, 3) == [5, 8, 0]  # the fact's tokens even against the model's scores, then its own choice
+
+
+def test_a_denied_yes_opens_with_no_rather_than_the_fact():
+    rule = opening_no(chat("Is the Eastside Branch open on Mondays?", EASTSIDE), tokenize)
+    assert rule.words == "No" and forced(rule, 2) == [NO, 0]
+
+
+@pytest.mark.parametrize("payload", [
+    chat("How long is it open?"),  # no facts
+    [{"role": "user", "content": "How long is it open?"}],  # no system prompt
+    chat("How long is it open?", EASTSIDE) + [{"role": "tool", "content": "x"}],  # a tool's result, not the user
+])
+def test_no_fact_opening_without_a_fact_to_open_from(payload):
+    assert opening_from_fact(payload, tokenize) is None
+
+
+def test_the_fact_opening_reads_as_a_switch() -> None:
+    assert Settings.from_env({}).local_fact_opening is True
+    assert Settings.from_env({"LOCAL_FACT_OPENING": "0"}).local_fact_opening is False
