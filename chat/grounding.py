@@ -740,7 +740,7 @@ def _denied(positioned: list[tuple[int, str]], cues: list[re.Match[str]], lowere
 _LOOKS_BACK = ("nothing", "none", "nobody")  # "costs nothing": the word before is what is denied
 # Verbs whose denial denies their object: "not able to provide a discount" is "no discount".
 _OFFERING = ("offer", "provid", "giv", "hav")
-_OFFERED = re.compile(r"[^\W\d_]+(?:[ \t]+(?:a|an|the|any|our|your|their|its))?")
+_OFFERED = re.compile(r"[^\W\d_]+(?:[ \t]+(?:a|an|the|any|our|your|their|its)\b)?")
 _PHRASE_WORD = re.compile(r"[ \t]*([^\W\d_]+)")
 
 

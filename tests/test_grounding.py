@@ -295,6 +295,7 @@ def test_no_denies_its_whole_phrase() -> None:
     ("I'm sorry, but I'm not able to provide a discount for students.", False),  # one of the local model's answers
     ("No, we don't offer a student discount.", False),
     ("We don't have discounts for students.", False),
+    ("We don't have any discount for students.", False),  # "any" is no part of what is denied ("an" neither)
     ("Students get 50% off the Plus plan.", True),
     ("We don't offer a discount on the Free plan.", True),  # another case: the Plus plan's discount
     ("We do not give refunds on gift cards.", True),  # not what the sentence is about
