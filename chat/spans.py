@@ -1,8 +1,9 @@
 """A run's spans: which span each event belongs to, and the tree they make. Pure: events in, spans out.
 
 A run is the root span; each node the graph ran (retrieve, agent, tools) is a child of it; each
-tool call is a child of its node, and so is the model's output in an agent node (the model-call
-span). In the team graph each agent is a span under the run, and its nodes, model and tool calls
+tool call is a child of its node, and so is each model call (the model-call span, with the tokens
+it streamed). Tokens a node returned without calling the model (the "documents don't cover this"
+answer) stay in the node's span: no model call is drawn where none was made. In the team graph each agent is a span under the run, and its nodes, model and tool calls
 are its children; agents running side by side each keep their own open nodes. Events inside a span
 carry its `span_id` and `parent_span_id`.
 
@@ -46,8 +47,11 @@ def span_id_for(run_id: str, key: str) -> str:
 class SpanTracker:
     """Say which span each event of one run belongs to, as the events come, in order."""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, *, stored_before_model_calls: bool = False) -> None:
         self.run_id = run_id
+        # Runs stored before model_start existed: every token was the model's, so it goes in a model span.
+        self._every_token_a_models = stored_before_model_calls
+        self._called_model: set[str] = set()  # the node spans in which a model call started
         self.root = span_id_for(run_id, "run")
         self._open_nodes: list[tuple[str, str, str]] = []  # (agent, node name, span id), innermost last
         self._agents: dict[str, str] = {}  # team agent -> its span id
@@ -83,8 +87,16 @@ class SpanTracker:
             return self._tools[call_id]
         if isinstance(event, (ModelCallStarted, ModelCallEnded, Token, ReasoningChunk)):
             node = self._node(agent)
+            if isinstance(event, ModelCallStarted):
+                self._called_model.add(node)
+            elif node not in self._called_model and not self._every_token_a_models:
+                return node, self._parent_of(node)
             return span_id_for(self.run_id, f"model/{node}"), node
         return self.root, ""
+
+    def _parent_of(self, span: str) -> str:
+        """A node's parent (its agent, or the run); an agent's is the run; the run has none."""
+        return self._parents.get(span, self.root if span != self.root else "")
 
     def _open_in(self, agent: str) -> bool:
         return any(open_agent == agent for open_agent, _, _ in self._open_nodes) or agent in self._agents
@@ -131,7 +143,7 @@ def span_tree(events: list[Event]) -> list[Span]:
     """
     if not events:
         return []
-    tracker = SpanTracker(events[0].run_id)
+    tracker = SpanTracker(events[0].run_id, stored_before_model_calls=True)  # it places only runs that old
     spans: dict[str, Span] = {}
     base_ns = next((e.ts - int(e.at * 1e9) for e in events if e.ts), 0)
     for event in events:

@@ -11,6 +11,7 @@ import pytest
 from chat.components import Components
 from chat.events import GroundingChecked, RunEnded, RunStarted
 from chat.service import AgentService, WrongKnowledgeBase
+from chat.spans import span_tree
 from chat.tools import build_tools
 from rag.bases import MANIFEST_KEY, KnowledgeBaseError, KnowledgeBases, Manifest, UnknownKnowledgeBase
 from rag.ingest import ingest_paths
@@ -193,6 +194,10 @@ async def test_nothing_relevant_enough_is_said_plainly_without_asking_the_model(
     assert "support ticket" in end.answer  # tools are bound: a person can be asked
     assert scripted_model.prompts == [] and end.citations == () and end.grounding == "no_sources"
     assert end.ttft_s is not None and any(e.type == "token" for e in events)
+    spans = span_tree(events)  # no model call is drawn: its words are the agent node's own
+    assert [s for s in spans if s.kind == "model"] == []
+    said = next(s for s in spans if s.kind == "node" and s.name == "agent")
+    assert said.attributes["text"] == end.answer and said.token_times()
 
 
 async def test_a_wrong_claim_is_flagged_with_the_documents_sentence(service, scripted_model):

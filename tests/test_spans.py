@@ -109,6 +109,9 @@ async def test_a_run_stored_before_spans_draws_the_same_tree(make_service, scrip
     durations = [round(s.end_ns - s.start_ns, -3) for s in old]  # timed from `at` alone
     assert durations == [round(s.end_ns - s.start_ns, -3) for s in new]
     assert span_tree([]) == []
+    # Stored before model calls were traced, too: its tokens were the model's, and drawn in a model span.
+    older = [e for e in legacy if e.type not in ("model_start", "model_end")]
+    assert [s.attributes.get("text") for s in span_tree(older) if s.kind == "model"] == ["Ticket opened."]
 
 
 def test_spans_over_http(serve_glassbox, scripted_model) -> None:

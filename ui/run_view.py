@@ -24,7 +24,7 @@ def run_summary(run: dict[str, Any], spans: list[Span] = ()) -> str:
 
 def first_token_agent(spans: list[Span]) -> str:
     """The team agent whose model call streamed the run's first token; "" for a single agent's run."""
-    first = min(((s.token_times()[0], s) for s in spans if s.kind == "model" and s.token_times()),
+    first = min(((s.token_times()[0], s) for s in spans if s.token_times()),
                 key=lambda pair: pair[0], default=None)
     by_id = {s.span_id: s for s in spans}
     span = first[1] if first else None
@@ -34,7 +34,7 @@ def first_token_agent(spans: list[Span]) -> str:
 
 
 def first_token_ns(spans: list[Span]) -> int | None:
-    times = [t for s in spans if s.kind == "model" for t in s.token_times()]
+    times = [t for s in spans for t in s.token_times()]
     return min(times) if times else None
 
 def span_json(span: Span) -> dict[str, Any]:
