@@ -13,6 +13,7 @@ from io import BytesIO
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
+from chat.text import clean_text
 from rag.html_text import declared_charset, page_text
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ def text_of(name: str, data: bytes) -> str:
         text = _html_text(name, data)
     else:
         text = _decode(name, data)
-    text = _without_controls(text)
+    text = clean_text(_without_controls(text))  # a PDF's font can map a glyph to a lone surrogate
     if not text.strip():
         reasons = {".pdf": PDF_NO_TEXT, ".html": HTML_NO_TEXT, ".htm": HTML_NO_TEXT}
         raise UnreadableDocument(name, reasons.get(suffix, EMPTY))

@@ -314,6 +314,23 @@ def test_minimal_pdf_text_is_extracted() -> None:
     assert "Hold the pairing button (5 s)." in text and "Then release it." in text
 
 
+def test_a_pdf_font_mapping_a_glyph_to_a_lone_surrogate_costs_only_that_character() -> None:
+    # A font's ToUnicode map can send a glyph to half a UTF-16 pair (pypdf decodes "surrogatepass"):
+    # such text can't be stored, embedded or tokenised, so it becomes U+FFFD like any other.
+    cmap = (b"/CIDInit /ProcSet findresource begin 12 dict begin begincmap 1 begincodespacerange <00> <FF> "
+            b"endcodespacerange 1 beginbfchar <41> <D800> endbfchar endcmap end end")
+    stream = b"BT /F1 12 Tf 72 720 Td (Whitening A costs 5 dollars.) Tj ET"
+    pdf = assemble_pdf([
+        b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /ToUnicode 6 0 R >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(cmap), cmap),
+    ])
+    text = text_of("hostile.pdf", pdf)
+    assert text == "Whitening \ufffd costs 5 dollars." and text.encode()
+
+
 def test_password_protected_pdf_says_so() -> None:
     assert (
         reason_for("locked.pdf", encrypted(minimal_pdf(["Secret prices."]), "open-sesame")) == PDF_PROTECTED
