@@ -225,7 +225,7 @@ class Cancelled(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class GroundingChecked(Event):
-    """The finished answer compared with the sentences it was built on (chat/grounding.py)."""
+    """The finished answer compared with the sentences it was built on (chat/grounding/)."""
 
     type: ClassVar[str] = "grounding"
     verdict: GroundingVerdict

@@ -5,7 +5,7 @@ shape of the fact and loses its digits. This llama.cpp logits processor stops th
 Each number the model writes must be, digit by digit, one that its prompt contains (the retrieved
 facts, the instructions, the conversation): "$0.25", "555-0187", "10:30". A number once begun is
 written out whole. The model may still pick the wrong one of them, or spell a number out in words;
-the grounding check (chat/grounding.py) judges what it did write.
+the grounding check (chat/grounding/) judges what it did write.
 
 Outside a number, only tokens that contain a digit are ever touched; everything else the model
 writes as it would have.

@@ -3,7 +3,7 @@
 "45 days", "forty-five days" and "6.5 weeks" are each a duration in seconds; "$4.99" and "4.99
 dollars" the same amount of money; "8 am to 8 pm" two clock times and a range. A quantity carries
 the keys it claims and the keys it backs when a source states it ("5 business days" backs "5 days",
-not the other way round), so chat/grounding.py can compare an answer with its sources by keys.
+not the other way round), so chat/grounding/ can compare an answer with its sources by keys.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from chat.grounding import Grounding, _stem, check_grounding
+from chat.grounding import Grounding, check_grounding
+from chat.grounding.sentences import _stem
 from rag.splitting import split_into_chunks
 
 REPO = Path(__file__).resolve().parent.parent
