@@ -16,7 +16,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import ConfigDict, PrivateAttr
 
 from chat.given_numbers import GivenNumbersOnly, NumberVocabulary, given_numbers
-from chat.openings import opening_from_fact, opening_no
+from chat.openings import answer_opening
 from chat.prompts import MESSAGE_TOO_LONG_FOR_MODEL, NO_ROOM_FOR_A_MESSAGE
 
 log = logging.getLogger("glassbox.local_model")
@@ -265,8 +265,7 @@ class LlamaCppChatModel(BaseChatModel):
         if vocabulary is not None:
             rules.append(GivenNumbersOnly(given_numbers(m["content"] for m in payload), vocabulary,
                                           self.llama.detokenize))
-        opening = (opening_no(payload, self._tokenize) if self.no_denied_yes else None) or (
-            opening_from_fact(payload, self._tokenize) if self.fact_opening else None)
+        opening = answer_opening(payload, self._tokenize, say_no=self.no_denied_yes, from_fact=self.fact_opening)
         rules += [opening] if opening else []  # last: its token wins whatever the number rule did
         return (LogitsProcessorList(rules) if rules else None), opening.words if opening else ""
 

@@ -34,23 +34,23 @@ MAX_HEADING_WORDS = 6  # "Cancelling or rescheduling: Please give us …": the p
 Tokenize = Callable[[bytes], list[int]]
 
 
-def opening_no(payload: list[dict], tokenize: Tokenize) -> ForcedOpening | None:
-    """Return the processor that opens the answer with "No" when its facts deny a yes, else None.
+def answer_opening(payload: list[dict], tokenize: Tokenize, *, say_no: bool = True,
+                   from_fact: bool = True) -> ForcedOpening | None:
+    """Return the processor that opens the answer, or None where the model opens it.
 
     `payload` is the chat as the model gets it: the system prompt with its facts, then the messages,
-    the user's last. `tokenize` turns text into the model's token ids (no BOS).
+    the user's last. `tokenize` turns text into the model's token ids (no BOS). In order: "No" when
+    its facts deny a yes (`say_no`, LOCAL_NO_DENIED_YES), else its best fact's first words
+    (`from_fact`, LOCAL_FACT_OPENING).
     """
     facts = _facts(payload)
-    if not facts or not yes_is_denied(payload[-1]["content"], facts):
-        return None
-    no = tokenize(b"No")
-    return ForcedOpening("No", no) if len(no) == 1 else None  # a "No" of two tokens could be cut after one
-
-
-def opening_from_fact(payload: list[dict], tokenize: Tokenize) -> ForcedOpening | None:
-    """Return the processor that opens the answer with its best fact's first words, or None without facts."""
-    facts = _facts(payload)
-    words = fact_opening(facts[0]) if facts else ""
+    if not facts:
+        return None  # a tool's result, or nothing retrieved: nothing to open from
+    if say_no and yes_is_denied(payload[-1]["content"], facts):
+        no = tokenize(b"No")
+        if len(no) == 1:  # a "No" of two tokens could be cut after one
+            return ForcedOpening("No", no)
+    words = fact_opening(facts[0]) if from_fact else ""
     tokens = tokenize(words.encode()) if words else []
     return ForcedOpening(words, tokens) if tokens else None
 

@@ -8,7 +8,7 @@ import pytest
 
 from chat.config import Settings
 from chat.grounding import yes_is_denied
-from chat.openings import FACT_OPENING_WORDS, fact_opening, opening_from_fact, opening_no
+from chat.openings import FACT_OPENING_WORDS, answer_opening, fact_opening
 from chat.prompts import system_prompt
 
 EASTSIDE = "Eastside Branch: The Eastside Branch is closed on Sundays and Mondays all year round."
@@ -47,7 +47,7 @@ def test_a_yes_is_denied_only_where_the_fact_says_the_question_s_statement_is_fa
 
 
 def test_the_answer_opens_with_no_where_a_yes_is_denied():
-    rule = opening_no(chat("Is the Eastside Branch open on Mondays?", EASTSIDE), tokenize)
+    rule = answer_opening(chat("Is the Eastside Branch open on Mondays?", EASTSIDE), tokenize, from_fact=False)
     first = rule(np.array([1, 2, 3]), np.array([5.0, 1.0, 0.5, 0.1, 0.0, 2.0, 3.0, -1.0, 4.0]))
     assert int(np.argmax(first)) == NO and np.isneginf(np.delete(first, NO)).all()
     later = np.array([5.0, 1.0, 0.5, 0.1, 0.0, 2.0, 3.0, -1.0, 4.0])
@@ -61,16 +61,20 @@ def test_the_answer_opens_with_no_where_a_yes_is_denied():
     chat("Is the Eastside Branch open on Mondays?", EASTSIDE) + [{"role": "tool", "content": "x"}],
 ])
 def test_no_rule_where_nothing_denies_a_yes(payload):
-    assert opening_no(payload, tokenize) is None
+    assert answer_opening(payload, tokenize, from_fact=False) is None
 
 
 def test_a_no_of_two_tokens_is_not_forced_half_written():
-    assert opening_no(chat("Is the Eastside Branch open on Mondays?", EASTSIDE), lambda text: [3, 4]) is None
+    two_tokens = lambda text: [3, 4]  # noqa: E731
+    assert answer_opening(chat("Is the Eastside Branch open on Mondays?", EASTSIDE), two_tokens, from_fact=False) is None
+    # The fact's words open it instead.
+    assert answer_opening(chat("Is the Eastside Branch open on Mondays?", EASTSIDE), two_tokens).words == \
+        "The Eastside Branch is"
 
 
 def test_hostile_questions_and_facts_give_no_rule_and_no_error():
     for question, fact in (("\ud800" * 10_000 + "?", "\x00" * 100), ("?" * 100_000, "<fact>" * 1000)):
-        assert opening_no(chat(question, fact), tokenize) is None
+        assert answer_opening(chat(question, fact), tokenize, from_fact=False) is None
 
 
 @pytest.mark.parametrize(("value", "on"), [("", True), ("1", True), ("0", False)])
@@ -92,14 +96,14 @@ def test_the_opening_is_the_facts_first_words_after_its_heading(fact: str, openi
 
 
 def test_the_answer_opens_with_the_facts_tokens_then_the_model_goes_on():
-    rule = opening_from_fact(chat("How much does whitening in the chair cost?", "Whitening: An in-chair session."),
-                             lambda text: [5, 8] if text == b"An in-chair session." else [])
+    rule = answer_opening(chat("How much does whitening in the chair cost?", "Whitening: An in-chair session."),
+                          lambda text: [5, 8] if text == b"An in-chair session." else [], say_no=False)
     assert rule.words == "An in-chair session."
     assert forced(rule, 3) == [5, 8, 0]  # the fact's tokens even against the model's scores, then its own choice
 
 
 def test_a_denied_yes_opens_with_no_rather_than_the_fact():
-    rule = opening_no(chat("Is the Eastside Branch open on Mondays?", EASTSIDE), tokenize)
+    rule = answer_opening(chat("Is the Eastside Branch open on Mondays?", EASTSIDE), tokenize)
     assert rule.words == "No" and forced(rule, 2) == [NO, 0]
 
 
@@ -109,7 +113,7 @@ def test_a_denied_yes_opens_with_no_rather_than_the_fact():
     chat("How long is it open?", EASTSIDE) + [{"role": "tool", "content": "x"}],  # a tool's result, not the user
 ])
 def test_no_fact_opening_without_a_fact_to_open_from(payload):
-    assert opening_from_fact(payload, tokenize) is None
+    assert answer_opening(payload, tokenize, say_no=False) is None
 
 
 def test_the_fact_opening_reads_as_a_switch() -> None:
