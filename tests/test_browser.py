@@ -488,6 +488,15 @@ def test_on_a_phone_everything_is_reachable_and_nothing_is_cut_off(serve_glassbo
     os.makedirs("tests/artifacts", exist_ok=True)
     page.screenshot(path="tests/artifacts/phone.png", full_page=True)
 
+    # The answer's run on a phone: its waterfall keeps readable labels and scrolls sideways in its box.
+    run = page.locator("#gb-chat a[href*='?run=']").first.get_attribute("href").split("?run=")[1]
+    page.goto(f"{page.url.split('#')[0].split('?')[0]}?run={run}")
+    page.wait_for_selector("#gb-waterfall svg .gb-span", timeout=20_000)
+    chart = page.locator("#gb-waterfall .html-container")
+    assert chart.evaluate("e => e.scrollWidth > e.clientWidth && getComputedStyle(e).overflowX === 'auto'")
+    assert page.locator("#gb-waterfall svg").evaluate("e => e.getBoundingClientRect().width") >= 720
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
 
 def test_honest_controls_a_busy_note_and_a_stop_before_any_answer(serve_glassbox, scripted_model, browser_page):
     scripted_model.replies = [Reply(tokens=["Within ", "45 ", "days."], delay_s=0.6),

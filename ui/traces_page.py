@@ -35,7 +35,9 @@ if TYPE_CHECKING:
     from ui.chat_page import ChatViews
 
 CSS = """
-#gb-waterfall svg { max-width: 100%; height: auto; }
+/* A phone scrolls the chart sideways rather than shrinking its labels past reading. */
+#gb-waterfall .html-container { overflow-x: auto; }
+#gb-waterfall svg { min-width: 720px; height: auto; }
 /* Twelve columns in the page's width: a smaller type, so grounding and notes are not cut off. */
 #gb-runs table { font-size: 0.8rem; }
 /* Headers whole-worded ("latency", not "latenc|y"): a size smaller, and never broken inside a word. */
