@@ -3,9 +3,10 @@
 A run is the root span; each node the graph ran (retrieve, agent, tools) is a child of it; each
 tool call is a child of its node, and so is each model call (the model-call span, with the tokens
 it streamed). Tokens a node returned without calling the model (the "documents don't cover this"
-answer) stay in the node's span: no model call is drawn where none was made. In the team graph each agent is a span under the run, and its nodes, model and tool calls
-are its children; agents running side by side each keep their own open nodes. Events inside a span
-carry its `span_id` and `parent_span_id`.
+answer) stay in the node's span: no model call is drawn where none was made. In the team graph
+each agent is a span under the run, and its nodes, model and tool calls are its children; agents
+running side by side each keep their own open nodes. Events inside a span carry its `span_id` and
+`parent_span_id`.
 
 `SpanTracker` places events as a run emits them (chat/stream.py stamps every event with it), and
 places the events of runs stored before events had span ids, so old runs draw the same tree.
@@ -50,7 +51,7 @@ class SpanTracker:
     def __init__(self, run_id: str, *, stored_before_model_calls: bool = False) -> None:
         self.run_id = run_id
         # Runs stored before model_start existed: every token was the model's, so it goes in a model span.
-        self._every_token_a_models = stored_before_model_calls
+        self._tokens_all_models = stored_before_model_calls
         self._called_model: set[str] = set()  # the node spans in which a model call started
         self.root = span_id_for(run_id, "run")
         self._open_nodes: list[tuple[str, str, str]] = []  # (agent, node name, span id), innermost last
@@ -89,7 +90,7 @@ class SpanTracker:
             node = self._node(agent)
             if isinstance(event, ModelCallStarted):
                 self._called_model.add(node)
-            elif node not in self._called_model and not self._every_token_a_models:
+            elif node not in self._called_model and not self._tokens_all_models:
                 return node, self._parent_of(node)
             return span_id_for(self.run_id, f"model/{node}"), node
         return self.root, ""

@@ -23,7 +23,7 @@ def run_summary(run: dict[str, Any], spans: list[Span] = ()) -> str:
             + (f"  \n📥 {inert(run['origin'])}: a copy of a run from another Glassbox" if run.get("origin") else ""))
 
 def first_token_agent(spans: list[Span]) -> str:
-    """The team agent whose model call streamed the run's first token; "" for a single agent's run."""
+    """The team agent whose span holds the run's first token; "" for a single agent's run."""
     first = min(((s.token_times()[0], s) for s in spans if s.token_times()),
                 key=lambda pair: pair[0], default=None)
     by_id = {s.span_id: s for s in spans}
