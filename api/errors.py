@@ -45,8 +45,6 @@ def describe_validation(errors: list[dict]) -> str:
     for error in errors:
         if error.get("type") == "json_invalid":
             parts.append("The request body is not valid JSON.")
-        elif error.get("type") == "string_unicode":
-            parts.append(f"{where(error, 'the request body')} is not valid Unicode text (it holds a lone surrogate such as \\ud800)")
         else:
             parts.append(f"{where(error, 'the request body')} {problem(error)}")
     return "; ".join(parts) or "The request is not valid."

@@ -37,6 +37,8 @@ def problem(item: Mapping) -> str:
         return "is missing"
     if kind == "extra_forbidden":
         return "is not one this accepts"
+    if kind == "string_unicode":  # JSON can decode "\\ud800" to text no store can hold
+        return "is not valid Unicode text (it holds a lone surrogate such as \\ud800)"
     if kind == "string_too_short":
         return "is empty" if ctx.get("min_length") == 1 else f"is too short (at least {ctx.get('min_length')} characters)"
     if kind == "string_too_long":

@@ -73,3 +73,8 @@ def test_an_error_with_no_place_is_about_the_input() -> None:
     assert where({"type": "missing", "loc": ()}) == "the input"
     assert where({"type": "dict_type", "loc": ("body",)}, "the request body") == "the request body"
     assert problem({"type": "some_future_kind"}) == "is not valid"
+
+
+def test_a_lone_surrogate_from_json_is_said_in_our_words() -> None:
+    assert described(message="a\ud800") == [  # json.loads decodes "\\ud800" to this; pydantic refuses it
+        "message is not valid Unicode text (it holds a lone surrogate such as \\ud800)"]
